@@ -1,0 +1,1 @@
+"""rnnzoo.export: Keras -> ONNX bundles with fused recurrent operators, and the TF-free runtime."""

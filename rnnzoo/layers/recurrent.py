@@ -1,0 +1,178 @@
+"""Reusable recurrent layers shared by every family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class RecurrentStack(keras.layers.Layer):
+    """``num_layers`` recurrent layers of one cell type, optionally bidirectional.
+
+    Dropout is applied between layers (not inside the cells), so the inference graph of every
+    layer stays on the fused-operator path of the ONNX exporter. Masks from
+    ``Embedding(mask_zero=True)`` flow through every layer; inputs must be post-padded.
+
+    With ``return_state=True`` the call returns ``(outputs, states)`` where ``states`` is a flat
+    list: per layer ``[h]`` (simple, gru) or ``[h, c]`` (lstm), forward before backward.
+    ``initial_state`` takes the same flat list, which is what a one-step decoder needs.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        cell: str = "lstm",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        merge_mode: str = "concat",
+        dropout: float = 0.0,
+        return_sequences: bool = True,
+        return_state: bool = False,
+        reset_after: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.units = units
+        self.cell = cell
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.dropout = dropout
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.reset_after = reset_after
+        self.supports_masking = True
+        self.rnns = []
+        for i in range(num_layers):
+            last = i == num_layers - 1
+            kw = {"reset_after": reset_after} if cell == "gru" else {}
+            rnn = CELLS[cell](
+                units,
+                return_sequences=(not last) or return_sequences,
+                return_state=return_state,
+                name=f"{cell}_{i}",
+                **kw,
+            )
+            if bidirectional:
+                rnn = keras.layers.Bidirectional(rnn, merge_mode=merge_mode, name=f"bi{cell}_{i}")
+            self.rnns.append(rnn)
+        self.drops = [keras.layers.Dropout(dropout) for _ in range(num_layers - 1)]
+
+    @property
+    def states_per_layer(self) -> int:
+        return (2 if self.cell == "lstm" else 1) * (2 if self.bidirectional else 1)
+
+    @property
+    def output_units(self) -> int:
+        if self.bidirectional and self.merge_mode == "concat":
+            return 2 * self.units
+        return self.units
+
+    def build(self, input_shape: Any) -> None:
+        shape = tuple(input_shape)
+        for i, rnn in enumerate(self.rnns):
+            rnn.build(shape)
+            shape = shape[:-1] + (self.output_units,)
+            if i < self.num_layers - 1:
+                self.drops[i].build(shape)
+        self.built = True
+
+    def call(
+        self,
+        inputs: Any,
+        mask: Any = None,
+        initial_state: list | None = None,
+        training: bool | None = None,
+    ) -> Any:
+        x = inputs
+        states_out: list = []
+        k = self.states_per_layer
+        for i, rnn in enumerate(self.rnns):
+            init = None if initial_state is None else list(initial_state[i * k : (i + 1) * k])
+            result = rnn(x, mask=mask, initial_state=init, training=training)
+            if self.return_state:
+                x, states = result[0], list(result[1:])
+                states_out.extend(states)
+            else:
+                x = result
+            if i < self.num_layers - 1:
+                x = self.drops[i](x, training=training)
+        if self.return_state:
+            return x, states_out
+        return x
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        if not self.return_sequences:
+            return None
+        return [mask, None] if self.return_state else mask
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        batch, time = input_shape[0], input_shape[1]
+        out = (batch, time, self.output_units) if self.return_sequences else (
+            batch, self.output_units)
+        if self.return_state:
+            n_states = self.states_per_layer * self.num_layers
+            return out, [(batch, self.units) for _ in range(n_states)]
+        return out
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            cell=self.cell,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            merge_mode=self.merge_mode,
+            dropout=self.dropout,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            reset_after=self.reset_after,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class MaskedGlobalPooling1D(keras.layers.Layer):
+    """Max or mean over valid time steps only (Keras' GlobalMaxPooling1D ignores the mask)."""
+
+    def __init__(self, mode: str = "max", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("max", "mean"):
+            raise ValueError(f"mode must be 'max' or 'mean', got {mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        ops = keras.ops
+        if mask is None:
+            return ops.max(inputs, axis=1) if self.mode == "max" else ops.mean(inputs, axis=1)
+        m = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        if self.mode == "max":
+            neg = ops.cast(-1e4, inputs.dtype)  # safe in bfloat16 too
+            pooled = ops.max(ops.where(m > 0, inputs, neg), axis=1)
+            # An all-padding row pools to 0, not to -1e4.
+            return pooled * ops.cast(ops.sum(m, axis=1) > 0, inputs.dtype)
+        total = ops.sum(inputs * m, axis=1)
+        return total / ops.maximum(ops.sum(m, axis=1), ops.cast(1.0, inputs.dtype))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return None
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["mode"] = self.mode
+        return config

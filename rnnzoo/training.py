@@ -1,0 +1,431 @@
+"""The shared training loop: one ``train()`` for every family, on top of Keras ``fit``.
+
+What it adds to a bare ``fit``: compile defaults from the entry's recipe (optimizer, warmup +
+schedule, global-norm gradient clipping), length-bucketed tf.data input, best/last checkpoints
+written atomically, early stopping, resume after interruption (``BackupAndRestore``), an optional
+``tf.distribute`` strategy, the speed options measured in ``benchmarks/bench_train.py``, and a run
+directory:
+
+    config.json  assets/  model.weights.h5  checksums.json     (a loadable model, see rnnzoo.load)
+    checkpoints/best.weights.h5  checkpoints/last.weights.h5  checkpoints/best.json
+    history.csv  history.json  training_curve.png  metrics.json  train.log.json
+    backup/      (only while a run is unfinished: what a restart resumes from)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from rnnzoo.config import EntryConfig, TrainingConfig
+from rnnzoo.data.tokenizer import atomic_write_text
+from rnnzoo.errors import ConfigError, RunDirError
+from rnnzoo.task import (
+    ASSETS_DIR,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    Task,
+    atomic_save_weights,
+    read_config,
+    write_checksums,
+)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: Path
+    task: Task
+    history: dict[str, list[float]]
+    metrics: dict
+    epochs_run: int
+    resumed_from_epoch: int
+    seconds: float
+
+
+def _log(msg: str) -> None:
+    print(f"rnnzoo: {msg}", flush=True)
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bfloat16 arithmetic (AVX512_BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def configure_threads(intra_op: int, inter_op: int) -> bool:
+    """Set TensorFlow's thread pools; only possible before TensorFlow runs its first op.
+
+    Returns False (with a warning) when it is too late; the CLI calls this first thing.
+    """
+    import tensorflow as tf
+
+    cur = (tf.config.threading.get_intra_op_parallelism_threads(),
+           tf.config.threading.get_inter_op_parallelism_threads())
+    if cur == (intra_op, inter_op):
+        return True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        return True
+    except RuntimeError:
+        warnings.warn(
+            f"TensorFlow is already initialised; thread settings intra_op={intra_op}, "
+            f"inter_op={inter_op} not applied (call rnnzoo.train before other TF work).",
+            stacklevel=3,
+        )
+        return False
+
+
+def resolve_strategy(strategy: Any) -> Any:
+    """None, "mirrored", "multiworker", or a ``tf.distribute.Strategy`` instance."""
+    if strategy is None or strategy == "none":
+        return None
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(
+        f"strategy: expected None, 'mirrored', 'multiworker' or a tf.distribute.Strategy, "
+        f"found {strategy!r}"
+    )
+
+
+def make_optimizer(recipe: TrainingConfig, steps_per_epoch: int) -> Any:
+    """Optimizer with linear warmup, the recipe's schedule, and global-norm clipping."""
+    import keras
+
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = min(recipe.warmup_steps, max(0, total - 1))
+    lr: Any = recipe.learning_rate
+    if recipe.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else recipe.learning_rate, decay_steps=max(1, total - warmup),
+            alpha=0.0, warmup_target=recipe.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif recipe.schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            recipe.learning_rate, decay_steps=max(1, steps_per_epoch),
+            decay_rate=recipe.decay_rate,
+        )
+    elif warmup:
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=1, alpha=1.0, warmup_target=recipe.learning_rate,
+            warmup_steps=warmup,
+        )
+    kw: dict[str, Any] = {"learning_rate": lr}
+    if recipe.clipnorm:
+        kw["global_clipnorm"] = recipe.clipnorm
+    if recipe.optimizer == "adam":
+        return keras.optimizers.Adam(**kw)
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=recipe.weight_decay or 0.004, **kw)
+    if recipe.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(**kw)
+    return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw)
+
+
+def _checkpoint_callback(run_dir: Path, monitor: str, strategy: Any) -> Any:
+    """Best and last weights, written atomically; the best score survives a restart."""
+    import keras
+    import numpy as np
+
+    ckpt_dir = run_dir / "checkpoints"
+    best_file = ckpt_dir / "best.json"
+
+    class AtomicCheckpoint(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mode = "max" if ("acc" in monitor or "f1" in monitor) else "min"
+            self.best = -np.inf if self.mode == "max" else np.inf
+            if best_file.is_file():
+                self.best = json.loads(best_file.read_text())["value"]
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if not _is_chief(strategy):
+                return
+            atomic_save_weights(self.model, ckpt_dir / "last.weights.h5")
+            value = (logs or {}).get(monitor)
+            if value is None:
+                return
+            better = value > self.best if self.mode == "max" else value < self.best
+            if better:
+                self.best = float(value)
+                atomic_save_weights(self.model, ckpt_dir / "best.weights.h5")
+                atomic_write_text(best_file, json.dumps(
+                    {"monitor": monitor, "value": self.best, "epoch": epoch + 1}))
+
+    return AtomicCheckpoint()
+
+
+def _is_chief(strategy: Any) -> bool:
+    if strategy is None:
+        return True
+    extended = getattr(strategy, "extended", None)
+    return bool(getattr(extended, "should_checkpoint", True))
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv (appended across restarts) -> columns, keeping the last row per epoch."""
+    if not path.is_file():
+        return {}
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return {}
+    header = lines[0].split(",")
+    rows: dict[int, list[str]] = {}
+    for ln in lines[1:]:
+        parts = ln.split(",")
+        if parts[0] == "epoch" or len(parts) != len(header):
+            continue
+        rows[int(parts[0])] = parts
+    hist: dict[str, list[float]] = {h: [] for h in header}
+    for epoch in sorted(rows):
+        for h, v in zip(header, rows[epoch]):
+            hist[h].append(float(v) if v not in ("", "nan") else math.nan)
+    hist["epoch"] = [int(e) + 1 for e in hist["epoch"]]
+    return hist
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
+    """Loss and metric curves (train and validation) to a PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [k for k in history if k not in ("epoch", "learning_rate")
+               and not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    epochs = history.get("epoch") or list(range(1, len(next(iter(history.values()))) + 1))
+    for ax, key in zip(axes[0], metrics):
+        ax.plot(epochs, history[key], "o-", label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], "s-", label=f"dev {key}")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    import rnnzoo
+
+    return {"rnnzoo": rnnzoo.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "python": platform.python_version()}
+
+
+def _prepare_run_dir(run_dir: Path, task: Task, overwrite: bool) -> bool:
+    """Create or validate the run directory; return True if resuming an unfinished run."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if overwrite:
+            import shutil
+
+            shutil.rmtree(run_dir)
+        elif (run_dir / "backup").exists() and (run_dir / CONFIG_FILE).is_file():
+            previous = read_config(run_dir)
+            if previous.to_dict() != task.config.to_dict():
+                raise RunDirError(
+                    f"{run_dir} holds an unfinished run with a different config; resume it with "
+                    "the same command, or pass a new --out (or --overwrite)"
+                )
+            return True
+        else:
+            raise RunDirError(
+                f"{run_dir} already exists and holds no unfinished run to resume; pass a new "
+                "--out, or --overwrite to replace it"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def train(
+    model: str | Task,
+    data: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    strategy: Any = None,
+    init_from: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+    **overrides: Any,
+) -> TrainResult:
+    """Train (or fine-tune) a zoo model on a dataset and write a run directory.
+
+    ``model`` is an entry name or a task (e.g. from ``rnnzoo.load`` to continue training).
+    ``init_from`` starts from a trained run/preset's weights and vocabulary (fine-tuning).
+    Overrides change any config key (``epochs=3``, ``units=64``, ``precision="mixed_bfloat16"``).
+    Running the same command again on an unfinished run directory resumes it.
+    """
+    from rnnzoo.registry import create_model, task_from_config
+    from rnnzoo.task import load as load_task
+
+    t_start = time.time()
+    if isinstance(model, str):
+        task = create_model(model, **overrides)
+    elif isinstance(model, Task):
+        task = model
+        if overrides:
+            task = task_from_config(task.config.with_overrides(**overrides), task.preprocessor)
+            task._model = None if not model.is_built else model.model
+    else:
+        raise ConfigError(f"model: expected an entry name or an rnnzoo task, found {model!r}")
+    recipe: TrainingConfig = task.config.training
+    configure_threads(recipe.intra_op_threads, recipe.inter_op_threads)
+
+    import keras
+    import tensorflow as tf
+
+    strategy = resolve_strategy(strategy)
+    precision = recipe.precision
+    if precision == "auto":
+        precision = "mixed_bfloat16" if cpu_supports_bf16() and not tf.config.list_physical_devices(
+            "GPU") else "float32"
+    jit = recipe.jit_compile
+    if strategy is not None and jit:
+        _log("jit_compile disabled under a tf.distribute strategy (fails on CPU)")
+        jit = False
+
+    if init_from is not None:
+        source = load_task(init_from)
+        if source.config.family != task.config.family:
+            raise ConfigError(f"init_from: {init_from} is a {source.config.family!r} model, "
+                              f"not {task.config.family!r}")
+        task.preprocessor = source.preprocessor
+
+    run_dir = Path(out) if out is not None else Path("runs") / (
+        f"{task.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    keras.utils.set_random_seed(recipe.seed)
+    dataset = task.load_data(data, seed=recipe.seed)
+    resuming = _prepare_run_dir(run_dir, task, overwrite)
+    if resuming:
+        # Same vocabulary as the interrupted run, or the restored weights mean nothing.
+        task.preprocessor = type(task).load_preprocessor(task.config, run_dir / ASSETS_DIR)
+    else:
+        task.adapt(dataset)
+        if _is_chief(strategy):
+            task.write_artifacts(run_dir, weights=False)
+
+    fixed = strategy is not None
+    train_ds, dev_ds, steps = task.datasets(
+        dataset, batch_size=recipe.batch_size, seed=recipe.seed,
+        bucketing=recipe.bucketing, fixed_length=fixed)
+    monitor = recipe.monitor
+    if dev_ds is None and monitor.startswith("val_"):
+        monitor = monitor[4:]
+        _log(f"no dev split: monitoring training {monitor!r} instead")
+    _log(f"training {task.name} on {dataset.description}")
+    _log(f"{len(dataset.train_texts)} train / {len(dataset.dev_texts)} dev examples, "
+         f"{steps} steps/epoch x {recipe.epochs} epochs, batch {recipe.batch_size}, "
+         f"precision {precision}, jit {jit}, run dir {run_dir}")
+
+    previous_policy = keras.config.dtype_policy()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        keras.config.set_dtype_policy(precision)
+        try:
+            task._model = None
+            model_ = task.model
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        if init_from is not None:
+            model_.load_weights(Path(init_from) / WEIGHTS_FILE)
+        model_.compile(
+            optimizer=make_optimizer(recipe, steps),
+            loss=task.loss(),
+            metrics=task.metrics(),
+            jit_compile=jit,
+            steps_per_execution=1,
+        )
+
+    callbacks: list[Any] = [
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"), save_freq=recipe.backup_every, delete_checkpoint=True),
+        _checkpoint_callback(run_dir, monitor, strategy),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    if recipe.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=recipe.early_stopping_patience,
+            mode="max" if ("acc" in monitor or "f1" in monitor) else "min"))
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+
+    resumed_from = 0
+    if resuming:
+        hist_so_far = _read_history(run_dir / "history.csv")
+        resumed_from = len(hist_so_far.get("epoch", []))
+        _log(f"resuming unfinished run in {run_dir} after epoch {resumed_from}")
+    t_fit = time.time()
+    fit_hist = model_.fit(train_ds, validation_data=dev_ds, epochs=recipe.epochs,
+                          callbacks=callbacks, verbose=verbose, shuffle=False)
+    fit_seconds = time.time() - t_fit
+    epochs_run = len(fit_hist.epoch)
+
+    history = _read_history(run_dir / "history.csv")
+    # Final artifact: best checkpoint (or last), evaluated as a user will load it (float32).
+    best = run_dir / "checkpoints" / "best.weights.h5"
+    final = best if best.is_file() else run_dir / "checkpoints" / "last.weights.h5"
+    if precision != "float32" or strategy is not None:
+        eval_task = task_from_config(task.config, task.preprocessor)
+        eval_task.model.load_weights(final)
+    else:
+        eval_task = task
+        model_.load_weights(final)
+    metrics: dict = {}
+    if _is_chief(strategy):
+        atomic_save_weights(eval_task.model, run_dir / WEIGHTS_FILE)
+        if dataset.dev_texts:
+            metrics = eval_task.evaluate_data(dataset, "dev")
+            from rnnzoo.metrics import format_report
+
+            _log("dev set:\n" + format_report(metrics))
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2))
+        if history:
+            plot_history(history, run_dir / "training_curve.png", f"{task.name}: {run_dir.name}")
+        atomic_write_text(run_dir / "train.log.json", json.dumps({
+            "entry": task.name,
+            "data": str(data),
+            "data_description": dataset.description,
+            "precision": precision,
+            "jit_compile": jit,
+            "strategy": type(strategy).__name__ if strategy is not None else None,
+            "steps_per_epoch": steps,
+            "epochs_run_this_invocation": epochs_run,
+            "resumed_after_epoch": resumed_from,
+            "fit_seconds": round(fit_seconds, 2),
+            "command": " ".join(sys.argv) if sys.argv and "rnnzoo" in sys.argv[0] else None,
+            "versions": _versions(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        }, indent=2))
+        write_checksums(run_dir, only=(CONFIG_FILE, WEIGHTS_FILE, ASSETS_DIR))
+    _log(f"done in {time.time() - t_start:.0f}s; run directory: {run_dir}")
+    return TrainResult(run_dir, eval_task, history, metrics, epochs_run, resumed_from,
+                       time.time() - t_start)

@@ -1,0 +1,1 @@
+"""The rnnzoo catalogue: one YAML file per zoo entry, ``<family>/<entry>.yaml``."""
