@@ -45,7 +45,7 @@ class TrainingConfig:
     jit_compile: bool = False
     intra_op_threads: int = 1  # 0 lets TensorFlow decide
     inter_op_threads: int = 2
-    backup_every: Union[Literal["epoch"], int] = "epoch"  # BackupAndRestore save_freq
+    backup_every: Literal["epoch"] | int = "epoch"  # BackupAndRestore save_freq
 
 
 def _type_name(tp: Any) -> str:

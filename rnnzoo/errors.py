@@ -1,4 +1,4 @@
-"""Typed errors. Every user-facing failure is one of these, with a message that says how to fix it."""
+"""Typed errors. Every user-facing failure is one of these, with a message saying how to fix it."""
 
 from __future__ import annotations
 

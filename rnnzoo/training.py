@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.config import EntryConfig, TrainingConfig
+from rnnzoo.config import TrainingConfig
 from rnnzoo.data.tokenizer import atomic_write_text
 from rnnzoo.errors import ConfigError, RunDirError
 from rnnzoo.task import (
@@ -274,12 +274,14 @@ def train(
     init_from: str | os.PathLike | None = None,
     overwrite: bool = False,
     verbose: int | str = "auto",
+    callbacks: list | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train (or fine-tune) a zoo model on a dataset and write a run directory.
 
     ``model`` is an entry name or a task (e.g. from ``rnnzoo.load`` to continue training).
     ``init_from`` starts from a trained run/preset's weights and vocabulary (fine-tuning).
+    ``callbacks`` are extra Keras callbacks, run after rnnzoo's own (backup, checkpoints).
     Overrides change any config key (``epochs=3``, ``units=64``, ``precision="mixed_bfloat16"``).
     Running the same command again on an unfinished run directory resumes it.
     """
@@ -364,14 +366,14 @@ def train(
             steps_per_execution=1,
         )
 
-    callbacks: list[Any] = [
+    all_callbacks: list[Any] = [
         keras.callbacks.BackupAndRestore(
             str(run_dir / "backup"), save_freq=recipe.backup_every, delete_checkpoint=True),
         _checkpoint_callback(run_dir, monitor, strategy),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     if recipe.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=recipe.early_stopping_patience,
             mode="max" if ("acc" in monitor or "f1" in monitor) else "min"))
     if verbose == "auto":
@@ -384,7 +386,8 @@ def train(
         _log(f"resuming unfinished run in {run_dir} after epoch {resumed_from}")
     t_fit = time.time()
     fit_hist = model_.fit(train_ds, validation_data=dev_ds, epochs=recipe.epochs,
-                          callbacks=callbacks, verbose=verbose, shuffle=False)
+                          callbacks=all_callbacks + list(callbacks or []), verbose=verbose,
+                          shuffle=False)
     fit_seconds = time.time() - t_fit
     epochs_run = len(fit_hist.epoch)
 

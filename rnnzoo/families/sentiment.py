@@ -245,3 +245,32 @@ class Task(BaseTask):
         report["split"] = split
         report["data"] = data.description
         return report
+
+
+# -- test support: the registry-generated tests build every entry with these ---------------------
+TINY_OVERRIDES = {
+    "model": {"vocab_size": 64, "embedding_dim": 8, "units": 8},
+    "data": {"max_length": 16},
+    "training": {"epochs": 1, "batch_size": 16, "warmup_steps": 0, "early_stopping_patience": 0},
+}
+
+
+def synthetic_dataset(directory: str | Path, n: int = 400, seed: int = 0) -> Path:
+    """A learnable CSV dataset in the generic ``text,label`` format: the label is whether the
+    sentence says 'good' or 'bad' (amid filler words), so a tiny model reaches ~100%."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    filler = "the a movie film plot actors was is really quite story scene this that".split()
+    path = Path(directory) / "synthetic_sentiment.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for _ in range(n):
+            label = rng.choice(["pos", "neg"])
+            words = rng.choices(filler, k=rng.randint(2, 10))
+            words.insert(rng.randint(0, len(words)), "good" if label == "pos" else "bad")
+            writer.writerow([" ".join(words), label])
+    return path

@@ -1,0 +1,211 @@
+"""The ``rnnzoo`` command. Errors print as one line (``rnnzoo: error: ...``) with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rnnzoo.errors import ConfigError, RnnzooError, RunDirError
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set units=64")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _find_run_dir(weights: Path) -> Path:
+    """The run/preset directory a weights file belongs to (nearest parent with config.json)."""
+    for parent in [weights.parent, *weights.parents]:
+        if (parent / "config.json").is_file():
+            return parent
+    raise RunDirError(
+        f"{weights}: no config.json next to it or above it; --weights must be a file inside a "
+        "run directory (e.g. RUN/checkpoints/last.weights.h5)"
+    )
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from rnnzoo.registry import get_entry
+    from rnnzoo.task import load
+
+    get_entry(args.name)  # unknown names fail with suggestions before any file work
+    if args.weights:
+        weights = Path(args.weights)
+        if not weights.is_file():
+            raise RunDirError(f"weights file not found: {weights}")
+        return load(_find_run_dir(weights), weights=weights, name=args.name)
+    if not args.run:
+        raise ConfigError("give --run DIR (a run directory) or --weights FILE")
+    return load(args.run, name=args.name)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rnnzoo.registry import get_entry, list_models
+
+    names = list_models(args.pattern or "*", task=args.task, pretrained=args.pretrained)
+    if not names:
+        print("no models match", file=sys.stderr)
+        return 1
+    width = max(len(n) for n in names)
+    for name in names:
+        entry = get_entry(name)
+        print(f"{name:<{width}}  {entry.task:<22} {entry.description.splitlines()[0][:70]}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rnnzoo.registry import model_info
+
+    print(json.dumps(model_info(args.name), indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnnzoo.training import train
+
+    overrides = _parse_set(args.set or [])
+    for key in ("epochs", "batch_size", "learning_rate", "precision"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    if args.jit:
+        overrides["jit_compile"] = True
+    try:
+        result = train(args.name, args.data, out=args.out, strategy=args.strategy,
+                       init_from=args.init_from, overwrite=args.overwrite, **overrides)
+    except KeyboardInterrupt:
+        print(f"rnnzoo: interrupted; run the same command with --out {args.out or 'DIR'} to "
+              "resume", file=sys.stderr)
+        return 130
+    if result.metrics:
+        print(f"dev accuracy {result.metrics['accuracy']:.4f}  macro-F1 "
+              f"{result.metrics['macro_f1']:.4f}  ->  {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rnnzoo.metrics import format_report
+
+    task = _load(args)
+    data = task.load_data(args.data, seed=task.config.training.seed)
+    report = task.evaluate_data(data, args.split)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{task.name} on {report['data']} ({args.split} split)")
+        print(format_report(report))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    task = _load(args)
+    texts = list(args.texts)
+    if args.file:
+        texts += [ln.strip() for ln in Path(args.file).read_text().splitlines() if ln.strip()]
+    if not texts:
+        raise ConfigError('nothing to predict: pass texts ("a great film") or --file FILE')
+    pred = task.predict(texts)
+    names = task.preprocessor.label_names
+    for text, label, probs in zip(texts, pred.labels, pred.probs):
+        if args.json:
+            print(json.dumps({"text": text, "label": label,
+                              "probs": {n: round(float(p), 6) for n, p in zip(names, probs)}}))
+        else:
+            print(f"{label:<10} {float(probs.max()):.3f}  {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnzoo",
+        description="A model zoo of recurrent networks: list, train, evaluate, predict.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list zoo models", description="List zoo models.")
+    p.add_argument("pattern", nargs="*", help="glob(s), e.g. 'sentiment_*'")
+    p.add_argument("--task", help="only this task, e.g. text-classification")
+    p.add_argument("--pretrained", action="store_true", help="list pretrained presets")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="show a model's config", description="Show a model's config.")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "train", help="train or fine-tune a model",
+        description="Train a zoo model with the shared loop. Running the same command again on "
+        "an unfinished --out directory resumes it.",
+    )
+    p.add_argument("name")
+    p.add_argument("--data", required=True, help="dataset folder or file (see README)")
+    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--learning-rate", dest="learning_rate", type=float)
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"])
+    p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set units=64 (repeatable)")
+    p.add_argument("--init-from", dest="init_from", metavar="DIR",
+                   help="fine-tune: start from this run/preset's weights and vocabulary")
+    p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=cmd_train)
+
+    for name, func, helptext in (
+        ("evaluate", cmd_evaluate, "accuracy, macro-F1 and confusion matrix on a dataset"),
+        ("predict", cmd_predict, "labels and probabilities for texts"),
+    ):
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:])
+        p.add_argument("name")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--run", metavar="DIR", help="run or preset directory")
+        g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "evaluate":
+            p.add_argument("--data", required=True)
+            p.add_argument("--split", choices=["dev", "train"], default="dev")
+        else:
+            p.add_argument("texts", nargs="*")
+            p.add_argument("--file", help="a text file, one input per line")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # argparse cannot place a '*' positional after options ("NAME --run DIR text ..."), so
+    # predict collects the texts that follow its options here.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "predict" or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.texts = list(args.texts) + extra
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return int(args.func(args) or 0)
+    except RnnzooError as exc:
+        print(f"rnnzoo: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"rnnzoo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

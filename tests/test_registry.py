@@ -1,0 +1,121 @@
+"""Registry and config validation: listing, lookup errors, malformed YAML (TF-free)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import rnnzoo
+from rnnzoo.config import TrainingConfig, build_section
+from rnnzoo.errors import ConfigError, DuplicateModelError, UnknownModelError
+from rnnzoo.registry import build_registry, list_models
+
+
+def test_import_does_not_load_tensorflow():
+    code = "import rnnzoo, sys; rnnzoo.list_models(); print('tensorflow' in sys.modules, " \
+           "'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_list_models_glob_task_and_natural_sort(monkeypatch):
+    names = list_models()
+    assert {"sentiment_bilstm", "sentiment_gru"} <= set(names)
+    assert list_models("sentiment_*") == sorted(n for n in names if n.startswith("sentiment_"))
+    assert list_models(["*gru"]) == [n for n in names if n.endswith("gru")]
+    assert list_models(task="no-such-task") == []
+    from rnnzoo.registry import _natural_key
+
+    assert sorted(["m_10", "m_2", "m_1"], key=_natural_key) == ["m_1", "m_2", "m_10"]
+
+
+def test_unknown_model_suggests_close_match():
+    with pytest.raises(UnknownModelError, match="Did you mean 'sentiment_bilstm'"):
+        rnnzoo.create_model("sentimnt_bilstm")
+    with pytest.raises(UnknownModelError, match="rnnzoo list"):
+        rnnzoo.model_info("nothing_like_it")
+
+
+def test_model_info_is_plain_data():
+    info = rnnzoo.model_info("sentiment_bilstm")
+    assert info["family"] == "sentiment"
+    assert info["model"]["cell"] == "lstm" and info["model"]["bidirectional"] is True
+    assert info["source"] == "zoo_configs/sentiment/sentiment_bilstm.yaml"
+
+
+def _write(tmp_path: Path, name: str, body: str, family: str = "sentiment"):
+    path = tmp_path / family / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return path, f"zoo_configs/{family}/{name}.yaml", family
+
+
+GOOD = """\
+    name: {name}
+    family: sentiment
+    model:
+      units: 16
+    """
+
+
+def test_duplicate_names_raise(tmp_path):
+    a = _write(tmp_path, "sentiment_a", GOOD.format(name="sentiment_a"))
+    b = _write(tmp_path / "other", "sentiment_a", GOOD.format(name="sentiment_a"))
+    with pytest.raises(DuplicateModelError, match="duplicate model name 'sentiment_a'"):
+        build_registry([a, b])
+
+
+@pytest.mark.parametrize(
+    "body, pattern",
+    [
+        ("name: sentiment_x\nfamily: sentiment\nmodel: {units: 16\n",
+         r"sentiment_x\.yaml, line \d+: invalid YAML"),
+        ("name: sentiment_x\nfamily: sentiment\nmodel:\n  unitz: 16\n",
+         r"sentiment_x\.yaml: model: unknown key 'unitz'\. Did you mean 'units'"),
+        ("name: sentiment_x\nfamily: sentiment\nmodel:\n  units: many\n",
+         r"sentiment_x\.yaml: model\.units: expected an integer, found 'many'"),
+        ("name: sentiment_x\nfamily: sentiment\nmodel:\n  cell: lstmm\n",
+         r"model\.cell: expected 'simple' or 'lstm' or 'gru', found 'lstmm'"),
+        ("name: sentiment_x\nfamily: sentiment\ntraining:\n  epochs: 2.5\n",
+         r"training\.epochs: expected an integer, found 2\.5"),
+        ("name: sentiment_y\nfamily: sentiment\n",
+         r"sentiment_x\.yaml\.name: expected 'sentiment_x' \(the file name\), found 'sentiment_y'"),
+        ("name: sentiment_x\nfamily: sentimnt\n",
+         r"family: unknown family 'sentimnt'\. Did you mean 'sentiment'"),
+        ("name: sentiment_x\nfamily: sentiment\nmodle: {}\n",
+         r"unknown top-level key 'modle'\. Did you mean 'model'"),
+        ("- just\n- a list\n", r"expected a mapping at top level, found list"),
+        ("family: sentiment\n", r"missing required key 'name'"),
+    ],
+)
+def test_malformed_yaml_names_file_key_expected_found(tmp_path, body, pattern):
+    entry = _write(tmp_path, "sentiment_x", body)
+    with pytest.raises(ConfigError, match=pattern):
+        build_registry([entry])
+
+
+def test_family_must_match_folder(tmp_path):
+    entry = _write(tmp_path, "sentiment_x", GOOD.format(name="sentiment_x"), family="music")
+    with pytest.raises(ConfigError, match=r"family: expected 'music' \(the folder\)"):
+        build_registry([entry])
+
+
+def test_overrides_route_to_sections_and_reject_unknown_keys():
+    from rnnzoo.registry import get_entry
+
+    entry = get_entry("sentiment_gru").with_overrides(units=32, epochs=2,
+                                                      data={"max_length": 20})
+    assert (entry.model.units, entry.training.epochs, entry.data.max_length) == (32, 2, 20)
+    with pytest.raises(ConfigError, match="Did you mean 'units'"):
+        get_entry("sentiment_gru").with_overrides(unit=32)
+    with pytest.raises(ConfigError, match=r"model\.units: expected an integer, found 'x'"):
+        get_entry("sentiment_gru").with_overrides(units="x")
+
+
+def test_yaml_scientific_notation_is_a_number():
+    cfg = build_section(TrainingConfig, {"learning_rate": "1e-3"}, "t")
+    assert cfg.learning_rate == pytest.approx(1e-3)
