@@ -1,1 +1,31 @@
-"""rnnzoo.export: Keras -> ONNX bundles with fused recurrent operators, and the TF-free runtime."""
+"""rnnzoo.export: Keras -> ONNX bundles with fused recurrent operators, and the TF-free runtime.
+
+``to_onnx`` (export time) imports TensorFlow; ``runtime`` (what apps use) imports only numpy and
+onnxruntime. Both are loaded lazily so ``from rnnzoo.export import runtime`` stays TF-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "to_onnx": ("rnnzoo.export.exporter", "to_onnx"),
+    "ExportReport": ("rnnzoo.export.exporter", "ExportReport"),
+    "ExportError": ("rnnzoo.export.errors", "ExportError"),
+    "ExportValidationError": ("rnnzoo.export.errors", "ExportValidationError"),
+    "FusionFallbackWarning": ("rnnzoo.export.errors", "FusionFallbackWarning"),
+    "runtime": ("rnnzoo.export.runtime", None),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rnnzoo.export' has no attribute {name!r}")

@@ -193,9 +193,7 @@ def convert_cudnn_rnn(ctx, node) -> None:
     )
 
     # Outputs: Y [T, 1, B, H] -> [T, B, H] (-> [B, T, H]); Y_h/Y_c [1, B, H] (-> [B, 1, H]).
-    y = GraphBuilder(ctx).make_squeeze(
-        {"data": fused.output[0], "axes": [1]}, op_name_scope=name
-    )
+    y = GraphBuilder(ctx).make_squeeze({"data": fused.output[0], "axes": [1]}, op_name_scope=name)
     final = [y, fused.output[1]] + ([fused.output[2]] if spec.cell == "lstm" else [])
     for k, src in enumerate(final):
         kwargs = {"outputs": [node.output[k]], "shapes": [out_shapes[k]], "dtypes": [out_dtypes[k]]}

@@ -129,10 +129,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from rnnzoo.export import to_onnx
+
+    task = _load(args)
+    report = to_onnx(task, args.out, opset=args.opset, quantize=args.quantize,
+                     validate=not args.no_validate, strict=args.strict, eval_data=args.data,
+                     overwrite=args.overwrite)
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnzoo",
-        description="A model zoo of recurrent networks: list, train, evaluate, predict.",
+        description="A model zoo of recurrent networks: list, train, evaluate, predict, export.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -184,6 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("texts", nargs="*")
             p.add_argument("--file", help="a text file, one input per line")
         p.set_defaults(func=func)
+    p = sub.add_parser(
+        "export", help="export a trained model to an ONNX bundle",
+        description="Export a trained model to an ONNX bundle with fused recurrent operators, "
+        "validated against Keras (onnx.checker, no Loop, parity at several shapes).",
+    )
+    p.add_argument("name")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--run", metavar="DIR", help="run or preset directory")
+    g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--quantize", choices=["int8"], help="also write OUT-int8 (dynamic int8)")
+    p.add_argument("--data", help="labelled data to compare int8 accuracy against fp32")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--strict", action="store_true",
+                   help="fail if a recurrent layer cannot be fused (instead of a Loop + warning)")
+    p.add_argument("--no-validate", dest="no_validate", action="store_true",
+                   help="skip parity checks (not recommended)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

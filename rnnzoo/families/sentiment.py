@@ -246,6 +246,64 @@ class Task(BaseTask):
         report["data"] = data.description
         return report
 
+    # -- export hooks (used by rnnzoo.export.to_onnx) -----------------------------------------
+    def export_graphs(self) -> list[dict]:
+        """One graph: post-padded int32 ``tokens`` [batch, time] -> ``probs`` [batch, classes]."""
+        import tensorflow as tf
+
+        from rnnzoo.export.exporter import random_sample_feeds
+        from rnnzoo.export.runtime import MODEL_FILE
+
+        model = self.model
+        return [{
+            "name": "model",
+            "file": MODEL_FILE,
+            "fn": model,
+            "input_signature": [tf.TensorSpec([None, None], tf.int32, name="tokens")],
+            "input_names": ["tokens"],
+            "output_names": ["probs"],
+            "dynamic_axes": {"tokens": {0: "batch", 1: "time"}, "probs": {0: "batch"}},
+            "sample_feeds": random_sample_feeds(self.config.model.vocab_size),
+            "keras_numpy_fn": lambda feeds: {"probs": model(feeds["tokens"], training=False)},
+            "expect_recurrent": True,
+        }]
+
+    def export_preprocessing(self) -> dict:
+        return {"tokenizer": "assets/tokenizer.json", "labels": "assets/labels.json",
+                "max_length": self.config.data.max_length, "padding": "post", "pad_id": 0,
+                "vocab_size": self.config.model.vocab_size}
+
+    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+        """How much int8 changes predictions: argmax agreement and max probability drift on
+        random inputs, plus accuracy on ``eval_data``'s dev split when given."""
+        from rnnzoo.export.exporter import random_sample_feeds
+
+        feeds = random_sample_feeds(self.config.model.vocab_size, seed=1)
+        feeds += random_sample_feeds(self.config.model.vocab_size, seed=2)
+        agree, total, drift = 0, 0, 0.0
+        for f in feeds:
+            a = reference.predict_tokens(f["tokens"])
+            b = candidate.predict_tokens(f["tokens"])
+            agree += int((a.argmax(1) == b.argmax(1)).sum())
+            total += len(a)
+            drift = max(drift, float(np.abs(a - b).max()))
+        out: dict[str, Any] = {"random_inputs": total, "argmax_agreement": agree / total,
+                               "max_prob_drift": drift}
+        summary = f"argmax agreement {agree / total:.1%}, max prob drift {drift:.3f}"
+        if eval_data is not None:
+            data = self.load_data(eval_data, seed=self.config.training.seed)
+            texts = data.dev_texts or data.train_texts
+            labels = data.dev_labels if data.dev_texts else data.train_labels
+            acc_ref = reference.evaluate(texts, labels)["accuracy"]
+            acc_new = candidate.evaluate(texts, labels)["accuracy"]
+            out.update({"eval_data": data.description, "eval_examples": len(texts),
+                        "accuracy_fp32": acc_ref, "accuracy_int8": acc_new,
+                        "accuracy_difference": acc_new - acc_ref})
+            summary += (f"; accuracy fp32 {acc_ref:.4f} -> int8 {acc_new:.4f} "
+                        f"({acc_new - acc_ref:+.4f}) on {len(texts)} examples")
+        out["summary"] = summary
+        return out
+
 
 # -- test support: the registry-generated tests build every entry with these ---------------------
 TINY_OVERRIDES = {

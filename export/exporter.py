@@ -1,0 +1,341 @@
+"""``to_onnx``: a trained zoo model -> a validated ONNX bundle with fused recurrent operators.
+
+Each family says what to export (``Task.export_graphs()``: one graph, or an encoder plus a
+one-step decoder) with which input signatures and sample inputs; this module converts, checks
+(ONNX checker, no ``Loop``/``Scan`` where recurrences were fused, parity with Keras at several
+shapes), optionally quantizes to int8 and re-validates on the task metric, and writes the bundle
+directory atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnzoo.data.tokenizer import atomic_write_text
+
+from .errors import ExportError, ExportValidationError
+from .runtime import BUNDLE_FILE, BUNDLE_FORMAT, _sha256
+from .validate import check_fused, op_counts, parity
+
+DEFAULT_TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What ``to_onnx`` did and measured; also stored in ``bundle.json`` under ``validation``."""
+
+    path: Path
+    entry: str
+    family: str
+    opset: int
+    graphs: dict[str, dict]
+    int8_path: Path | None = None
+    int8: dict | None = None
+
+    @property
+    def max_abs_diff(self) -> dict[str, dict[str, float]]:
+        return {g: info["max_abs_diff"] for g, info in self.graphs.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "entry": self.entry,
+            "family": self.family,
+            "opset": self.opset,
+            "graphs": self.graphs,
+            "int8_path": str(self.int8_path) if self.int8_path else None,
+            "int8": self.int8,
+        }
+
+    def summary(self) -> str:
+        lines = [f"exported {self.entry} -> {self.path} (opset {self.opset})"]
+        for name, info in self.graphs.items():
+            fused = ", ".join(f"{k} x{v}" for k, v in info["recurrent_ops"].items()) or "none"
+            diffs = ", ".join(f"{k} {v:.1e}" for k, v in info["max_abs_diff"].items())
+            lines.append(
+                f"  {info['file']}: fused recurrent ops: {fused}; loops: "
+                f"{info['loop_ops']}; max |diff| vs Keras: {diffs}"
+            )
+        if self.int8:
+            lines.append(f"  int8 -> {self.int8_path}: {self.int8['summary']}")
+        return "\n".join(lines)
+
+
+def _resolve_task(source: Any) -> Any:
+    from rnnzoo.task import Task, load
+
+    if isinstance(source, Task):
+        return source
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return load(source)
+    raise ExportError(
+        f"to_onnx: expected a trained rnnzoo model (rnnzoo.load(...)) or a run/preset directory, "
+        f"found {source!r}"
+    )
+
+
+def _export_copy(task: Any) -> Any:
+    """A float32 copy of the Keras model for tracing: recurrent dropout zeroed (it is inert at
+    inference but keeps Keras off the fused path), the same weights."""
+    import keras
+
+    from rnnzoo.registry import task_from_config
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = task_from_config(task.config, task.preprocessor)
+        copy.model.set_weights(task.model.get_weights())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for layer in copy.model._flatten_layers(include_self=False, recursive=True):
+        cell = getattr(layer, "cell", None)
+        if cell is not None and getattr(cell, "recurrent_dropout", 0):
+            cell.recurrent_dropout = 0.0
+    return copy
+
+
+def _write_bundle(tmp: Path, task: Any, graphs: dict[str, Any], meta: dict) -> None:
+    """Graph files, assets and bundle.json (with the sha256 of every file) into ``tmp``."""
+    import onnx
+
+    for spec_name, (spec, model) in graphs.items():
+        onnx.save_model(model, str(tmp / spec["file"]))
+        meta["graphs"][spec_name]["file"] = spec["file"]
+    task.save_assets(tmp / "assets")
+    files = {}
+    for path in sorted(tmp.rglob("*")):
+        if path.is_file() and path.name != BUNDLE_FILE:
+            files[path.relative_to(tmp).as_posix()] = _sha256(path)
+    meta["files"] = files
+    atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=2) + "\n")
+
+
+def _atomic_dir(final: Path, fill: Any, overwrite: bool) -> None:
+    if final.exists() and not overwrite:
+        raise ExportError(
+            f"{final} already exists; pass overwrite=True (--overwrite) or pick "
+            "another output directory"
+        )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        fill(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _io_meta(model: Any) -> tuple[list[dict], list[dict]]:
+    import onnx
+
+    def describe(vi: Any) -> dict:
+        t = vi.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+        return {
+            "name": vi.name,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+            "shape": dims,
+        }
+
+    return [describe(v) for v in model.graph.input], [describe(v) for v in model.graph.output]
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    import rnnzoo
+
+    return {
+        "rnnzoo": rnnzoo.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def to_onnx(
+    model_or_run_or_preset: Any,
+    out_dir: str | os.PathLike,
+    opset: int = 17,
+    quantize: str | None = None,
+    validate: bool = True,
+    strict: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    eval_data: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Export a trained zoo model to an ONNX bundle directory (fp32), validated by default.
+
+    ``quantize="int8"`` also writes ``<out_dir>-int8`` (onnxruntime dynamic quantization: fused
+    LSTMs become ``DynamicQuantizeLSTM``; GRU and SimpleRNN recurrences stay fp32 because no
+    quantized operator exists) and re-validates it against the fp32 bundle: argmax agreement and
+    probability drift on random inputs, and the accuracy difference on ``eval_data`` when given.
+    Validation failures raise :class:`ExportValidationError`; nothing is written then.
+    """
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize: expected None or 'int8', found {quantize!r}")
+    out_dir = Path(out_dir)
+    targets = [out_dir] + ([out_dir.with_name(out_dir.name + "-int8")] if quantize else [])
+    for target in targets:
+        if target.exists() and not overwrite:  # fail before minutes of tracing, not after
+            raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) or "
+                              "pick another output directory")
+    task = _resolve_task(model_or_run_or_preset)
+    if not task.preprocessor.tokenizer.is_fitted:
+        raise ExportError(f"{task.name!r} has no vocabulary: export a trained model")
+    from ._convert import convert
+
+    copy = _export_copy(task)
+    specs = copy.export_graphs()
+    meta: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "family": task.config.family,
+        "entry": task.name,
+        "task": task.config.task,
+        "precision": "fp32",
+        "opset": opset,
+        "graphs": {},
+        "preprocessing": copy.export_preprocessing(),
+        "config": task.config.to_dict(),
+        "versions": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+    converted: dict[str, Any] = {}
+    graph_reports: dict[str, dict] = {}
+    for spec in specs:
+        model = convert(
+            spec["fn"],
+            spec["input_signature"],
+            input_names=spec["input_names"],
+            output_names=spec["output_names"],
+            opset=opset,
+            strict=strict,
+            dynamic_axes=spec.get("dynamic_axes"),
+        )
+        counts = op_counts(model)
+        recurrent = {k: v for k, v in counts.items() if k in ("LSTM", "GRU", "RNN")}
+        loops = sum(counts.get(k, 0) for k in ("Loop", "Scan"))
+        info: dict[str, Any] = {
+            "file": spec["file"],
+            "recurrent_ops": recurrent,
+            "loop_ops": loops,
+            "max_abs_diff": {},
+            "checked_shapes": [],
+        }
+        if validate:
+            problems = check_fused(model, expect_recurrent=spec.get("expect_recurrent", True))
+            if problems and strict:
+                raise ExportValidationError(f"{spec['file']}: " + "; ".join(problems))
+            for problem in problems:
+                warnings.warn(f"{spec['file']}: {problem}", stacklevel=2)
+            feeds = spec["sample_feeds"]
+            fn = spec["keras_numpy_fn"]
+            info["max_abs_diff"] = parity(
+                fn, model, feeds, tol=tolerance, valid_lengths_from=spec.get("sequence_outputs")
+            )
+            info["checked_shapes"] = [{k: list(v.shape) for k, v in f.items()} for f in feeds]
+            info["tolerance"] = tolerance
+        inputs, outputs = _io_meta(model)
+        meta["graphs"][spec["name"]] = {"file": spec["file"], "inputs": inputs, "outputs": outputs}
+        converted[spec["name"]] = (spec, model)
+        graph_reports[spec["name"]] = info
+    meta["validation"] = {
+        "validated": validate,
+        "onnx_checker": "passed (full_check)",
+        "graphs": graph_reports,
+    }
+
+    _atomic_dir(out_dir, lambda tmp: _write_bundle(tmp, copy, converted, meta), overwrite)
+    report = ExportReport(out_dir, task.name, task.config.family, opset, graph_reports)
+    if quantize == "int8":
+        report.int8_path = out_dir.with_name(out_dir.name + "-int8")
+        report.int8 = _quantize_bundle(
+            copy, out_dir, report.int8_path, specs, meta, eval_data, overwrite
+        )
+    return report
+
+
+def _quantize_bundle(
+    task: Any,
+    fp32_dir: Path,
+    int8_dir: Path,
+    specs: list,
+    meta: dict,
+    eval_data: Any,
+    overwrite: bool,
+) -> dict:
+    """Dynamic int8 quantization of every graph, re-validated against the fp32 bundle."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .runtime import load as load_runtime
+
+    def fill(tmp: Path) -> None:
+        quantized = {}
+        with tempfile.TemporaryDirectory() as work:
+            for spec in specs:
+                src = fp32_dir / spec["file"]
+                dst = Path(work) / spec["file"]
+                quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+                quantized[spec["name"]] = (spec, onnx.load_model(str(dst)))
+            m = json.loads(json.dumps(meta))
+            m["precision"] = "int8"
+            m["quantization"] = {
+                "method": "onnxruntime.quantization.quantize_dynamic",
+                "weight_type": "QInt8",
+                "fp32_bundle": fp32_dir.name,
+            }
+            for name, (_, model) in quantized.items():
+                counts = op_counts(model)
+                m["graphs"][name]["op_counts"] = {
+                    k: v
+                    for k, v in counts.items()
+                    if k in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "Loop", "Scan")
+                }
+            _write_bundle(tmp, task, quantized, m)
+
+    _atomic_dir(int8_dir, fill, overwrite)
+    fp32 = load_runtime(fp32_dir)
+    int8 = load_runtime(int8_dir)
+    result = task.compare_runtimes(fp32, int8, eval_data)
+    manifest = json.loads((int8_dir / BUNDLE_FILE).read_text())
+    ops = {k: v for g in manifest["graphs"].values() for k, v in g.get("op_counts", {}).items()}
+    result["op_counts"] = ops
+    if ops.get("GRU") or ops.get("RNN"):
+        result["note"] = (
+            "GRU/RNN recurrences stay fp32: onnxruntime has no quantized GRU or "
+            "RNN operator; only matrix multiplies and embeddings are int8"
+        )
+    manifest["validation_int8"] = result
+    manifest_text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write_text(int8_dir / BUNDLE_FILE, manifest_text)
+    return result
+
+
+def random_sample_feeds(vocab_size: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Post-padded token batches at three shapes: batch 1 full length, a mixed batch with a
+    length-1 row and a full-length row, and a batch of length-1 rows."""
+    from .validate import random_token_batches
+
+    batches = random_token_batches(vocab_size, shapes=((1, 17), (8, 23), (3, 1)), seed=seed)
+    return [{"tokens": b} for b in batches]

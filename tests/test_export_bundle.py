@@ -1,0 +1,132 @@
+"""Registry-generated export: every entry exports with fused ops and passes validation; the
+bundle's TF-free runtime matches Keras and rejects bad input clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import tiny_overrides
+
+import rnnzoo
+from rnnzoo.errors import DataError
+from rnnzoo.export import runtime, to_onnx
+from rnnzoo.export.errors import ExportError
+from rnnzoo.registry import get_entry
+
+
+def _tiny_trained(name):
+    task = rnnzoo.create_model(name, **tiny_overrides(get_entry(name).family))
+    words = "the a movie film good bad plot actors was really".split()
+    task.preprocessor.tokenizer.fit([" ".join(words)], max_size=task.config.model.vocab_size)
+    task.preprocessor.label_names = ["neg", "pos"]
+    task.model  # build
+    rng = np.random.default_rng(0)
+    task.model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
+                            for w in task.model.get_weights()])
+    return task
+
+
+@pytest.mark.parametrize("name", rnnzoo.list_models())
+def test_every_entry_exports_fused_and_validated(name, tmp_path):
+    task = _tiny_trained(name)
+    report = to_onnx(task, tmp_path / "bundle", strict=True)
+    info = report.graphs["model"]
+    assert info["loop_ops"] == 0 and info["recurrent_ops"], info
+    assert info["max_abs_diff"]["probs"] <= 1e-5
+    assert [s["tokens"][0] for s in info["checked_shapes"]] == [1, 8, 3]  # incl. batch 1
+    manifest = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert manifest["graphs"]["model"]["inputs"] == [
+        {"name": "tokens", "dtype": "int32", "shape": ["batch", "time"]}]
+    assert manifest["graphs"]["model"]["outputs"][0]["name"] == "probs"
+    assert set(manifest["files"]) == {"model.onnx", "assets/tokenizer.json",
+                                      "assets/labels.json"}
+    rt = runtime.load(tmp_path / "bundle")
+    texts = ["the movie was good", "bad plot", "a"]
+    np.testing.assert_allclose(rt.predict_proba(texts), task.predict_proba(texts), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("b") / "bilstm"
+    report = to_onnx(_tiny_trained("sentiment_bilstm"), out, quantize="int8")
+    return out, report
+
+
+def test_int8_bundle_is_written_beside_and_revalidated(bundle):
+    out, report = bundle
+    int8 = out.with_name(out.name + "-int8")
+    assert report.int8_path == int8 and (out / "model.onnx").is_file()
+    manifest = json.loads((int8 / "bundle.json").read_text())
+    assert manifest["precision"] == "int8"
+    assert manifest["validation_int8"]["op_counts"].get("DynamicQuantizeLSTM", 0) >= 1
+    assert report.int8["argmax_agreement"] >= 0.9
+    labels, probs = runtime.load(int8).predict(["good movie"])
+    assert labels[0] in ("neg", "pos") and probs.shape == (1, 2)
+
+
+def test_runtime_rejects_bad_input(bundle):
+    rt = runtime.load(bundle[0])
+    ok = np.array([[3, 4, 0]], np.int32)
+    assert rt.predict_tokens(ok).shape == (1, 2)
+    cases = [
+        (np.array([[0, 3, 4]], np.int32), "row 0 is not post-padded"),
+        (ok.astype(np.float32), "expected dtype int32, got float32"),
+        (ok.astype(np.int64), "expected dtype int32, got int64"),
+        (np.array([3, 4], np.int32), "expected rank 2"),
+        (np.zeros((0, 3), np.int32), "empty batch"),
+        (np.array([[3, 9999]], np.int32), "token id 9999 out of range"),
+        (np.array([[-1, 2]], np.int32), "token id -1 out of range"),
+        ([[1, 2]], "expected a numpy array"),
+    ]
+    for tokens, message in cases:
+        with pytest.raises(DataError, match=message):
+            rt.predict_tokens(tokens)
+    with pytest.raises(DataError, match="empty list of texts"):
+        rt.predict([])
+
+
+def test_tampered_bundle_is_refused(bundle, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle[0], copy)
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-100] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(runtime.BundleError, match="sha256 mismatch"):
+        runtime.load(copy)
+    (copy / "assets" / "labels.json").unlink()
+    with pytest.raises(runtime.BundleError, match="missing"):
+        runtime.load(copy)
+    with pytest.raises(runtime.BundleError, match="no bundle.json"):
+        runtime.load(tmp_path)
+
+
+def test_existing_output_is_not_overwritten(bundle):
+    with pytest.raises(ExportError, match="already exists"):
+        to_onnx(_tiny_trained("sentiment_gru"), bundle[0])
+
+
+def test_runtime_works_with_tensorflow_and_keras_unimportable(bundle):
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
+                    raise ImportError('blocked: ' + name)
+        sys.meta_path.insert(0, Block())
+        from rnnzoo.export import runtime
+        rt = runtime.load({str(bundle[0])!r})
+        labels, probs = rt.predict(['the movie was good', 'bad'])
+        assert probs.shape == (2, 2), probs.shape
+        assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+        print('OK', labels)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("OK")
