@@ -159,8 +159,8 @@ def main() -> None:
 
     base = results.get("plain_fit")
     print()
-    print(f"| config | steps/epoch | last epoch s | steps/s | samples/s | vs plain fit "
-          f"(samples/s) | dev acc |")
+    print("| config | steps/epoch | last epoch s | steps/s | samples/s | vs plain fit "
+          "(samples/s) | dev acc |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = f"{r['samples_per_s'] / base['samples_per_s']:.2f}x" if base else "n/a"

@@ -101,12 +101,18 @@ def _normalize_outputs(result: Any, output_names: Sequence[str] | None) -> dict[
 
 
 def _default_dims(input_signature: Sequence[tf.TensorSpec], names: Sequence[str]) -> dict:
-    """Name unknown input dims: axis 0 ``batch``, axis 1 ``time``, else ``<input>_dim<k>``."""
+    """Name unknown input dims: axis 0 ``batch`` (shared: every input has the same batch),
+    axis 1 ``time`` (or ``<input>_time`` when several inputs have one: a source and a target
+    sequence differ in length), else ``<input>_dim<k>``."""
+    shapes = [spec.shape.as_list() if spec.shape.rank is not None else [] for spec in
+              input_signature]
+    n_time = sum(1 for s in shapes if len(s) > 1 and s[1] is None)
     axes: dict[str, dict[int, str]] = {}
-    for spec, name in zip(input_signature, names):
-        for k, d in enumerate(spec.shape.as_list() if spec.shape.rank is not None else []):
+    for shape, name in zip(shapes, names):
+        for k, d in enumerate(shape):
             if d is None:
-                axes.setdefault(name, {})[k] = {0: "batch", 1: "time"}.get(k, f"{name}_dim{k}")
+                time = "time" if n_time == 1 else f"{name}_time"
+                axes.setdefault(name, {})[k] = {0: "batch", 1: time}.get(k, f"{name}_dim{k}")
     return axes
 
 

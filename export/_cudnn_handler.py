@@ -159,7 +159,12 @@ def convert_cudnn_rnn(ctx, node) -> None:
     np_dtype = utils.map_onnx_to_numpy_type(dtype)
     out_shapes = [ctx.get_shape(o) for o in node.output]
     out_dtypes = [ctx.get_dtype(o) for o in node.output]
-    consumers = [bool(ctx.find_output_consumers(o)) for o in node.output]
+    utils.make_sure(
+        spec.cell == "lstm" or not ctx.find_output_consumers(node.output[2]),
+        "CudnnRNNV3 %s: output_c of a %s is used",
+        name,
+        spec.cell,
+    )
     x, h0, c0, seq = node.input[0], node.input[1], node.input[2], node.input[4]
     ctx.remove_node(name)
 
@@ -201,10 +206,6 @@ def convert_cudnn_rnn(ctx, node) -> None:
             ctx.make_node("Identity", [src], **kwargs)
         else:
             ctx.make_node("Transpose", [src], attr={"perm": [1, 0, 2]}, **kwargs)
-    if spec.cell != "lstm":
-        utils.make_sure(
-            not consumers[2], "CudnnRNNV3 %s: output_c of a %s is used", name, spec.cell
-        )
 
 
 @tf_op("CudnnRNNV3")

@@ -59,7 +59,7 @@ class ExportReport:
 
     def summary(self) -> str:
         lines = [f"exported {self.entry} -> {self.path} (opset {self.opset})"]
-        for name, info in self.graphs.items():
+        for info in self.graphs.values():
             fused = ", ".join(f"{k} x{v}" for k, v in info["recurrent_ops"].items()) or "none"
             diffs = ", ".join(f"{k} {v:.1e}" for k, v in info["max_abs_diff"].items())
             lines.append(

@@ -12,11 +12,11 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import tiny_overrides
+from rnnzoo.export import runtime, to_onnx
+from rnnzoo.export.errors import ExportError
 
 import rnnzoo
 from rnnzoo.errors import DataError
-from rnnzoo.export import runtime, to_onnx
-from rnnzoo.export.errors import ExportError
 from rnnzoo.registry import get_entry
 
 
@@ -25,7 +25,7 @@ def _tiny_trained(name):
     words = "the a movie film good bad plot actors was really".split()
     task.preprocessor.tokenizer.fit([" ".join(words)], max_size=task.config.model.vocab_size)
     task.preprocessor.label_names = ["neg", "pos"]
-    task.model  # build
+    assert task.model.built
     rng = np.random.default_rng(0)
     task.model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
                             for w in task.model.get_weights()])

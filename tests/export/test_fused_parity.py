@@ -557,3 +557,29 @@ def test_validation_module_is_tf_free() -> None:
         "assert not {'tensorflow', 'keras', 'tf2onnx'} & set(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_masked_decoder_with_initial_state_from_encoder() -> None:
+    """Teacher-forced seq2seq: masked encoder states seed masked decoders (LSTM and GRU)."""
+    src = keras.Input((None,), dtype="int32", name="src")
+    tgt = keras.Input((None,), dtype="int32", name="tgt")
+    src_x = L.Embedding(VOCAB, EMB, mask_zero=True)(src)
+    tgt_x = L.Embedding(VOCAB, EMB, mask_zero=True)(tgt)
+    _, h, c = L.LSTM(5, return_state=True)(src_x)
+    _, g = L.GRU(4, return_state=True, reset_after=False)(src_x)
+    dec_lstm = L.LSTM(5, return_sequences=True)(tgt_x, initial_state=[h, c])
+    dec_gru = L.GRU(4, return_sequences=True, reset_after=False)(tgt_x, initial_state=g)
+    model = _randomize(keras.Model([src, tgt], L.Concatenate()([dec_lstm, dec_gru])))
+    proto = convert(model, TOKENS_SPEC * 2, ["src", "tgt"], ["dec"])
+    assert op_counts(proto).get("LSTM") == 2 and op_counts(proto).get("GRU") == 2
+    assert check_fused(proto, expect_recurrent=True) == []
+    srcs = random_token_batches(VOCAB, shapes=((1, 6), (4, 6)), seed=5)
+    tgts = random_token_batches(VOCAB, shapes=((1, 4), (4, 5)), seed=6)
+    feeds = [{"src": s, "tgt": t} for s, t in zip(srcs, tgts)]
+    parity(
+        lambda f: [np.asarray(model([f["src"], f["tgt"]]))],
+        proto,
+        feeds,
+        tol=TOL,
+        valid_lengths_from={"dec": "tgt"},
+    )
