@@ -201,7 +201,7 @@ def to_onnx(
             raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) or "
                               "pick another output directory")
     task = _resolve_task(model_or_run_or_preset)
-    if not task.preprocessor.tokenizer.is_fitted:
+    if not task.preprocessor.is_fitted:
         raise ExportError(f"{task.name!r} has no vocabulary: export a trained model")
     from ._convert import convert
 

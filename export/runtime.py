@@ -220,7 +220,67 @@ class TextClassifierRuntime(BundleRuntime):
         return classification_report(labels, probs.argmax(axis=1).tolist(), self.label_names)
 
 
-RUNTIMES = {"sentiment": TextClassifierRuntime}
+class TranslatorRuntime(BundleRuntime):
+    """``translate(texts, beam=5)`` for a translator bundle: ``encoder_model.onnx`` once per
+    batch, ``decoder_model.onnx`` once per generated token, driven by the same samplers
+    (``rnnzoo.generation``) as the Keras model."""
+
+    def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        from rnnzoo.families.translator import TranslatorPreprocessor
+
+        super().__init__(path, **kwargs)
+        pre = self.manifest["preprocessing"]
+        self.preprocessor = TranslatorPreprocessor(
+            WordTokenizer.load(self.asset("source_tokenizer.json")),
+            WordTokenizer.load(self.asset("target_tokenizer.json")),
+            bool(pre["lowercase"]), int(pre["max_length"]))
+        self.state_names = list(pre["state_names"])
+        self.attention = bool(pre["attention"])
+        self.src_vocab_size = int(pre["src_vocab_size"])
+
+    def engine(self) -> tuple[Any, Any]:
+        """(encode, step) over numpy arrays, the contract of ``rnnzoo.generation``."""
+        names = self.state_names
+
+        def encode(tokens: np.ndarray) -> dict:
+            check_tokens(tokens, self.src_vocab_size, "source")
+            outs = self.run("encoder", {"source": tokens})
+            state = {n: outs[n] for n in names}
+            if self.attention:
+                state["encoder_outputs"] = outs["encoder_outputs"]
+                state["source_mask"] = (tokens != 0).astype(np.float32)
+            return state
+
+        def step(tokens_t: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+            feeds = {"token": tokens_t.astype(np.int32), **{n: state[n] for n in names}}
+            if self.attention:
+                feeds["encoder_outputs"] = state["encoder_outputs"]
+                feeds["source_mask"] = state["source_mask"]
+            outs = self.run("decoder", feeds)
+            new = dict(state)
+            new.update({n: outs[f"new_{n}"] for n in names})
+            if self.attention:
+                new["attention"] = outs["attention"]
+            return outs["logits"], new
+
+        return encode, step
+
+    def translate(self, texts: Sequence[str] | str, beam: int | None = None,
+                  sampler: str | None = None, max_length: int | None = None,
+                  batch_size: int = 64, return_attention: bool = False,
+                  seed: int | None = None, **sampler_kwargs: Any) -> Any:
+        """Translate strings (same arguments and results as the Keras model's ``translate``)."""
+        from rnnzoo.families.translator import translate_with
+
+        encode, step = self.engine()
+        return translate_with(encode, step, self.preprocessor, texts, beam=beam,
+                              sampler=sampler,
+                              max_length=max_length or self.preprocessor.max_length + 10,
+                              batch_size=batch_size, return_attention=return_attention,
+                              seed=seed, **sampler_kwargs)
+
+
+RUNTIMES = {"sentiment": TextClassifierRuntime, "translator": TranslatorRuntime}
 
 
 def load(path: str | os.PathLike, **kwargs: Any) -> BundleRuntime:

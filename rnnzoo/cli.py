@@ -97,6 +97,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from rnnzoo.launch import launch
+
+    result = launch(args.command, workers=args.workers, port_base=args.port_base,
+                    log_dir=args.log_dir, timeout=args.timeout)
+    return result.returncode
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rnnzoo.metrics import format_report
 
@@ -177,6 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default=None)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "launch", help="run a command as N local MultiWorkerMirroredStrategy workers",
+        description="Start N workers of one TF_CONFIG cluster on 127.0.0.1 (local testing; on a "
+        "real cluster each host runs the same command with its own TF_CONFIG), e.g. "
+        "rnnzoo launch --workers 2 -- rnnzoo train sentiment_gru --data D --out RUN "
+        "--strategy multiworker. Stops all workers when one fails, on Ctrl-C or timeout.",
+    )
+    p.add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
+    p.add_argument("--port-base", dest="port_base", type=int,
+                   help="first port (default: free ports)")
+    p.add_argument("--log-dir", dest="log_dir", metavar="DIR",
+                   help="worker-<i>.log files go here (default: a new temporary directory)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop all workers after S seconds")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    p.set_defaults(func=cmd_launch)
 
     for name, func, helptext in (
         ("evaluate", cmd_evaluate, "accuracy, macro-F1 and confusion matrix on a dataset"),

@@ -28,3 +28,7 @@ class DataError(RnnzooError, ValueError):
 
 class RunDirError(RnnzooError, FileNotFoundError):
     """A run or preset directory is missing files or is inconsistent."""
+
+
+class DistributedError(RnnzooError, RuntimeError):
+    """Multi-worker training cannot proceed (Keras internals moved, workers disagree, ...)."""

@@ -120,7 +120,7 @@ def model_info(name: str) -> dict:
     return info
 
 
-def create_model(name: str, **overrides: Any) -> Any:
+def create_model(name: str, /, **overrides: Any) -> Any:
     """Build a fresh (untrained) zoo model: a family task holding ``.model`` (Keras) and
     ``.preprocessor``. Overrides change any config key, e.g. ``units=64`` or ``epochs=3``."""
     entry = get_entry(name)

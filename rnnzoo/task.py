@@ -29,6 +29,17 @@ CHECKSUMS_FILE = "checksums.json"
 ASSETS_DIR = "assets"
 
 
+def random_tokens(rng: Any, batch: int, time: int, vocab: int) -> Any:
+    """Random post-padded int32 token ids [batch, time]: row 0 full length, last row length 1."""
+    import numpy as np
+
+    lengths = rng.integers(1, time + 1, size=batch)
+    lengths[0], lengths[-1] = time, 1
+    x = rng.integers(2, vocab, size=(batch, time)).astype(np.int32)
+    x[np.arange(time)[None, :] >= lengths[:, None]] = 0
+    return x
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -113,6 +124,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def load_preprocessor(cls, config: EntryConfig, directory: Path) -> Any:
         """Read what ``save_assets`` wrote."""
+
+    @abc.abstractmethod
+    def dummy_batch(self, batch_size: int, seed: int = 0) -> tuple[Any, Any]:
+        """Random ``(inputs, targets)`` for ``self.model`` (post-padded, with a full-length and a
+        length-1 row): the registry-generated tests train and round-trip every entry on it."""
 
     # -- shared behaviour --------------------------------------------------------------------
     @property

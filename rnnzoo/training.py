@@ -29,7 +29,7 @@ from typing import Any
 
 from rnnzoo.config import TrainingConfig
 from rnnzoo.data.tokenizer import atomic_write_text
-from rnnzoo.errors import ConfigError, RunDirError
+from rnnzoo.errors import ConfigError, DistributedError, RunDirError
 from rnnzoo.task import (
     ASSETS_DIR,
     CONFIG_FILE,
@@ -90,17 +90,37 @@ def configure_threads(intra_op: int, inter_op: int) -> bool:
 
 
 def resolve_strategy(strategy: Any) -> Any:
-    """None, "mirrored", "multiworker", or a ``tf.distribute.Strategy`` instance."""
+    """None, "mirrored", "multiworker", or a ``tf.distribute.Strategy`` instance.
+
+    "multiworker" reads the cluster from ``TF_CONFIG`` (as TensorFlow does; without it the job
+    is a single worker) and must be created before TensorFlow runs its first op. For
+    MultiWorkerMirroredStrategy, Keras' trainer is patched (``rnnzoo.distributed``): Keras 3
+    ``fit`` fails under it otherwise.
+    """
     if strategy is None or strategy == "none":
         return None
     import tensorflow as tf
 
+    from rnnzoo.distributed import apply_keras_multiworker_patch, read_tf_config
+
     if isinstance(strategy, tf.distribute.Strategy):
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            apply_keras_multiworker_patch()
         return strategy
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
     if strategy == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if read_tf_config() is None:
+            _log("strategy multiworker without TF_CONFIG: this process is the only worker "
+                 "(start workers with `rnnzoo launch` or set TF_CONFIG on every host)")
+        apply_keras_multiworker_patch()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as exc:
+            raise DistributedError(
+                f"cannot start MultiWorkerMirroredStrategy ({exc}); create it before any other "
+                "TensorFlow work in the process (the CLI does)"
+            ) from None
     raise ConfigError(
         f"strategy: expected None, 'mirrored', 'multiworker' or a tf.distribute.Strategy, "
         f"found {strategy!r}"
@@ -173,6 +193,76 @@ def _checkpoint_callback(run_dir: Path, monitor: str, strategy: Any) -> Any:
                     {"monitor": monitor, "value": self.best, "epoch": epoch + 1}))
 
     return AtomicCheckpoint()
+
+
+def _backup_callback(backup_dir: Path, save_freq: Any, strategy: Any) -> Any:
+    """``BackupAndRestore`` that only the chief writes (atomically) and that resumes every worker.
+
+    One writer: workers sharing a backup file crashed on an HDF5 lock, and non-chief workers must
+    not write into the run directory. On a restart the chief restores ``RUN/backup`` and the other
+    workers take weights, optimizer state and epoch from it by a collective broadcast, so a worker
+    restarted on another machine (with no local state) resumes exactly like the chief.
+    ``restored_epoch`` is the number of epochs the run resumed after (0 for a fresh run).
+    """
+    import keras
+
+    from rnnzoo.distributed import allgather_numbers, broadcast_from_chief, worker_info
+
+    info = worker_info(strategy)
+
+    class Backup(keras.callbacks.BackupAndRestore):
+        restored_epoch = 0
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if info.is_chief:
+                super().on_train_begin(logs)
+            epoch = int(self.model._initial_epoch or 0)
+            if info.multi_worker:
+                epoch = int(allgather_numbers(strategy, [epoch])[0][0])  # the chief's
+                if epoch:
+                    optimizer = self.model.optimizer
+                    if not optimizer.built:
+                        optimizer.build(self.model.trainable_variables)
+                    broadcast_from_chief(strategy, [*self.model.weights, *optimizer.variables])
+                self.model._initial_epoch = epoch
+            self.restored_epoch = epoch
+
+        def _save_model(self) -> None:
+            if not info.is_chief:
+                return
+            # Weights, then metadata, each replaced atomically: a kill mid-write leaves the
+            # previous backup loadable (Keras writes both files in place).
+            atomic_save_weights(self.model, self._weights_path)
+            atomic_write_text(Path(self._training_metadata_path), json.dumps(
+                {"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            if info.is_chief:
+                super().on_train_end(logs)
+
+    return Backup(str(backup_dir), save_freq=save_freq, delete_checkpoint=True)
+
+
+def _progress_callback(steps: int, every_seconds: float = 60.0) -> Any:
+    """One line per minute in non-interactive runs (logs), where Keras prints only at epoch end."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch, self.start, self.last = epoch, time.time(), time.time()
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            now = time.time()
+            if now - self.last >= every_seconds:
+                self.last = now
+                rate = (batch + 1) / (now - self.start)
+                eta = (steps - batch - 1) / max(rate, 1e-9)
+                loss = (logs or {}).get("loss")
+                loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
+                _log(f"epoch {self.epoch + 1} step {batch + 1}/{steps} ({rate:.1f} steps/s, "
+                     f"epoch ETA {eta:.0f}s{loss_text})")
+
+    return Progress()
 
 
 def _is_chief(strategy: Any) -> bool:
@@ -265,9 +355,45 @@ def _prepare_run_dir(run_dir: Path, task: Task, overwrite: bool) -> bool:
     return False
 
 
+def _log_distribution(strategy: Any, recipe: TrainingConfig) -> Any:
+    """Say how the recipe's batch is split; return this process's ``WorkerInfo``."""
+    from rnnzoo.distributed import worker_info
+
+    info = worker_info(strategy)
+    if strategy is None:
+        return info
+    replicas = strategy.num_replicas_in_sync
+    role = "chief" if info.is_chief else "writes no files"
+    _log(f"{type(strategy).__name__}: worker {info.index} of {info.count} ({role}), {replicas} "
+         f"replica(s) in sync; global batch {recipe.batch_size} (the recipe's) = {replicas} x "
+         f"{recipe.batch_size / replicas:g} per replica; learning rate {recipe.learning_rate:g} "
+         "as in the recipe (gradients are averaged over the global batch)")
+    if recipe.batch_size % replicas:
+        warnings.warn(f"batch_size {recipe.batch_size} is not a multiple of the {replicas} "
+                      "replicas: replicas get unequal batches", stacklevel=3)
+    return info
+
+
+def _check_workers_agree(strategy: Any, task: Task, dataset: Any, steps: int) -> None:
+    """Fail before training if workers differ in config, vocabulary/labels or data size."""
+    import tempfile
+
+    from rnnzoo.distributed import check_workers_agree, fingerprint
+    from rnnzoo.task import sha256_file
+
+    with tempfile.TemporaryDirectory(prefix="rnnzoo-assets-") as tmp:
+        task.save_assets(Path(tmp))
+        assets = {p.relative_to(tmp).as_posix(): sha256_file(p)
+                  for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
+    sizes = (dataset.num_train, dataset.num_dev, steps)
+    check_workers_agree(strategy, "the config, vocabulary or data",
+                        fingerprint(task.config.to_dict(), assets, sizes))
+
+
 def train(
     model: str | Task,
     data: str | os.PathLike,
+    /,
     out: str | os.PathLike | None = None,
     *,
     strategy: Any = None,
@@ -325,13 +451,16 @@ def train(
         f"{task.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     keras.utils.set_random_seed(recipe.seed)
     dataset = task.load_data(data, seed=recipe.seed)
-    resuming = _prepare_run_dir(run_dir, task, overwrite)
+    chief = _is_chief(strategy)
+    # Non-chief workers never touch the run directory (their machine may not even have it):
+    # they build the vocabulary from the same data, and _check_workers_agree compares it.
+    resuming = _prepare_run_dir(run_dir, task, overwrite) if chief else False
     if resuming:
         # Same vocabulary as the interrupted run, or the restored weights mean nothing.
         task.preprocessor = type(task).load_preprocessor(task.config, run_dir / ASSETS_DIR)
     else:
         task.adapt(dataset)
-        if _is_chief(strategy):
+        if chief:
             task.write_artifacts(run_dir, weights=False)
 
     fixed = strategy is not None
@@ -343,9 +472,12 @@ def train(
         monitor = monitor[4:]
         _log(f"no dev split: monitoring training {monitor!r} instead")
     _log(f"training {task.name} on {dataset.description}")
-    _log(f"{len(dataset.train_texts)} train / {len(dataset.dev_texts)} dev examples, "
+    _log(f"{dataset.num_train} train / {dataset.num_dev} dev examples, "
          f"{steps} steps/epoch x {recipe.epochs} epochs, batch {recipe.batch_size}, "
          f"precision {precision}, jit {jit}, run dir {run_dir}")
+    workers = _log_distribution(strategy, recipe)
+    if workers.multi_worker:
+        _check_workers_agree(strategy, task, dataset, steps)
 
     previous_policy = keras.config.dtype_policy()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -366,49 +498,62 @@ def train(
             steps_per_execution=1,
         )
 
-    all_callbacks: list[Any] = [
-        keras.callbacks.BackupAndRestore(
-            str(run_dir / "backup"), save_freq=recipe.backup_every, delete_checkpoint=True),
-        _checkpoint_callback(run_dir, monitor, strategy),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-    ]
+    backup = _backup_callback(run_dir / "backup", recipe.backup_every, strategy)
+    all_callbacks: list[Any] = [backup, _checkpoint_callback(run_dir, monitor, strategy)]
+    if chief:
+        all_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
     if recipe.early_stopping_patience > 0:
         all_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=recipe.early_stopping_patience,
             mode="max" if ("acc" in monitor or "f1" in monitor) else "min"))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    if verbose == 2:
+        all_callbacks.append(_progress_callback(steps))
 
-    resumed_from = 0
+    epochs_logged = 0  # epochs in history.csv before this invocation (chief)
     if resuming:
-        hist_so_far = _read_history(run_dir / "history.csv")
-        resumed_from = len(hist_so_far.get("epoch", []))
-        _log(f"resuming unfinished run in {run_dir} after epoch {resumed_from}")
+        epochs_logged = len(_read_history(run_dir / "history.csv").get("epoch", []))
+        _log(f"resuming unfinished run in {run_dir} from its backup")
     t_fit = time.time()
     fit_hist = model_.fit(train_ds, validation_data=dev_ds, epochs=recipe.epochs,
                           callbacks=all_callbacks + list(callbacks or []), verbose=verbose,
                           shuffle=False)
     fit_seconds = time.time() - t_fit
     epochs_run = len(fit_hist.epoch)
+    resumed_from = backup.restored_epoch
+    # Epochs finished (and logged) before the interruption but after the last backup: trained
+    # twice. With backup_every=N steps the steps of the interrupted epoch are replayed as well.
+    epochs_redone = max(0, epochs_logged - resumed_from)
+    if resumed_from:
+        _log(f"resumed after epoch {resumed_from}; epochs redone: {epochs_redone}")
+    if workers.multi_worker:
+        from rnnzoo.distributed import weights_digest
 
-    history = _read_history(run_dir / "history.csv")
-    # Final artifact: best checkpoint (or last), evaluated as a user will load it (float32).
-    best = run_dir / "checkpoints" / "best.weights.h5"
-    final = best if best.is_file() else run_dir / "checkpoints" / "last.weights.h5"
-    if precision != "float32" or strategy is not None:
-        eval_task = task_from_config(task.config, task.preprocessor)
-        eval_task.model.load_weights(final)
-    else:
+        _log(f"worker {workers.index}/{workers.count}: weights after training "
+             f"{weights_digest(model_)}")
+
+    if chief:
+        history = _read_history(run_dir / "history.csv")
+        # Final artifact: best checkpoint (or last), evaluated as a user will load it (float32).
+        best = run_dir / "checkpoints" / "best.weights.h5"
+        final = best if best.is_file() else run_dir / "checkpoints" / "last.weights.h5"
+        if precision != "float32" or strategy is not None:
+            eval_task = task_from_config(task.config, task.preprocessor)
+            eval_task.model.load_weights(final)
+        else:
+            eval_task = task
+            model_.load_weights(final)
+    else:  # a non-chief worker: its in-memory model (identical to the chief's), no files
+        history = {"epoch": [e + 1 for e in fit_hist.epoch],
+                   **{k: [float(x) for x in v] for k, v in fit_hist.history.items()}}
         eval_task = task
-        model_.load_weights(final)
     metrics: dict = {}
-    if _is_chief(strategy):
+    if chief:
         atomic_save_weights(eval_task.model, run_dir / WEIGHTS_FILE)
-        if dataset.dev_texts:
+        if dataset.num_dev:
             metrics = eval_task.evaluate_data(dataset, "dev")
-            from rnnzoo.metrics import format_report
-
-            _log("dev set:\n" + format_report(metrics))
+            _log("dev set:\n" + eval_task.format_report(metrics))
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
         atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2))
         if history:
@@ -420,9 +565,13 @@ def train(
             "precision": precision,
             "jit_compile": jit,
             "strategy": type(strategy).__name__ if strategy is not None else None,
+            "workers": workers.count,
+            "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
+            "global_batch_size": recipe.batch_size,
             "steps_per_epoch": steps,
             "epochs_run_this_invocation": epochs_run,
             "resumed_after_epoch": resumed_from,
+            "epochs_redone": epochs_redone,
             "fit_seconds": round(fit_seconds, 2),
             "command": " ".join(sys.argv) if sys.argv and "rnnzoo" in sys.argv[0] else None,
             "versions": _versions(),

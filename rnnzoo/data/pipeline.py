@@ -79,3 +79,51 @@ def count_batches(
     lens = np.minimum(np.maximum(np.asarray(lengths), 1), max_length)
     counts = np.bincount(np.searchsorted(bounds, lens, side="right"), minlength=len(bounds) + 1)
     return int(sum(-(-c // batch_size) for c in counts))
+
+
+def _pad_rows(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    out = np.zeros((len(seqs), int(lengths.max(initial=1))), dtype=np.int32)
+    for row, s in enumerate(seqs):
+        out[row, : len(s)] = s
+    return out, lengths
+
+
+def pair_dataset(
+    sources: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    batch_size: int,
+    max_length: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    bucketing: bool = True,
+    fixed_length: bool = False,
+) -> tf.data.Dataset:
+    """Teacher-forcing batches ``((source, target_in), target_out)``, all post-padded.
+
+    ``targets`` include ``<s>`` and ``</s>``: ``target_in`` drops the last token and
+    ``target_out`` the first. Buckets use the longer side of each pair.
+    """
+    src, src_len = _pad_rows(sources)
+    tgt, tgt_len = _pad_rows(targets)
+    ds = tf.data.Dataset.from_tensor_slices((src, src_len, tgt, tgt_len))
+    if shuffle:
+        ds = ds.shuffle(len(src), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda s, ns, t, nt: (s[:ns], t[: nt - 1], t[1:nt]))
+    width = max_length + 1 if fixed_length else None
+    shapes = ([width], [width], [width])
+    lengths = np.maximum(src_len, tgt_len - 1)
+    if fixed_length or not bucketing:
+        ds = ds.padded_batch(batch_size, padded_shapes=shapes)
+    else:
+        bounds = bucket_boundaries(max_length + 1)
+        ds = ds.bucket_by_sequence_length(
+            element_length_func=lambda s, ti, to: tf.maximum(tf.shape(s)[0], tf.shape(ti)[0]),
+            bucket_boundaries=bounds,
+            bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
+            padded_shapes=shapes,
+        )
+    ds = ds.map(lambda s, ti, to: ((s, ti), to))
+    n_batches = count_batches(lengths, batch_size, max_length + 1, bucketing, fixed_length)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(2).with_options(_options())

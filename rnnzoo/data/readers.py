@@ -37,6 +37,14 @@ class TextClassificationData:
         if not self.train_texts:
             raise DataError(f"{self.description}: no training examples found")
 
+    @property
+    def num_train(self) -> int:
+        return len(self.train_texts)
+
+    @property
+    def num_dev(self) -> int:
+        return len(self.dev_texts)
+
 
 def _read_lines(path: Path, encoding: str) -> list[str]:
     try:

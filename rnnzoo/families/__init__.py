@@ -13,6 +13,7 @@ from types import ModuleType
 # family name -> module path. Adding a family adds one line here and one module.
 _FAMILIES = {
     "sentiment": "rnnzoo.families.sentiment",
+    "translator": "rnnzoo.families.translator",
 }
 
 

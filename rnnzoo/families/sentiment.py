@@ -63,6 +63,10 @@ class TextClassifierPreprocessor:
         self.label_names = list(label_names)
         self.max_length = max_length
 
+    @property
+    def is_fitted(self) -> bool:
+        return self.tokenizer.is_fitted
+
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         return self.tokenizer.encode_batch(list(texts), max_length=self.max_length)
 
@@ -135,6 +139,14 @@ class Task(BaseTask):
         tokenizer = WordTokenizer.load(directory / "tokenizer.json")
         return TextClassifierPreprocessor(tokenizer, labels, config.data.max_length)
 
+    def dummy_batch(self, batch_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        from rnnzoo.task import random_tokens
+
+        rng = np.random.default_rng(seed)
+        m = self.config.model
+        return (random_tokens(rng, batch_size, 9, m.vocab_size),
+                rng.integers(0, m.num_classes, size=batch_size))
+
     # -- training hooks (used by rnnzoo.training) ----------------------------------------------
     def load_data(self, path: str | Path, seed: int) -> TextClassificationData:
         return load_text_classification(path, dev_fraction=self.config.data.dev_fraction,
@@ -190,7 +202,7 @@ class Task(BaseTask):
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
-        if not self.preprocessor.tokenizer.is_fitted:
+        if not self.preprocessor.is_fitted:
             raise RunDirError(
                 f"{self.name!r} has no vocabulary yet: train it (rnnzoo.train) or load a trained "
                 "run/preset (rnnzoo.load)"
@@ -232,6 +244,11 @@ class Task(BaseTask):
         probs = self.predict_proba(texts, batch_size=batch_size)
         return classification_report(labels, probs.argmax(axis=1).tolist(),
                                      self.preprocessor.label_names)
+
+    def format_report(self, report: dict) -> str:
+        from rnnzoo.metrics import format_report
+
+        return format_report(report)
 
     def evaluate_data(self, data: TextClassificationData, split: str = "dev") -> dict:
         texts, labels = ((data.dev_texts, data.dev_labels) if split == "dev"

@@ -1,5 +1,16 @@
 """Reusable Keras layers (importing this package imports Keras)."""
 
+from rnnzoo.layers.attention import SequenceAttention
 from rnnzoo.layers.recurrent import CELLS, MaskedGlobalPooling1D, RecurrentStack
+from rnnzoo.layers.seq2seq import ExpandTime, MaskedAccuracy, SqueezeTime, TokenMask
 
-__all__ = ["CELLS", "MaskedGlobalPooling1D", "RecurrentStack"]
+__all__ = [
+    "CELLS",
+    "ExpandTime",
+    "MaskedAccuracy",
+    "MaskedGlobalPooling1D",
+    "RecurrentStack",
+    "SequenceAttention",
+    "SqueezeTime",
+    "TokenMask",
+]
