@@ -92,8 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               "resume", file=sys.stderr)
         return 130
     if result.metrics:
-        print(f"dev accuracy {result.metrics['accuracy']:.4f}  macro-F1 "
-              f"{result.metrics['macro_f1']:.4f}  ->  {result.run_dir}")
+        headline = result.task.format_report(result.metrics).splitlines()[0]
+        print(f"dev: {headline}  ->  {result.run_dir}")
     return 0
 
 
@@ -106,16 +106,50 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rnnzoo.metrics import format_report
-
     task = _load(args)
     data = task.load_data(args.data, seed=task.config.training.seed)
-    report = task.evaluate_data(data, args.split)
-    if args.json:
-        print(json.dumps(report, indent=2))
+    if task.config.family == "translator":
+        # BLEU/chrF for greedy decoding and for beam search, on the grouped split.
+        reports = [task.evaluate_data(data, args.split),
+                   task.evaluate_data(data, args.split, beam=args.beam)]
     else:
-        print(f"{task.name} on {report['data']} ({args.split} split)")
-        print(format_report(report))
+        if args.split == "test":
+            raise ConfigError("this dataset layout has no test split; use --split dev")
+        reports = [task.evaluate_data(data, args.split)]
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+        return 0
+    print(f"{task.name} on {reports[0]['data']} ({args.split} split)")
+    for report in reports:
+        print(task.format_report(report))
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    task = _load(args)
+    if task.config.family != "translator":
+        raise ConfigError(f"{task.name!r} is a {task.config.family!r} model; translate needs a "
+                          "translator (see `rnnzoo list 'translator_*'`)")
+    texts = list(args.texts)
+    if not texts:
+        raise ConfigError('nothing to translate: pass sentences, e.g. "¿Dónde está la estación?"')
+    kwargs = {k: v for k, v in (("k", args.k), ("p", args.p), ("temperature", args.temperature))
+              if v is not None}
+    want_attention = args.attention_plot is not None
+    out = task.translate(texts, beam=args.beam, sampler=args.sampler, seed=args.seed,
+                         return_attention=want_attention, **kwargs)
+    translations, attentions = out if want_attention else (out, None)
+    for src, hyp in zip(texts, translations):
+        print(hyp if len(texts) == 1 else f"{src}\t{hyp}")
+    if want_attention:
+        from rnnzoo.families.translator import plot_attention
+
+        if attentions[0] is None:
+            raise ConfigError(f"{task.name!r} has no attention to plot (attention: none)")
+        plot_attention(task.preprocessor, texts[0], translations[0], attentions[0],
+                       args.attention_plot)
+        print(f"attention heatmap for the first sentence: {args.attention_plot}",
+              file=sys.stderr)
     return 0
 
 
@@ -151,7 +185,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnzoo",
-        description="A model zoo of recurrent networks: list, train, evaluate, predict, export.",
+        description="A model zoo of recurrent networks: list, train, evaluate, predict, translate, "
+        "export.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -214,11 +249,34 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "evaluate":
             p.add_argument("--data", required=True)
-            p.add_argument("--split", choices=["dev", "train"], default="dev")
+            p.add_argument("--split", choices=["dev", "test", "train"], default="dev",
+                           help="translators: the grouped test split is 'test'")
+            p.add_argument("--beam", type=int, default=5,
+                           help="translators: beam width for the beam-search score (default 5)")
         else:
             p.add_argument("texts", nargs="*")
             p.add_argument("--file", help="a text file, one input per line")
         p.set_defaults(func=func)
+    p = sub.add_parser(
+        "translate", help="translate sentences with a trained translator",
+        description="Translate sentences (greedy by default; --beam K for beam search, or "
+        "--sampler top_k/top_p/temperature).",
+    )
+    p.add_argument("name")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--run", metavar="DIR", help="run or preset directory")
+    g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--beam", type=int, help="beam width (beam search)")
+    p.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
+    p.add_argument("--k", type=int, help="top_k: candidates kept")
+    p.add_argument("--p", type=float, help="top_p: nucleus mass")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--seed", type=int, help="seed for the stochastic samplers")
+    p.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
+                   help="save the attention heatmap of the first sentence")
+    p.set_defaults(func=cmd_translate)
+
     p = sub.add_parser(
         "export", help="export a trained model to an ONNX bundle",
         description="Export a trained model to an ONNX bundle with fused recurrent operators, "
@@ -247,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     # predict collects the texts that follow its options here.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command != "predict" or any(e.startswith("-") for e in extra):
+        if args.command not in ("predict", "translate") or any(e.startswith("-")
+                                                                for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.texts = list(args.texts) + extra
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -60,6 +60,7 @@ def test_padding_does_not_change_predictions(name):
     wide = [np.concatenate([a, np.zeros((len(a), 5), np.int32)], axis=1) for a in inputs]
     # pad only the first (source) input: outputs keep their shape
     padded = [wide[0], *inputs[1:]]
-    args = (lambda v: v if isinstance(x, list) else v[0])
-    np.testing.assert_allclose(task.model(args(inputs)).numpy(),
-                               task.model(args(padded)).numpy(), atol=1e-5)
+    def call(v):
+        return task.model(v if isinstance(x, list) else v[0]).numpy()
+
+    np.testing.assert_allclose(call(inputs), call(padded), atol=1e-5)

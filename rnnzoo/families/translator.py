@@ -505,6 +505,34 @@ def translate_with(encode: Any, step: Any, pre: TranslatorPreprocessor,
     return results[0] if single else results
 
 
+def plot_attention(pre: TranslatorPreprocessor, source: str, translation: str,
+                   weights: np.ndarray, path: str | Path) -> Path:
+    """Heatmap of attention weights [output tokens, source tokens], written atomically."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    src_tokens = pre.source.split(normalize(source, pre.lowercase))[: weights.shape[1]]
+    out_tokens = pre.target.split(normalize(translation, pre.lowercase)) + ["</s>"]
+    weights = weights[: len(out_tokens), : len(src_tokens)]
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(src_tokens), 1 + 0.4 * len(out_tokens)))
+    ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(src_tokens)), src_tokens, rotation=60, ha="right")
+    ax.set_yticks(range(weights.shape[0]), out_tokens[: weights.shape[0]])
+    ax.set_xlabel("source")
+    ax.set_ylabel("translation")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def score_translations(hyps: Sequence[str], refs: Sequence[str], lowercase: bool,
                        beam: int | None = None) -> dict:
     import sacrebleu
