@@ -65,6 +65,9 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+_THREAD_WARNING_SHOWN: list[bool] = []  # warn once per process, not on every train() call
+
+
 def configure_threads(intra_op: int, inter_op: int) -> bool:
     """Set TensorFlow's thread pools; only possible before TensorFlow runs its first op.
 
@@ -81,6 +84,9 @@ def configure_threads(intra_op: int, inter_op: int) -> bool:
         tf.config.threading.set_inter_op_parallelism_threads(inter_op)
         return True
     except RuntimeError:
+        if _THREAD_WARNING_SHOWN:
+            return False
+        _THREAD_WARNING_SHOWN.append(True)
         warnings.warn(
             f"TensorFlow is already initialised; thread settings intra_op={intra_op}, "
             f"inter_op={inter_op} not applied (call rnnzoo.train before other TF work).",

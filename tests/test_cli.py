@@ -61,7 +61,7 @@ def test_train_evaluate_predict_round_trip(tmp_path, sentiment_csv, capsys):
     code = main(["train", "sentiment_gru", "--data", str(sentiment_csv), "--out", str(out),
                  "--epochs", "4", "--batch-size", "16", *TINY_SET])
     assert code == 0
-    assert "dev accuracy" in capsys.readouterr().out
+    assert "dev: accuracy" in capsys.readouterr().out
     assert main(["evaluate", "sentiment_gru", "--run", str(out), "--data", str(sentiment_csv),
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

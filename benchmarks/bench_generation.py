@@ -1,0 +1,121 @@
+"""Decoding speed of a translator: Keras (compiled, cached step) vs the ONNX runtime bundle.
+
+    python benchmarks/bench_generation.py [--run RUN_DIR] [--sentences 100]
+
+Decodes the same sentences (the first N of the grouped test split of
+``../shared/data/translation_spa_eng/spa.txt``) with greedy and beam-5 search through both
+engines, which share the samplers of ``rnnzoo.generation``, and prints tokens/s and the ratio.
+Also the latency of one decoder step at batch 1. Without ``--run`` it uses a randomly
+initialised ``translator_gru_attention`` (full size): speed does not depend on the weights, and
+every sentence then decodes to ``--max-length`` tokens. ORT uses 1 intra-op thread; TensorFlow
+its defaults. One run on a shared machine: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _task(run: str | None):
+    import numpy as np
+
+    import rnnzoo
+
+    if run:
+        return rnnzoo.load(run)
+    task = rnnzoo.create_model("translator_gru_attention")
+    m = task.config.model
+    task.preprocessor.source.fit([" ".join(f"s{i}" for i in range(m.src_vocab_size))],
+                                 max_size=m.src_vocab_size)
+    task.preprocessor.target.fit([" ".join(f"t{i}" for i in range(m.tgt_vocab_size))],
+                                 max_size=m.tgt_vocab_size)
+    rng = np.random.default_rng(0)
+    task.model.set_weights([rng.normal(0, 0.05, w.shape).astype("float32")
+                            for w in task.model.get_weights()])
+    return task
+
+
+def _decode(engine, pre, sources, sampler_kwargs, max_length):
+    """Tokens generated and seconds, one batch of all sentences."""
+    import numpy as np
+
+    from rnnzoo.generation import generate
+
+    encode, step = engine
+    tokens = pre.source_batch(sources)
+    bos = pre.target.index["<s>"]
+    eos = pre.target.index["</s>"]
+    t = time.perf_counter()
+    out = generate(step, np.full(len(sources), bos, np.int32), encode(tokens),
+                   max_length=max_length, end_token=eos, **sampler_kwargs)
+    seconds = time.perf_counter() - t
+    return int(out.lengths.sum()), seconds, out.tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", help="a trained translator run/preset directory")
+    parser.add_argument("--data", default=str(REPO.parent / "shared/data/translation_spa_eng"
+                                              / "spa.txt"))
+    parser.add_argument("--sentences", type=int, default=100)
+    parser.add_argument("--max-length", type=int, default=40)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    from rnnzoo.export import runtime, to_onnx
+
+    task = _task(args.run)
+    if Path(args.data).exists():
+        sources = [s for s, _ in task.load_data(args.data, seed=1234).test[: args.sentences]]
+    else:
+        sources = ["¿dónde está la estación?"] * args.sentences
+    with tempfile.TemporaryDirectory() as work:
+        to_onnx(task, Path(work) / "bundle")
+        rt = runtime.load(Path(work) / "bundle", intra_op_threads=1)
+        engines = {"Keras (tf.function step)": task.keras_engine(), "rnnzoo runtime (ORT)":
+                   rt.engine()}
+        print(f"# bench_generation: {task.name} ({'trained: ' + args.run if args.run else 'random'}"
+              f" weights), {len(sources)} sentences in one batch, max {args.max_length} tokens")
+        print("\n| decoding | engine | tokens | seconds | tokens/s | runtime vs Keras |")
+        print("|---|---|---|---|---|---|")
+        for label, kw in (("greedy", {"sampler": "greedy"}),
+                          ("beam 5", {"sampler": "beam", "width": 5})):
+            rates, outputs = {}, {}
+            for name, engine in engines.items():
+                _decode(engine, task.preprocessor, sources[:4], kw, 5)  # warm-up (tracing)
+                n, sec, toks = _decode(engine, task.preprocessor, sources, kw, args.max_length)
+                rates[name] = n / sec
+                outputs[name] = toks
+                ratio = (f"{rates[name] / rates['Keras (tf.function step)']:.1f}x"
+                         if len(rates) == 2 else "1.0x")
+                print(f"| {label} | {name} | {n} | {sec:.2f} | {n / sec:.0f} | {ratio} |")
+            same = np.array_equal(*outputs.values())
+            print(f"| {label} | token-identical outputs | {same} | | | |")
+
+        print("\n| one decoder step, batch 1 | median ms | runtime vs Keras |")
+        print("|---|---|---|")
+        base = None
+        for name, (encode, step) in engines.items():
+            state = encode(task.preprocessor.source_batch(sources[:1]))
+            tok = np.array([task.preprocessor.target.index["<s>"]], np.int32)
+            for _ in range(20):
+                step(tok, state)
+            times = []
+            for _ in range(300):
+                t = time.perf_counter()
+                step(tok, state)
+                times.append(time.perf_counter() - t)
+            ms = statistics.median(times) * 1e3
+            base = base or ms
+            print(f"| {name} | {ms:.3f} | {base / ms:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
