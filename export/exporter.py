@@ -13,7 +13,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.data.tokenizer import atomic_write_text
+from rnnzoo.io import atomic_directory, atomic_write_text, sha256_file
 
 from .errors import ExportError, ExportValidationError
-from .runtime import BUNDLE_FILE, BUNDLE_FORMAT, _sha256
+from .runtime import BUNDLE_FILE, BUNDLE_FORMAT
 from .validate import check_fused, op_counts, parity
 
 DEFAULT_TOLERANCE = 1e-4
@@ -116,27 +115,9 @@ def _write_bundle(tmp: Path, task: Any, graphs: dict[str, Any], meta: dict) -> N
     files = {}
     for path in sorted(tmp.rglob("*")):
         if path.is_file() and path.name != BUNDLE_FILE:
-            files[path.relative_to(tmp).as_posix()] = _sha256(path)
+            files[path.relative_to(tmp).as_posix()] = sha256_file(path)
     meta["files"] = files
     atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=2) + "\n")
-
-
-def _atomic_dir(final: Path, fill: Any, overwrite: bool) -> None:
-    if final.exists() and not overwrite:
-        raise ExportError(
-            f"{final} already exists; pass overwrite=True (--overwrite) or pick "
-            "another output directory"
-        )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        fill(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _io_meta(model: Any) -> tuple[list[dict], list[dict]]:
@@ -265,7 +246,8 @@ def to_onnx(
         "graphs": graph_reports,
     }
 
-    _atomic_dir(out_dir, lambda tmp: _write_bundle(tmp, copy, converted, meta), overwrite)
+    atomic_directory(out_dir, lambda tmp: _write_bundle(tmp, copy, converted, meta), overwrite,
+                     ExportError)
     report = ExportReport(out_dir, task.name, task.config.family, opset, graph_reports)
     if quantize == "int8":
         report.int8_path = out_dir.with_name(out_dir.name + "-int8")
@@ -314,7 +296,7 @@ def _quantize_bundle(
                 }
             _write_bundle(tmp, task, quantized, m)
 
-    _atomic_dir(int8_dir, fill, overwrite)
+    atomic_directory(int8_dir, fill, overwrite, ExportError)
     fp32 = load_runtime(fp32_dir)
     int8 = load_runtime(int8_dir)
     result = task.compare_runtimes(fp32, int8, eval_data)

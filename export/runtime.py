@@ -12,7 +12,6 @@ used, and inputs are post-padded, as the fused recurrent operators require.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ import numpy as np
 
 from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import DataError, RnnzooError
+from rnnzoo.io import read_json, sha256_file
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "rnnzoo.onnx_bundle.v1"
@@ -40,27 +40,12 @@ class Prediction(NamedTuple):
     probs: np.ndarray
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
     """Read ``bundle.json`` and (by default) verify the sha256 of every file it lists."""
     path = Path(path)
     manifest_path = path / BUNDLE_FILE
-    if not manifest_path.is_file():
-        raise BundleError(
-            f"{path}: no {BUNDLE_FILE}; expected a directory written by "
-            "rnnzoo.export.to_onnx / `rnnzoo export`"
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{manifest_path}: invalid JSON at line {exc.lineno}") from None
+    manifest = read_json(manifest_path, BundleError, "expected a directory written by "
+                         "rnnzoo.export.to_onnx / `rnnzoo export`")
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise BundleError(f"{manifest_path}: expected format {BUNDLE_FORMAT!r}, found {found!r}")
@@ -72,7 +57,7 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
             file = path / rel
             if not file.is_file():
                 raise BundleError(f"{path}: file {rel} listed in {BUNDLE_FILE} is missing")
-            actual = _sha256(file)
+            actual = sha256_file(file)
             if actual != digest:
                 raise BundleError(
                     f"{file}: sha256 mismatch (expected {digest[:12]}..., found "

@@ -11,17 +11,14 @@ A saved model (run directory or preset) is a directory:
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rnnzoo.config import EntryConfig, entry_from_dict
-from rnnzoo.data.tokenizer import atomic_write_text
 from rnnzoo.errors import RunDirError
+from rnnzoo.io import atomic_directory, atomic_write_text, read_json, sha256_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -38,14 +35,6 @@ def random_tokens(rng: Any, batch: int, time: int, vocab: int) -> Any:
     x = rng.integers(2, vocab, size=(batch, time)).astype(np.int32)
     x[np.arange(time)[None, :] >= lengths[:, None]] = 0
     return x
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_checksums(directory: Path, only: tuple[str, ...] | None = None) -> dict[str, str]:
@@ -67,10 +56,7 @@ def verify_checksums(directory: Path, required: tuple[str, ...] = ()) -> None:
     path = directory / CHECKSUMS_FILE
     if not path.is_file():
         return
-    try:
-        sums = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: invalid JSON at line {exc.lineno}") from None
+    sums = read_json(path, RunDirError, "")
     for rel in required:
         if rel not in sums:
             raise RunDirError(f"{path}: no checksum for {rel}; the directory was modified")
@@ -160,34 +146,17 @@ class Task(abc.ABC):
 
     def save(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
         """Save config, weights and assets to a new directory (written whole, then renamed)."""
-        directory = Path(directory)
-        if directory.exists() and not overwrite:
-            raise RunDirError(f"{directory} already exists; pass overwrite=True or pick a new path")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        def fill(tmp: Path) -> None:
             self.write_artifacts(tmp)
             write_checksums(tmp)
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return directory
+
+        return atomic_directory(Path(directory), fill, overwrite, RunDirError)
 
 
 def read_config(directory: Path) -> EntryConfig:
     path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise RunDirError(
-            f"{directory}: no {CONFIG_FILE}; expected a run directory from `rnnzoo train` "
-            "or a saved model/preset directory"
-        )
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    raw = read_json(path, RunDirError, "expected a run directory from `rnnzoo train` or a "
+                    "saved model/preset directory")
     return entry_from_dict(raw, str(path))
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from rnnzoo.config import TrainingConfig
-from rnnzoo.data.tokenizer import atomic_write_text
 from rnnzoo.errors import ConfigError, DistributedError, RunDirError
+from rnnzoo.io import atomic_write_text
 from rnnzoo.task import (
     ASSETS_DIR,
     CONFIG_FILE,
@@ -385,7 +385,7 @@ def _check_workers_agree(strategy: Any, task: Task, dataset: Any, steps: int) ->
     import tempfile
 
     from rnnzoo.distributed import check_workers_agree, fingerprint
-    from rnnzoo.task import sha256_file
+    from rnnzoo.io import sha256_file
 
     with tempfile.TemporaryDirectory(prefix="rnnzoo-assets-") as tmp:
         task.save_assets(Path(tmp))

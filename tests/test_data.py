@@ -10,8 +10,9 @@ import pytest
 from conftest import shared_data
 
 from rnnzoo.data.readers import load_text_classification, read_delimited, read_mr
-from rnnzoo.data.tokenizer import WordTokenizer, atomic_write_text, check_post_padded
+from rnnzoo.data.tokenizer import WordTokenizer, check_post_padded
 from rnnzoo.errors import DataError
+from rnnzoo.io import atomic_write_text
 
 
 def test_tokenizer_fit_is_deterministic_and_round_trips_json(tmp_path):

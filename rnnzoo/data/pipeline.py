@@ -41,10 +41,7 @@ def sequence_dataset(
     which reject ragged/variable shapes across replicas).
     """
     seqs = [list(s[:max_length]) or [1] for s in sequences]  # an empty row becomes <unk>
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    padded = np.zeros((len(seqs), int(lengths.max(initial=1))), dtype=np.int32)
-    for row, s in enumerate(seqs):
-        padded[row, : len(s)] = s
+    padded, lengths = _pad_rows(seqs)
     ds = tf.data.Dataset.from_tensor_slices((padded, lengths, np.asarray(labels)))
     if shuffle:
         ds = ds.shuffle(len(seqs), seed=seed, reshuffle_each_iteration=True)

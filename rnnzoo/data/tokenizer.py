@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnzoo.errors import DataError
+from rnnzoo.io import atomic_write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 FORMAT = "rnnzoo.word_tokenizer.v1"
@@ -27,21 +27,6 @@ FORMAT = "rnnzoo.word_tokenizer.v1"
 # Words keep inner apostrophes/hyphens ("don't", "co-writer"); a leading apostrophe clitic is its
 # own token ("'s", as in the pre-tokenised SST/MR text); any other symbol is one token.
 _TOKEN_RE = re.compile(r"\w+(?:['’-]\w+)*|['’]\w+|[^\w\s]", re.UNICODE)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file via a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class WordTokenizer:

@@ -16,8 +16,9 @@ import numpy as np
 
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.readers import TextClassificationData, load_text_classification
-from rnnzoo.data.tokenizer import WordTokenizer, atomic_write_text
+from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import DataError, RunDirError
+from rnnzoo.io import atomic_write_text
 from rnnzoo.metrics import classification_report
 from rnnzoo.task import Task as BaseTask
 

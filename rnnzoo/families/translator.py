@@ -24,8 +24,9 @@ import numpy as np
 
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.parallel import ParallelData, detokenize, grouped_split, normalize, read_pairs
-from rnnzoo.data.tokenizer import BOS, EOS, WordTokenizer, atomic_write_text
+from rnnzoo.data.tokenizer import BOS, EOS, WordTokenizer
 from rnnzoo.errors import DataError, RunDirError
+from rnnzoo.io import atomic_write_text
 from rnnzoo.task import Task as BaseTask
 
 TASK = "translation"
