@@ -5,7 +5,8 @@
 Decodes the same sentences (the first N of the grouped test split of
 ``../shared/data/translation_spa_eng/spa.txt``) with greedy and beam-5 search through both
 engines, which share the samplers of ``rnnzoo.generation``, and prints tokens/s and the ratio.
-Also the latency of one decoder step at batch 1. Without ``--run`` it uses a randomly
+Also batch-1 decoding (sentence by sentence) and the latency of one decoder step at
+batch 1. Without ``--run`` it uses a randomly
 initialised ``translator_gru_attention`` (full size): speed does not depend on the weights, and
 every sentence then decodes to ``--max-length`` tokens. ORT uses 1 intra-op thread; TensorFlow
 its defaults. One run on a shared machine: read the ratios.
@@ -66,6 +67,8 @@ def main() -> None:
                                               / "spa.txt"))
     parser.add_argument("--sentences", type=int, default=100)
     parser.add_argument("--max-length", type=int, default=40)
+    parser.add_argument("--batch1-sentences", type=int, default=20,
+                        help="sentences decoded one at a time for the batch-1 table")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
@@ -98,6 +101,25 @@ def main() -> None:
                 print(f"| {label} | {name} | {n} | {sec:.2f} | {n / sec:.0f} | {ratio} |")
             same = np.array_equal(*outputs.values())
             print(f"| {label} | token-identical outputs | {same} | | | |")
+
+        print("\n| batch 1 (sentence by sentence) | engine | tokens | seconds | tokens/s | "
+              "runtime vs Keras |")
+        print("|---|---|---|---|---|---|")
+        few = sources[: args.batch1_sentences]
+        for label, kw in (("greedy", {"sampler": "greedy"}),
+                          ("beam 5", {"sampler": "beam", "width": 5})):
+            rates = {}
+            for name, engine in engines.items():
+                total_n, total_s = 0, 0.0
+                for sentence in few:
+                    n, sec, _ = _decode(engine, task.preprocessor, [sentence], kw,
+                                        args.max_length)
+                    total_n += n
+                    total_s += sec
+                rates[name] = total_n / total_s
+                ratio = rates[name] / rates["Keras (tf.function step)"]
+                print(f"| {label} | {name} | {total_n} | {total_s:.2f} | {rates[name]:.0f} | "
+                      f"{ratio:.1f}x |")
 
         print("\n| one decoder step, batch 1 | median ms | runtime vs Keras |")
         print("|---|---|---|")
