@@ -101,12 +101,16 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(logits, dtype=np.float64)
     m = np.max(x, axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    finite = np.isfinite(m)
+    if not finite.all():  # the edge-case passes run only when needed: this is per step
+        m = np.where(finite, m, 0.0)
     shifted = x - m
     with np.errstate(divide="ignore", invalid="ignore"):
         lse = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-        out = shifted - lse
-    return np.where(np.isneginf(lse), -np.inf, out)
+        shifted -= lse
+    if np.isneginf(lse).any():
+        shifted = np.where(np.isneginf(lse), -np.inf, shifted)
+    return shifted
 
 
 def _categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
