@@ -233,14 +233,15 @@ class TranslatorRuntime(BundleRuntime):
             state = {n: outs[n] for n in names}
             if self.attention:
                 state["encoder_outputs"] = outs["encoder_outputs"]
+                state["encoder_keys"] = outs["encoder_keys"]
                 state["source_mask"] = (tokens != 0).astype(np.float32)
             return state
 
         def step(tokens_t: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
             feeds = {"token": tokens_t.astype(np.int32), **{n: state[n] for n in names}}
             if self.attention:
-                feeds["encoder_outputs"] = state["encoder_outputs"]
-                feeds["source_mask"] = state["source_mask"]
+                for k in ("encoder_outputs", "encoder_keys", "source_mask"):
+                    feeds[k] = state[k]
             outs = self.run("decoder", feeds)
             new = dict(state)
             new.update({n: outs[f"new_{n}"] for n in names})

@@ -3,8 +3,9 @@
 Three Keras models share one set of layers:
 
 * ``model`` (training, teacher forcing): ``(source [B,S], target_in [B,T]) -> logits [B,T,V]``
-* ``encoder``: ``source -> (encoder_outputs [B,S,H], decoder initial states...)``
-* ``decoder_step``: ``(token [B], states..., encoder_outputs, source_mask) ->
+* ``encoder``: ``source -> (encoder_outputs [B,S,H], encoder_keys [B,S,K], decoder initial
+  states...)``; the attention keys are projected once per sentence, not once per step
+* ``decoder_step``: ``(token [B], states..., encoder_outputs, encoder_keys, source_mask) ->
   (logits [B,V], new states..., attention [B,S])``
 
 Generation drives ``decoder_step`` through the samplers of ``rnnzoo.generation`` (greedy, beam,
@@ -97,6 +98,12 @@ class TranslatorPreprocessor:
         return out
 
 
+def key_dim(cfg: ModelConfig) -> int:
+    """Width of the projected attention keys: additive scores project to ``attention_units``,
+    multiplicative ones to the decoder's query width."""
+    return cfg.attention_units if cfg.attention == "additive" else cfg.decoder_units
+
+
 def state_names(cfg: ModelConfig) -> list[str]:
     per_layer = 2 if cfg.cell == "lstm" else 1
     return [f"state_{i}" for i in range(cfg.decoder_layers * per_layer)]
@@ -173,13 +180,14 @@ class Task(BaseTask):
             init.append(bridge(joined))
         return enc_out, init
 
-    def _head(self, dec_out: Any, enc_out: Any, src_mask: Any) -> tuple[Any, Any]:
+    def _head(self, dec_out: Any, enc_out: Any, src_mask: Any, keys: Any = None
+              ) -> tuple[Any, Any]:
         import keras
 
         lay = self.layers_
         weights = None
         if "attention" in lay:
-            context, weights = lay["attention"](dec_out, enc_out, src_mask)
+            context, weights = lay["attention"](dec_out, enc_out, src_mask, keys=keys)
             dec_out = lay["combine"](keras.layers.Concatenate()([dec_out, context]))
         return lay["logits"](lay["drop"](dec_out)), weights
 
@@ -191,7 +199,11 @@ class Task(BaseTask):
             self.model  # noqa: B018  (builds the shared layers)
             src = keras.Input((None,), dtype="int32", name="source")
             enc_out, init = self._encode(src)
-            self._encoder = keras.Model(src, [enc_out, *init], name="encoder")
+            outputs = [enc_out, *init]
+            if "attention" in self.layers_:
+                keys = self.layers_["attention"](enc_out, enc_out, keys_only=True)
+                outputs = [enc_out, keys, *init]
+            self._encoder = keras.Model(src, outputs, name="encoder")
         return self._encoder
 
     @property
@@ -208,14 +220,15 @@ class Task(BaseTask):
             states = [keras.Input((m.decoder_units,), name=n) for n in state_names(m)]
             enc_dim = m.encoder_units * (2 if m.encoder_bidirectional else 1)
             enc_out = keras.Input((None, enc_dim), name="encoder_outputs")
+            keys = keras.Input((None, key_dim(m)), name="encoder_keys")
             src_mask = keras.Input((None,), name="source_mask")
             x = lay["tgt_emb"](ExpandTime(name="expand_time")(token))
             dec_out, new_states = lay["decoder"](x, initial_state=states)
-            logits, weights = self._head(dec_out, enc_out, src_mask)
+            logits, weights = self._head(dec_out, enc_out, src_mask, keys=keys)
             outputs = [SqueezeTime(name="squeeze_logits")(logits), *new_states]
             inputs = [token, *states]
             if weights is not None:
-                inputs += [enc_out, src_mask]
+                inputs += [enc_out, keys, src_mask]
                 outputs.append(SqueezeTime(name="squeeze_attention")(weights))
             self._decoder_step = keras.Model(inputs, outputs, name="decoder_step")
         return self._decoder_step
@@ -334,16 +347,16 @@ class Task(BaseTask):
 
         def encode(tokens: np.ndarray) -> dict:
             outs = [np.asarray(o) for o in enc_fn(tokens)]
-            state = dict(zip(names, outs[1:]))
+            state = dict(zip(names, outs[-len(names):]))
             if attention:
-                state["encoder_outputs"] = outs[0]
+                state["encoder_outputs"], state["encoder_keys"] = outs[0], outs[1]
                 state["source_mask"] = (tokens != 0).astype(np.float32)
             return state
 
         def step(tokens_t: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
             args = [tokens_t.astype(np.int32)] + [state[n] for n in names]
             if attention:
-                args += [state["encoder_outputs"], state["source_mask"]]
+                args += [state["encoder_outputs"], state["encoder_keys"], state["source_mask"]]
             outs = [np.asarray(o) for o in step_fn(*args)]
             new = dict(state)
             new.update(zip(names, outs[1 : 1 + len(names)]))
@@ -413,10 +426,12 @@ class Task(BaseTask):
                 enc_dim = m.encoder_units * (2 if m.encoder_bidirectional else 1)
                 feed["encoder_outputs"] = rng.normal(0, 0.5, (*b.shape, enc_dim)).astype(
                     np.float32)
+                feed["encoder_keys"] = rng.normal(0, 0.5, (*b.shape, key_dim(m))).astype(
+                    np.float32)
                 feed["source_mask"] = (b != 0).astype(np.float32)
             step_feeds.append(feed)
-        step_inputs = ["token", *names] + (["encoder_outputs", "source_mask"] if attention
-                                           else [])
+        step_inputs = ["token", *names] + (
+            ["encoder_outputs", "encoder_keys", "source_mask"] if attention else [])
         step_outputs = ["logits", *[f"new_{n}" for n in names]] + (
             ["attention"] if attention else [])
 
@@ -430,18 +445,22 @@ class Task(BaseTask):
             enc_dim = m.encoder_units * (2 if m.encoder_bidirectional else 1)
             step_sig += [tf.TensorSpec([None, None, enc_dim], tf.float32,
                                        name="encoder_outputs"),
+                         tf.TensorSpec([None, None, key_dim(m)], tf.float32,
+                                       name="encoder_keys"),
                          tf.TensorSpec([None, None], tf.float32, name="source_mask")]
-            axes.update({"encoder_outputs": {0: "batch", 1: "source_time"},
-                         "source_mask": {0: "batch", 1: "source_time"}})
+            axes.update({k: {0: "batch", 1: "source_time"}
+                         for k in ("encoder_outputs", "encoder_keys", "source_mask")})
+        enc_outputs = ["encoder_outputs"] + (["encoder_keys"] if attention else []) + names
         return [
             {"name": "encoder", "file": ENCODER_FILE, "fn": enc,
              "input_signature": [tf.TensorSpec([None, None], tf.int32, name="source")],
-             "input_names": ["source"], "output_names": ["encoder_outputs", *names],
+             "input_names": ["source"], "output_names": enc_outputs,
              "dynamic_axes": {"source": {0: "batch", 1: "source_time"}},
              "sample_feeds": enc_feeds,
              "keras_numpy_fn": lambda f: [np.asarray(o) for o in enc(f["source"],
                                                                      training=False)],
-             "sequence_outputs": {"encoder_outputs": "source"}, "expect_recurrent": True},
+             "sequence_outputs": {"encoder_outputs": "source", "encoder_keys": "source"},
+             "expect_recurrent": True},
             {"name": "decoder", "file": DECODER_FILE, "fn": step,
              "input_signature": step_sig, "input_names": step_inputs,
              "output_names": step_outputs, "dynamic_axes": axes, "sample_feeds": step_feeds,

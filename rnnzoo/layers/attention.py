@@ -39,15 +39,21 @@ class SequenceAttention(keras.layers.Layer):
             self.wk = self.add_weight(name="wk", shape=(dv, dq), initializer="glorot_uniform")
         self.built = True
 
-    def call(self, query: Any, value: Any, value_mask: Any) -> tuple[Any, Any]:
+    def call(self, query: Any, value: Any, value_mask: Any = None, keys: Any = None,
+             keys_only: bool = False) -> Any:
+        """``keys_only=True`` returns the projected keys ``W_k value`` alone: a decoder computes
+        them once per source sentence and passes them back as ``keys`` at every step."""
         ops = keras.ops
+        if keys is None:
+            keys = ops.matmul(value, ops.cast(self.wk, value.dtype))  # B S U (or B S Dq)
+        if keys_only:
+            return keys
         if self.score == "additive":
             q = ops.matmul(query, ops.cast(self.wq, query.dtype))[:, :, None, :]   # B T 1 U
-            k = ops.matmul(value, ops.cast(self.wk, value.dtype))[:, None, :, :]   # B 1 S U
-            scores = ops.sum(ops.tanh(q + k) * ops.cast(self.v, query.dtype), axis=-1)  # B T S
+            scores = ops.sum(ops.tanh(q + keys[:, None, :, :]) * ops.cast(self.v, query.dtype),
+                             axis=-1)                                              # B T S
         else:
-            k = ops.matmul(value, ops.cast(self.wk, value.dtype))                  # B S Dq
-            scores = ops.matmul(query, ops.transpose(k, (0, 2, 1)))                # B T S
+            scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))             # B T S
         mask = ops.cast(value_mask, scores.dtype)[:, None, :]
         scores = scores + (1.0 - mask) * ops.cast(-1e4, scores.dtype)
         scores = scores - ops.max(scores, axis=-1, keepdims=True)
@@ -58,14 +64,11 @@ class SequenceAttention(keras.layers.Layer):
         return context, weights
 
     def compute_mask(self, query: Any, value: Any = None, value_mask: Any = None,
-                     mask: Any = None) -> Any:
+                     keys: Any = None, keys_only: bool = False, mask: Any = None) -> Any:
+        if keys_only:
+            return None
         query_mask = mask[0] if isinstance(mask, (list, tuple)) else mask
         return [query_mask, query_mask]
-
-    def compute_output_shape(self, query_shape: Any, value_shape: Any = None,
-                             value_mask_shape: Any = None) -> Any:
-        return ((query_shape[0], query_shape[1], value_shape[-1]),
-                (query_shape[0], query_shape[1], value_shape[1]))
 
     def get_config(self) -> dict:
         config = super().get_config()
