@@ -12,6 +12,36 @@ from typing import Any
 from rnnzoo.errors import ConfigError, RnnzooError, RunDirError
 
 
+_TF_BANNERS = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+    "oneDNN supports DT_BOOL only",
+)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up banners filtered out of stderr (they are printed
+    before any log-level setting applies); any other message is passed through."""
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not any(b in line for b in _TF_BANNERS):
+                    print(line, file=sys.stderr)
+
+
 def _parse_set(items: list[str]) -> dict[str, Any]:
     import yaml
 
@@ -155,6 +185,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     task = _load(args)
+    if not hasattr(task, "predict"):
+        raise ConfigError(f"{task.name!r} is a {task.config.family!r} model; predict is for "
+                          f"classifiers (use `rnnzoo translate {task.name} ...`)")
     texts = list(args.texts)
     if args.file:
         texts += [ln.strip() for ln in Path(args.file).read_text().splitlines() if ln.strip()]
@@ -310,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.texts = list(args.texts) + extra
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command not in ("list", "info", "launch"):
+        _import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except RnnzooError as exc:

@@ -81,6 +81,8 @@ def test_cli_translate_evaluate_and_attention_plot(toy, tmp_path, capsys):
     greedy, beam = json.loads(capsys.readouterr().out)
     assert greedy["decoding"] == "greedy" and beam["decoding"] == "beam 3"
     assert main(["translate", "sentiment_gru", "--run", str(result.run_dir), "x"]) == 2
+    assert main(["predict", "translator_gru_attention", "--run", str(result.run_dir), "x"]) == 2
+    assert "use `rnnzoo translate" in capsys.readouterr().err
 
 
 def test_pair_reader_errors_and_normalisation(tmp_path):
