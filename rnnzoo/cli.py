@@ -11,7 +11,6 @@ from typing import Any
 
 from rnnzoo.errors import ConfigError, RnnzooError, RunDirError
 
-
 _TF_BANNERS = (
     "All log messages before absl::InitializeLog()",
     "oneDNN custom operations are on",
