@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -278,7 +279,15 @@ def _quantize_bundle(
             for spec in specs:
                 src = fp32_dir / spec["file"]
                 dst = Path(work) / spec["file"]
-                quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+                # onnxruntime logs generic pre-processing advice on the root logger; the
+                # re-validation below is what tells whether this model quantized well.
+                root = logging.getLogger()
+                level = root.level
+                root.setLevel(logging.ERROR)
+                try:
+                    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+                finally:
+                    root.setLevel(level)
                 quantized[spec["name"]] = (spec, onnx.load_model(str(dst)))
             m = json.loads(json.dumps(meta))
             m["precision"] = "int8"

@@ -117,6 +117,15 @@ def test_tampered_bundle_is_refused(bundle, tmp_path):
         runtime.load(tmp_path)
 
 
+def test_unavailable_provider_is_a_clear_error(bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has CUDA")
+    with pytest.raises(runtime.BundleError, match="install onnxruntime-gpu"):
+        runtime.load(bundle[0], providers=["CUDAExecutionProvider"])
+
+
 def test_existing_output_is_not_overwritten(bundle):
     with pytest.raises(ExportError, match="already exists"):
         to_onnx(_tiny_trained("sentiment_gru"), bundle[0])
