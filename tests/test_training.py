@@ -116,3 +116,16 @@ def test_optimizer_schedule_warmup_and_clipping():
     assert float(lr(100)) == pytest.approx(0.0, abs=1e-6)
     off = make_optimizer(TrainingConfig(clipnorm=0.0), steps_per_epoch=5)
     assert off.global_clipnorm is None
+
+
+def test_failed_save_leaves_no_partial_directory(trained, tmp_path, monkeypatch):
+    task = rnnzoo.load(trained.run_dir)
+
+    def broken(directory):
+        (directory / "half-written.json").write_text("{")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(task, "save_assets", broken)
+    with pytest.raises(OSError, match="disk full"):
+        task.save(tmp_path / "saved")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temporary folder
