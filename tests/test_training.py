@@ -122,6 +122,7 @@ def test_failed_save_leaves_no_partial_directory(trained, tmp_path, monkeypatch)
     task = rnnzoo.load(trained.run_dir)
 
     def broken(directory):
+        directory.mkdir(parents=True, exist_ok=True)
         (directory / "half-written.json").write_text("{")
         raise OSError("disk full")
 
