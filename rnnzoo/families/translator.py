@@ -558,10 +558,12 @@ def score_translations(hyps: Sequence[str], refs: Sequence[str], lowercase: bool
     import sacrebleu
 
     refs = [normalize(r, lowercase, space_punctuation=False) for r in refs]
-    bleu = sacrebleu.corpus_bleu(list(hyps), [refs])
-    chrf = sacrebleu.corpus_chrf(list(hyps), [refs])
+    bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
+    bleu = bleu_metric.corpus_score(list(hyps), [refs])
+    chrf = chrf_metric.corpus_score(list(hyps), [refs])
     return {"bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2),
-            "bleu_signature": str(bleu.format(signature=True)).split(" = ")[0],
+            "bleu_signature": str(bleu_metric.get_signature()),
+            "chrf_signature": str(chrf_metric.get_signature()),
             "decoding": f"beam {beam}" if beam else "greedy", "num_examples": len(hyps),
             "examples": [{"hyp": h, "ref": r} for h, r in list(zip(hyps, refs))[:5]]}
 
