@@ -20,6 +20,7 @@ Samplers are chosen by name (as in keras-hub ``samplers/``)::
 
 from __future__ import annotations
 
+import abc
 import difflib
 import inspect
 import math
@@ -220,7 +221,7 @@ def _pad_recorded(per_seq: list[list[np.ndarray]], length: int, like: np.ndarray
 # ---------------------------------------------------------------------------------------------
 
 
-class Sampler:
+class Sampler(abc.ABC):
     """Base class: a decoding strategy over a step function.
 
     Subclasses set ``name`` (the string that ``get_sampler`` accepts) and either implement
@@ -259,6 +260,7 @@ class Sampler:
         rng = rng if rng is not None else np.random.default_rng()
         return self._run(step, start, state, max_length, end_token, rng, record, pad_token)
 
+    @abc.abstractmethod
     def _run(
         self,
         step: StepFn,
@@ -270,7 +272,7 @@ class Sampler:
         record: tuple[str, ...],
         pad_token: int,
     ) -> GenerationResult:
-        raise NotImplementedError
+        """The decoding loop of this sampler (subclasses implement it)."""
 
 
 class TokenSampler(Sampler):
@@ -281,9 +283,9 @@ class TokenSampler(Sampler):
     recordings. The loop stops as soon as every row has produced ``end_token``.
     """
 
+    @abc.abstractmethod
     def select(self, log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Token ids [n] from log-probabilities [n, vocab] (float64)."""
-        raise NotImplementedError
 
     def _run(self, step, start, state, max_length, end_token, rng, record, pad_token):
         n = start.shape[0]
