@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import DataError, RnnzooError
-from rnnzoo.io import read_json, sha256_file
+from rnnzoo.io import read_json, verify_files
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "rnnzoo.onnx_bundle.v1"
@@ -53,16 +53,7 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{manifest_path}: 'files' must map file names to sha256")
     if verify:
-        for rel, digest in files.items():
-            file = path / rel
-            if not file.is_file():
-                raise BundleError(f"{path}: file {rel} listed in {BUNDLE_FILE} is missing")
-            actual = sha256_file(file)
-            if actual != digest:
-                raise BundleError(
-                    f"{file}: sha256 mismatch (expected {digest[:12]}..., found "
-                    f"{actual[:12]}...); the bundle was modified or is corrupt: re-export it"
-                )
+        verify_files(path, files, BUNDLE_FILE, BundleError, "re-export the bundle")
     return manifest
 
 

@@ -214,6 +214,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_trained_model_args(p: argparse.ArgumentParser) -> None:
+    """NAME plus where its trained weights are: a run/preset directory or a weights file."""
+    p.add_argument("name")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--run", metavar="DIR", help="run or preset directory")
+    g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnzoo",
@@ -274,10 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("predict", cmd_predict, "labels and probabilities for texts"),
     ):
         p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:])
-        p.add_argument("name")
-        g = p.add_mutually_exclusive_group()
-        g.add_argument("--run", metavar="DIR", help="run or preset directory")
-        g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+        _add_trained_model_args(p)
         p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "evaluate":
             p.add_argument("--data", required=True)
@@ -294,10 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Translate sentences (greedy by default; --beam K for beam search, or "
         "--sampler top_k/top_p/temperature).",
     )
-    p.add_argument("name")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run", metavar="DIR", help="run or preset directory")
-    g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+    _add_trained_model_args(p)
     p.add_argument("texts", nargs="*")
     p.add_argument("--beam", type=int, help="beam width (beam search)")
     p.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
@@ -314,10 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a trained model to an ONNX bundle with fused recurrent operators, "
         "validated against Keras (onnx.checker, no Loop, parity at several shapes).",
     )
-    p.add_argument("name")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run", metavar="DIR", help="run or preset directory")
-    g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+    _add_trained_model_args(p)
     p.add_argument("--out", required=True, help="bundle directory to write")
     p.add_argument("--quantize", choices=["int8"], help="also write OUT-int8 (dynamic int8)")
     p.add_argument("--data", help="labelled data to compare int8 accuracy against fp32")

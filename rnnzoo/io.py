@@ -70,3 +70,17 @@ def read_json(path: Path, error: type[Exception], missing_hint: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise error(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+
+
+def verify_files(directory: Path, sums: dict[str, str], listing: str, error: type[Exception],
+                 fix: str) -> None:
+    """Check that every file in ``sums`` (relative path -> sha256) exists under ``directory``
+    with that digest; ``listing`` names the file that lists them, ``fix`` says what to do."""
+    for rel, digest in sums.items():
+        file = Path(directory) / rel
+        if not file.is_file():
+            raise error(f"{directory}: file {rel} listed in {listing} is missing")
+        actual = sha256_file(file)
+        if actual != digest:
+            raise error(f"{file}: sha256 mismatch (expected {digest[:12]}..., found "
+                        f"{actual[:12]}...); the file is corrupt or was modified: {fix}")

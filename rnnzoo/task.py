@@ -18,7 +18,13 @@ from typing import Any
 
 from rnnzoo.config import EntryConfig, entry_from_dict
 from rnnzoo.errors import RunDirError
-from rnnzoo.io import atomic_directory, atomic_write_text, read_json, sha256_file
+from rnnzoo.io import (
+    atomic_directory,
+    atomic_write_text,
+    read_json,
+    sha256_file,
+    verify_files,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -60,16 +66,7 @@ def verify_checksums(directory: Path, required: tuple[str, ...] = ()) -> None:
     for rel in required:
         if rel not in sums:
             raise RunDirError(f"{path}: no checksum for {rel}; the directory was modified")
-    for rel, digest in sums.items():
-        file = directory / rel
-        if not file.is_file():
-            raise RunDirError(f"{directory}: file {rel} listed in {CHECKSUMS_FILE} is missing")
-        actual = sha256_file(file)
-        if actual != digest:
-            raise RunDirError(
-                f"{file}: sha256 mismatch (expected {digest[:12]}..., found {actual[:12]}...); "
-                "the file is corrupt or was modified; re-download or re-train it"
-            )
+    verify_files(directory, sums, CHECKSUMS_FILE, RunDirError, "re-download or re-train it")
 
 
 def atomic_save_weights(model: Any, path: str | os.PathLike) -> None:
