@@ -85,6 +85,19 @@ def test_cli_translate_evaluate_and_attention_plot(toy, tmp_path, capsys):
     assert "use `rnnzoo translate" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["translator_gru_attention", "translator_gru"])
+@pytest.mark.parametrize("output_units", [0, 24])
+def test_output_units_sets_the_width_of_the_output_projection(name, output_units):
+    model = {**TINY_OVERRIDES["model"], "output_units": output_units}
+    task = rnnzoo.create_model(name, model=model)
+    kernel = task.model.get_layer("logits").kernel
+    assert tuple(kernel.shape) == (output_units or 32, 40)  # 0 means decoder_units (32)
+    names = {layer.name for layer in task.model.layers}
+    # attention always combines [decoder output; context]; without attention a narrower width
+    # adds a projection, the default keeps the classic seq2seq (decoder output -> logits)
+    assert ("combine" in names) == (name.endswith("attention") or output_units == 24)
+
+
 def test_pair_reader_errors_and_normalisation(tmp_path):
     bad = tmp_path / "pairs.txt"
     bad.write_text("Hello.\tHola.\nno tab here\n")

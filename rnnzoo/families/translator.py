@@ -46,6 +46,11 @@ class ModelConfig:
     decoder_layers: int = 1
     attention: Literal["additive", "multiplicative", "none"] = "additive"
     attention_units: int = 256
+    # Width of the vector fed to the output projection (Luong's attentional hidden state):
+    # 0 means decoder_units. At batch 1 a decoding step is bound by reading the weights, and the
+    # [output_units, tgt_vocab_size] projection is most of them, so a narrower output layer
+    # decodes proportionally faster.
+    output_units: int = 0
     dropout: float = 0.2
 
 
@@ -147,7 +152,9 @@ class Task(BaseTask):
         if m.attention != "none":
             lay["attention"] = SequenceAttention(m.attention_units, score=m.attention,
                                                  name="attention")
-            lay["combine"] = L.Dense(m.decoder_units, activation="tanh", name="combine")
+        out_units = m.output_units or m.decoder_units
+        if m.attention != "none" or out_units != m.decoder_units:
+            lay["combine"] = L.Dense(out_units, activation="tanh", name="combine")
         lay["drop"] = L.Dropout(m.dropout, name="output_dropout")
         lay["emb_drop"] = L.Dropout(m.dropout, name="embedding_dropout")
         lay["logits"] = L.Dense(m.tgt_vocab_size, name="logits", dtype="float32")
@@ -188,7 +195,9 @@ class Task(BaseTask):
         weights = None
         if "attention" in lay:
             context, weights = lay["attention"](dec_out, enc_out, src_mask, keys=keys)
-            dec_out = lay["combine"](keras.layers.Concatenate()([dec_out, context]))
+            dec_out = keras.layers.Concatenate()([dec_out, context])
+        if "combine" in lay:
+            dec_out = lay["combine"](dec_out)
         return lay["logits"](lay["drop"](dec_out)), weights
 
     @property
@@ -579,7 +588,8 @@ def format_translation_report(report: dict) -> str:
 # -- test support -------------------------------------------------------------------------------
 TINY_OVERRIDES = {
     "model": {"src_vocab_size": 40, "tgt_vocab_size": 40, "embedding_dim": 16,
-              "encoder_units": 16, "decoder_units": 32, "attention_units": 16, "dropout": 0.0},
+              "encoder_units": 16, "decoder_units": 32, "attention_units": 16, "output_units": 16,
+              "dropout": 0.0},
     "data": {"max_length": 12, "dev_fraction": 0.1, "test_fraction": 0.1},
     "training": {"epochs": 1, "batch_size": 32, "warmup_steps": 0, "early_stopping_patience": 0},
 }
