@@ -549,3 +549,55 @@ def test_import_does_not_pull_tensorflow_or_keras() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- wide vocabularies: the probed top-k must equal a full partition -------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_probed_top_k_is_exact_on_wide_rows(dtype) -> None:
+    from rnnzoo import generation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 40000)).astype(dtype)
+    x[1, 10000:] = -np.inf  # like beam slots that are not alive yet
+    x[2, ::7] = x[2, 0]  # many ties
+    x[3, 123] = 50.0  # one peaked row: most of the sample is far below the top
+    for k in (1, 5, 10, 32):
+        idx = generation._top_sorted(x, k)
+        assert generation._top_sorted_probed(x, k) is not None  # the fast path ran
+        want = -np.sort(-x, axis=1)[:, :k]
+        np.testing.assert_array_equal(np.take_along_axis(x, idx, axis=1), want)
+        assert all(len(set(row)) == k for row in idx.tolist())
+    x[0, :] = -np.inf
+    assert generation._top_sorted_probed(x, 3) is None  # no finite bound: full path
+    assert generation._top_sorted(x, 3).shape == (4, 3)
+
+
+def test_wide_vocabulary_beam_and_top_k_equal_the_full_partition(monkeypatch) -> None:
+    from rnnzoo import generation
+
+    vocab = 3000
+    rng = np.random.default_rng(1)
+    emb, out = rng.normal(size=(vocab, 16)), rng.normal(scale=1.5, size=(16, vocab))
+    out[:, END] += 1.0
+
+    def step(tokens, state):
+        h = np.tanh(state["h"] + emb[tokens])
+        return (h @ out).astype(np.float32), {"h": h}
+
+    start, state = np.array([2, 3, 4], np.int32), {"h": rng.normal(size=(3, 16))}
+
+    def decode():
+        beam = generate(step, start, state, max_length=12, end_token=END, sampler="beam",
+                        width=5, early_stop=False)
+        topk = generate(step, start, state, max_length=12, end_token=END, sampler="top_k",
+                        k=20, seed=0)
+        return beam, topk
+
+    fast = decode()
+    monkeypatch.setattr(generation, "_PROBE", 10**9)  # disables the probed path
+    full = decode()
+    for a, b in zip(fast, full):
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        np.testing.assert_array_equal(a.scores, b.scores)
