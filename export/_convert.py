@@ -17,6 +17,7 @@ import onnx
 import tensorflow as tf
 
 from . import _cudnn_handler  # noqa: F401  (registers the CudnnRNNV3 handler with tf2onnx)
+from ._simplify import simplify
 from ._tracing import TraceReport, fused_tracing
 from .errors import ExportError, FusionFallbackWarning
 from .validate import check_fused, check_model
@@ -264,6 +265,7 @@ def convert(
             raise ExportError(report.error) from None
         raise ExportError(f"tracing the model for export failed: {e}") from e
     model = _convert_concrete(concrete, opset)
+    simplify(model)
     got_inputs = [vi.name for vi in model.graph.input]
     if got_inputs != input_names:
         raise ExportError(f"ONNX inputs {got_inputs} != requested {input_names}")

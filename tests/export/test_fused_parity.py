@@ -583,3 +583,20 @@ def test_masked_decoder_with_initial_state_from_encoder() -> None:
         tol=TOL,
         valid_lengths_from={"dec": "tgt"},
     )
+
+
+def test_dense_on_sequences_is_one_broadcast_matmul() -> None:
+    """tf2onnx spells Dense on [B, T, C] as tensordot (Shape/Gather/Concat/Reshape around a 2-D
+    MatMul); the export collapses it to one MatMul with the same numbers."""
+    from rnnzoo.export._simplify import simplify
+
+    model = _token_model(L.GRU(8, return_sequences=True), L.Dense(5, activation="tanh"),
+                         L.Dense(VOCAB))
+    proto = convert(model, TOKENS_SPEC, ["tokens"], ["logits"])
+    tensordot = [n.op_type for n in proto.graph.node if "Tensordot" in n.name]
+    assert tensordot == ["MatMul", "MatMul"] and op_counts(proto)["MatMul"] == 2
+    tokens = np.random.default_rng(0).integers(1, VOCAB, (3, 7)).astype("int32")
+    tokens[1, 4:] = 0
+    parity(lambda f: [np.asarray(model(f["tokens"]))], proto, [{"tokens": tokens}], tol=TOL,
+           valid_lengths_from={"logits": "tokens"})  # padded steps are unspecified
+    assert simplify(proto) == {"tensordot": 0, "removed": 0}  # idempotent
