@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import difflib
+import functools
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -46,6 +47,8 @@ __all__ = [
     "list_samplers",
     "log_softmax",
 ]
+
+_UNUSED_RNG = np.random.default_rng(0)  # handed to deterministic samplers, which never draw
 
 State = dict[str, np.ndarray]
 StepFn = Callable[[np.ndarray, State], tuple[np.ndarray, State]]
@@ -100,14 +103,14 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     float64 because beam scores are sums over many steps and ties between beams should be decided
     by the model, not by float32 rounding; rows whose logits are all ``-inf`` stay ``-inf``.
     """
-    x = np.asarray(logits, dtype=np.float64)
-    m = np.max(x, axis=-1, keepdims=True)
+    shifted = np.array(logits, dtype=np.float64)  # a fresh copy, worked on in place (per step)
+    m = shifted.max(axis=-1, keepdims=True)
     finite = np.isfinite(m)
     if not finite.all():  # the edge-case passes run only when needed: this is per step
         m = np.where(finite, m, 0.0)
-    shifted = x - m
+    shifted -= m
     with np.errstate(divide="ignore", invalid="ignore"):
-        lse = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+        lse = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
         shifted -= lse
     if np.isneginf(lse).any():
         shifted = np.where(np.isneginf(lse), -np.inf, shifted)
@@ -269,6 +272,9 @@ class Sampler(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    # Samplers that never draw get a shared generator instead of a fresh one per call
+    # (seeding one from OS entropy costs about as much as a decoder step at batch 1).
+    deterministic: ClassVar[bool] = False
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, so a sampler can be stored in a config and rebuilt by name."""
@@ -295,7 +301,8 @@ class Sampler(abc.ABC):
             start_tokens, state, max_length, end_token, record
         )
         pad_token = _check_int("pad_token", pad_token, 0)
-        rng = rng if rng is not None else np.random.default_rng()
+        if rng is None:
+            rng = _UNUSED_RNG if self.deterministic else np.random.default_rng()
         return self._run(step, start, state, max_length, end_token, rng, record, pad_token)
 
     @abc.abstractmethod
@@ -368,6 +375,7 @@ class GreedySampler(TokenSampler):
     """The most likely token at every step: deterministic, the baseline for parity tests."""
 
     name = "greedy"
+    deterministic = True
 
     def __init__(self) -> None:
         pass
@@ -475,6 +483,7 @@ class BeamSampler(Sampler):
     """
 
     name = "beam"
+    deterministic = True
 
     def __init__(
         self,
@@ -676,6 +685,11 @@ def list_samplers() -> list[str]:
     return sorted(_SAMPLERS)
 
 
+@functools.cache
+def _init_params(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
 def get_sampler(name_or_sampler: str | Sampler, **kwargs: Any) -> Sampler:
     """A sampler instance from its name and parameters (or an instance, returned as is).
 
@@ -700,7 +714,7 @@ def get_sampler(name_or_sampler: str | Sampler, **kwargs: Any) -> Sampler:
         raise ValueError(
             f"unknown sampler {name_or_sampler!r}{hint} Available: {', '.join(list_samplers())}"
         )
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = _init_params(cls)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         takes = ", ".join(accepted) if accepted else "no parameters"
@@ -735,7 +749,7 @@ def generate(
         state,
         max_length=max_length,
         end_token=end_token,
-        rng=np.random.default_rng(seed),
+        rng=_UNUSED_RNG if chosen.deterministic else np.random.default_rng(seed),
         record=record,
         pad_token=pad_token,
     )

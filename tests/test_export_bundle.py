@@ -126,6 +126,22 @@ def test_unavailable_provider_is_a_clear_error(bundle):
         runtime.load(bundle[0], providers=["CUDAExecutionProvider"])
 
 
+def test_per_graph_session_options(bundle):
+    rt = runtime.load(bundle[0], graph_options={"model": {"intra_op_threads": 2,
+                                                          "spinning": True}})
+    expected = runtime.load(bundle[0]).predict_proba(["good movie", "bad"])
+    np.testing.assert_array_equal(rt.predict_proba(["good movie", "bad"]), expected)
+    opts = rt.sessions["model"].get_session_options()
+    assert opts.intra_op_num_threads == 2
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    with pytest.raises(runtime.BundleError, match="no graph 'decoder'.*graphs: model"):
+        runtime.load(bundle[0], graph_options={"decoder": {"intra_op_threads": 2}})
+    with pytest.raises(runtime.BundleError, match=r"unknown option\(s\) \['threads'\]"):
+        runtime.load(bundle[0], graph_options={"model": {"threads": 2}})
+    with pytest.raises(runtime.BundleError, match="intra_op_threads must be an integer"):
+        runtime.load(bundle[0], intra_op_threads=-1)
+
+
 def test_existing_output_is_not_overwritten(bundle):
     with pytest.raises(ExportError, match="already exists"):
         to_onnx(_tiny_trained("sentiment_gru"), bundle[0])

@@ -65,6 +65,9 @@ def test_onnx_runtime_matches_keras_token_for_token(toy, tmp_path):
     sources = [s for s, _ in data.test[:40]]
     assert rt.translate(sources) == task.translate(sources)
     assert rt.translate(sources, beam=3) == task.translate(sources, beam=3)
+    fast = runtime.load(tmp_path / "bundle",
+                        graph_options={"decoder": {"intra_op_threads": 2, "spinning": True}})
+    assert fast.translate(sources[:8], batch_size=1) == task.translate(sources[:8])
     with pytest.raises(DataError, match="empty list"):
         rt.translate([])
 
