@@ -101,6 +101,15 @@ def test_output_units_sets_the_width_of_the_output_projection(name, output_units
     assert ("combine" in names) == (name.endswith("attention") or output_units == 24)
 
 
+def test_negative_output_units_is_a_config_error():
+    from rnnzoo.errors import ConfigError
+
+    task = rnnzoo.create_model("translator_gru", model={**TINY_OVERRIDES["model"],
+                                                        "output_units": -1})
+    with pytest.raises(ConfigError, match="output_units must be >= 0"):
+        task.model  # noqa: B018  (the model is built lazily)
+
+
 def test_pair_reader_errors_and_normalisation(tmp_path):
     bad = tmp_path / "pairs.txt"
     bad.write_text("Hello.\tHola.\nno tab here\n")

@@ -26,7 +26,7 @@ import numpy as np
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.parallel import ParallelData, detokenize, grouped_split, normalize, read_pairs
 from rnnzoo.data.tokenizer import BOS, EOS, WordTokenizer
-from rnnzoo.errors import DataError, RunDirError
+from rnnzoo.errors import ConfigError, DataError, RunDirError
 from rnnzoo.io import atomic_write_text
 from rnnzoo.task import Task as BaseTask
 
@@ -132,6 +132,9 @@ class Task(BaseTask):
         from rnnzoo.layers import RecurrentStack, SequenceAttention, TokenMask
 
         m = self.config.model
+        if m.output_units < 0:
+            raise ConfigError(f"{self.name}: model.output_units must be >= 0 (0 means "
+                              f"decoder_units), found {m.output_units}")
         L = keras.layers
         self.layers_: dict[str, Any] = {}
         lay = self.layers_
