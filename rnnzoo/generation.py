@@ -278,8 +278,7 @@ class Sampler(abc.ABC):
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, so a sampler can be stored in a config and rebuilt by name."""
-        params = inspect.signature(type(self).__init__).parameters
-        return {key: getattr(self, key) for key in params if key != "self"}
+        return {key: getattr(self, key) for key in _init_params(type(self))}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
