@@ -1,7 +1,8 @@
 """``to_onnx``: a trained zoo model -> a validated ONNX bundle with fused recurrent operators.
 
-Each family says what to export (``Task.export_graphs()``: one graph, or an encoder plus a
-one-step decoder) with which input signatures and sample inputs; this module converts, checks
+Each task type says what to export (``Task.graph_specs()``: typed :class:`GraphSpec` s, one
+graph or an encoder plus a one-step decoder, with input kinds from which validation inputs are
+drawn); this module converts, checks
 (ONNX checker, no ``Loop``/``Scan`` where recurrences were fused, parity with Keras at several
 shapes), optionally quantizes to int8 and re-validates on the task metric, and writes the bundle
 directory atomically.
@@ -19,15 +20,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rnnzoo.io import atomic_directory, atomic_write_text, sha256_file
 
+from .bundle import BUNDLE_FILE, BUNDLE_FORMAT
 from .errors import ExportError, ExportValidationError
-from .runtime import BUNDLE_FILE, BUNDLE_FORMAT
+from .specs import GraphSpec
 from .validate import check_fused, op_counts, parity
-
-DEFAULT_TOLERANCE = 1e-4
 
 
 @dataclasses.dataclass
@@ -72,7 +70,8 @@ class ExportReport:
 
 
 def _resolve_task(source: Any) -> Any:
-    from rnnzoo.task import Task, load
+    from rnnzoo.registry import load
+    from rnnzoo.tasks.base import Task
 
     if isinstance(source, Task):
         return source
@@ -110,8 +109,8 @@ def _write_bundle(tmp: Path, task: Any, graphs: dict[str, Any], meta: dict) -> N
     import onnx
 
     for spec_name, (spec, model) in graphs.items():
-        onnx.save_model(model, str(tmp / spec["file"]))
-        meta["graphs"][spec_name]["file"] = spec["file"]
+        onnx.save_model(model, str(tmp / spec.file))
+        meta["graphs"][spec_name]["file"] = spec.file
     task.save_assets(tmp / "assets")
     files = {}
     for path in sorted(tmp.rglob("*")):
@@ -155,41 +154,44 @@ def _versions() -> dict[str, str]:
     }
 
 
-def to_onnx(
-    model_or_run_or_preset: Any,
-    out_dir: str | os.PathLike,
-    opset: int = 17,
-    quantize: str | None = None,
-    validate: bool = True,
-    strict: bool = False,
-    tolerance: float = DEFAULT_TOLERANCE,
-    eval_data: str | os.PathLike | None = None,
-    overwrite: bool = False,
-) -> ExportReport:
-    """Export a trained zoo model to an ONNX bundle directory (fp32), validated by default.
+def _convert_graph(spec: GraphSpec, opset: int, strict: bool, validate: bool,
+                   tolerance: float | None) -> tuple[Any, dict]:
+    """Convert one graph spec and validate it: fused-op check and parity at its sizes."""
+    import tensorflow as tf
 
-    ``quantize="int8"`` also writes ``<out_dir>-int8`` (onnxruntime dynamic quantization: fused
-    LSTMs become ``DynamicQuantizeLSTM``; GRU and SimpleRNN recurrences stay fp32 because no
-    quantized operator exists) and re-validates it against the fp32 bundle: argmax agreement and
-    probability drift on random inputs, and the accuracy difference on ``eval_data`` when given.
-    Validation failures raise :class:`ExportValidationError`; nothing is written then.
-    """
-    if quantize not in (None, "int8"):
-        raise ExportError(f"quantize: expected None or 'int8', found {quantize!r}")
-    out_dir = Path(out_dir)
-    targets = [out_dir] + ([out_dir.with_name(out_dir.name + "-int8")] if quantize else [])
-    for target in targets:
-        if target.exists() and not overwrite:  # fail before minutes of tracing, not after
-            raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) or "
-                              "pick another output directory")
-    task = _resolve_task(model_or_run_or_preset)
-    if not task.preprocessor.is_fitted:
-        raise ExportError(f"{task.name!r} has no vocabulary: export a trained model")
     from ._convert import convert
 
-    copy = _export_copy(task)
-    specs = copy.export_graphs()
-    meta: dict[str, Any] = {
+    signature = [tf.TensorSpec([None if isinstance(d, str) else d for d in i.shape], i.dtype,
+                               name=i.name) for i in spec.inputs]
+    model = convert(spec.fn, signature, input_names=spec.input_names,
+                    output_names=spec.outputs, opset=opset, strict=strict,
+                    dynamic_axes=spec.dynamic_axes())
+    counts = op_counts(model)
+    info: dict[str, Any] = {
+        "file": spec.file,
+        "recurrent_ops": {k: v for k, v in counts.items() if k in ("LSTM", "GRU", "RNN")},
+        "loop_ops": sum(counts.get(k, 0) for k in ("Loop", "Scan")),
+        "max_abs_diff": {},
+        "checked_shapes": [],
+    }
+    if not validate:
+        return model, info
+    problems = check_fused(model, expect_recurrent=spec.expect_recurrent)
+    if problems and strict:
+        raise ExportValidationError(f"{spec.file}: " + "; ".join(problems))
+    for problem in problems:
+        warnings.warn(f"{spec.file}: {problem}", stacklevel=3)
+    feeds = spec.sample_feeds()
+    tol = spec.tolerance if tolerance is None else tolerance
+    info["max_abs_diff"] = parity(spec.keras_outputs, model, feeds, tol=tol,
+                                  valid_lengths_from=spec.sequence_outputs)
+    info["checked_shapes"] = [{k: list(v.shape) for k, v in f.items()} for f in feeds]
+    info["tolerance"] = tol
+    return model, info
+
+
+def _bundle_meta(task: Any, copy: Any, opset: int) -> dict[str, Any]:
+    return {
         "format": BUNDLE_FORMAT,
         "family": task.config.family,
         "entry": task.name,
@@ -202,50 +204,51 @@ def to_onnx(
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+
+
+def to_onnx(
+    model_or_run_or_preset: Any,
+    out_dir: str | os.PathLike,
+    opset: int = 17,
+    quantize: str | None = None,
+    validate: bool = True,
+    strict: bool = False,
+    tolerance: float | None = None,
+    eval_data: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Export a trained zoo model to an ONNX bundle directory (fp32), validated by default.
+
+    ``quantize="int8"`` also writes ``<out_dir>-int8`` (onnxruntime dynamic quantization: fused
+    LSTMs become ``DynamicQuantizeLSTM``; GRU and SimpleRNN recurrences stay fp32 because no
+    quantized operator exists) and re-validates it against the fp32 bundle on the task's own
+    comparison (``Task.compare_runtimes``), on ``eval_data`` when given. ``tolerance`` is the
+    largest |Keras - ONNX| accepted (default: each graph spec's, 1e-4).
+    Validation failures raise :class:`ExportValidationError`; nothing is written then.
+    """
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize: expected None or 'int8', found {quantize!r}")
+    out_dir = Path(out_dir)
+    targets = [out_dir] + ([out_dir.with_name(out_dir.name + "-int8")] if quantize else [])
+    for target in targets:
+        if target.exists() and not overwrite:  # fail before minutes of tracing, not after
+            raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) or "
+                              "pick another output directory")
+    task = _resolve_task(model_or_run_or_preset)
+    if not task.is_fitted:
+        raise ExportError(f"{task.name!r} has no vocabulary: export a trained model")
+    copy = _export_copy(task)
+    specs = copy.graph_specs()
+    meta = _bundle_meta(task, copy, opset)
     converted: dict[str, Any] = {}
     graph_reports: dict[str, dict] = {}
     for spec in specs:
-        model = convert(
-            spec["fn"],
-            spec["input_signature"],
-            input_names=spec["input_names"],
-            output_names=spec["output_names"],
-            opset=opset,
-            strict=strict,
-            dynamic_axes=spec.get("dynamic_axes"),
-        )
-        counts = op_counts(model)
-        recurrent = {k: v for k, v in counts.items() if k in ("LSTM", "GRU", "RNN")}
-        loops = sum(counts.get(k, 0) for k in ("Loop", "Scan"))
-        info: dict[str, Any] = {
-            "file": spec["file"],
-            "recurrent_ops": recurrent,
-            "loop_ops": loops,
-            "max_abs_diff": {},
-            "checked_shapes": [],
-        }
-        if validate:
-            problems = check_fused(model, expect_recurrent=spec.get("expect_recurrent", True))
-            if problems and strict:
-                raise ExportValidationError(f"{spec['file']}: " + "; ".join(problems))
-            for problem in problems:
-                warnings.warn(f"{spec['file']}: {problem}", stacklevel=2)
-            feeds = spec["sample_feeds"]
-            fn = spec["keras_numpy_fn"]
-            info["max_abs_diff"] = parity(
-                fn, model, feeds, tol=tolerance, valid_lengths_from=spec.get("sequence_outputs")
-            )
-            info["checked_shapes"] = [{k: list(v.shape) for k, v in f.items()} for f in feeds]
-            info["tolerance"] = tolerance
+        model, graph_reports[spec.name] = _convert_graph(spec, opset, strict, validate, tolerance)
         inputs, outputs = _io_meta(model)
-        meta["graphs"][spec["name"]] = {"file": spec["file"], "inputs": inputs, "outputs": outputs}
-        converted[spec["name"]] = (spec, model)
-        graph_reports[spec["name"]] = info
-    meta["validation"] = {
-        "validated": validate,
-        "onnx_checker": "passed (full_check)",
-        "graphs": graph_reports,
-    }
+        meta["graphs"][spec.name] = {"file": spec.file, "inputs": inputs, "outputs": outputs}
+        converted[spec.name] = (spec, model)
+    meta["validation"] = {"validated": validate, "onnx_checker": "passed (full_check)",
+                          "graphs": graph_reports}
 
     atomic_directory(out_dir, lambda tmp: _write_bundle(tmp, copy, converted, meta), overwrite,
                      ExportError)
@@ -277,8 +280,8 @@ def _quantize_bundle(
         quantized = {}
         with tempfile.TemporaryDirectory() as work:
             for spec in specs:
-                src = fp32_dir / spec["file"]
-                dst = Path(work) / spec["file"]
+                src = fp32_dir / spec.file
+                dst = Path(work) / spec.file
                 # onnxruntime logs generic pre-processing advice on the root logger; the
                 # re-validation below is what tells whether this model quantized well.
                 root = logging.getLogger()
@@ -288,7 +291,7 @@ def _quantize_bundle(
                     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
                 finally:
                     root.setLevel(level)
-                quantized[spec["name"]] = (spec, onnx.load_model(str(dst)))
+                quantized[spec.name] = (spec, onnx.load_model(str(dst)))
             m = json.loads(json.dumps(meta))
             m["precision"] = "int8"
             m["quantization"] = {
@@ -321,12 +324,3 @@ def _quantize_bundle(
     manifest_text = json.dumps(manifest, indent=2) + "\n"
     atomic_write_text(int8_dir / BUNDLE_FILE, manifest_text)
     return result
-
-
-def random_sample_feeds(vocab_size: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Post-padded token batches at three shapes: batch 1 full length, a mixed batch with a
-    length-1 row and a full-length row, and a batch of length-1 rows."""
-    from .validate import random_token_batches
-
-    batches = random_token_batches(vocab_size, shapes=((1, 17), (8, 23), (3, 1)), seed=seed)
-    return [{"tokens": b} for b in batches]

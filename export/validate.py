@@ -85,33 +85,6 @@ def is_post_padded(tokens: np.ndarray, pad_id: int = 0) -> bool:
     return bool(np.array_equal(tokens != pad_id, expected))
 
 
-def random_token_batches(
-    vocab_size: int,
-    shapes: Sequence[tuple[int, int]] = ((1, 7), (4, 7), (3, 4)),
-    *,
-    seed: int = 0,
-    pad_id: int = 0,
-    dtype: Any = np.int32,
-) -> list[np.ndarray]:
-    """Random post-padded token batches, one per ``(batch, time)`` shape.
-
-    Row 0 is full length and row 1 (if any) has length 1, other rows random lengths in
-    ``[1, time]``: covers batch 1, the length-1 edge and the no-padding edge.
-    """
-    rng = np.random.default_rng(seed)
-    batches = []
-    for batch, time in shapes:
-        lengths = rng.integers(1, time + 1, size=batch)
-        lengths[0] = time
-        if batch > 1:
-            lengths[1] = 1
-        tokens = rng.integers(0, vocab_size, size=(batch, time))
-        tokens = np.where(tokens == pad_id, (pad_id + 1) % vocab_size, tokens)
-        tokens[np.arange(time)[None, :] >= lengths[:, None]] = pad_id
-        batches.append(tokens.astype(dtype))
-    return batches
-
-
 def _as_dict(result: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
     if isinstance(result, Mapping):
         return {k: np.asarray(v) for k, v in result.items()}

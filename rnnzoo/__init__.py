@@ -16,7 +16,7 @@ _LAZY = {
     "create_model": "rnnzoo.registry",
     "model_info": "rnnzoo.registry",
     "train": "rnnzoo.training",
-    "load": "rnnzoo.task",
+    "load": "rnnzoo.registry",
     "RnnzooError": "rnnzoo.errors",
     "ConfigError": "rnnzoo.errors",
     "DataError": "rnnzoo.errors",

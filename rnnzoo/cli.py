@@ -68,10 +68,9 @@ def _find_run_dir(weights: Path) -> Path:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from rnnzoo.registry import get_entry
-    from rnnzoo.task import load
+    """The trained model named by NAME plus --run DIR or --weights FILE."""
+    from rnnzoo.registry import load
 
-    get_entry(args.name)  # unknown names fail with suggestions before any file work
     if args.weights:
         weights = Path(args.weights)
         if not weights.is_file():
@@ -80,6 +79,20 @@ def _load(args: argparse.Namespace) -> Any:
     if not args.run:
         raise ConfigError("give --run DIR (a run directory) or --weights FILE")
     return load(args.run, name=args.name)
+
+
+def _task_class_of(name: str, command: str) -> Any:
+    """The task type of NAME; a verb used with the wrong kind of model names the verb that fits
+    (before any file is read)."""
+    from rnnzoo.registry import get_entry
+    from rnnzoo.tasks import task_class
+
+    entry = get_entry(name)  # unknown names fail with suggestions before any file work
+    cls = task_class(entry.task)
+    if command not in (cls.verb, "evaluate", "export"):
+        raise ConfigError(f"{entry.name!r} is a {entry.task} model: `rnnzoo {command}` does not "
+                          f"apply; use `rnnzoo {cls.verb} {entry.name} ...`")
+    return cls
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -135,16 +148,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _task_class_of(args.name, "evaluate")
     task = _load(args)
     data = task.load_data(args.data, seed=task.config.training.seed)
-    if task.config.family == "translator":
-        # BLEU/chrF for greedy decoding and for beam search, on the grouped split.
-        reports = [task.evaluate_data(data, args.split),
-                   task.evaluate_data(data, args.split, beam=args.beam)]
-    else:
-        if args.split == "test":
-            raise ConfigError("this dataset layout has no test split; use --split dev")
-        reports = [task.evaluate_data(data, args.split)]
+    reports = task.evaluate_reports(data, args.split, vars(args))
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
         return 0
@@ -154,53 +161,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_translate(args: argparse.Namespace) -> int:
-    task = _load(args)
-    if task.config.family != "translator":
-        raise ConfigError(f"{task.name!r} is a {task.config.family!r} model; translate needs a "
-                          "translator (see `rnnzoo list 'translator_*'`)")
-    texts = list(args.texts)
-    if not texts:
-        raise ConfigError('nothing to translate: pass sentences, e.g. "¿Dónde está la estación?"')
-    kwargs = {k: v for k, v in (("k", args.k), ("p", args.p), ("temperature", args.temperature))
-              if v is not None}
-    want_attention = args.attention_plot is not None
-    out = task.translate(texts, beam=args.beam, sampler=args.sampler, seed=args.seed,
-                         return_attention=want_attention, **kwargs)
-    translations, attentions = out if want_attention else (out, None)
-    for src, hyp in zip(texts, translations):
-        print(hyp if len(texts) == 1 else f"{src}\t{hyp}")
-    if want_attention:
-        from rnnzoo.families.translator import plot_attention
-
-        if attentions[0] is None:
-            raise ConfigError(f"{task.name!r} has no attention to plot (attention: none)")
-        plot_attention(task.preprocessor, texts[0], translations[0], attentions[0],
-                       args.attention_plot)
-        print(f"attention heatmap for the first sentence: {args.attention_plot}",
-              file=sys.stderr)
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    task = _load(args)
-    if not hasattr(task, "predict"):
-        raise ConfigError(f"{task.name!r} is a {task.config.family!r} model; predict is for "
-                          f"classifiers (use `rnnzoo translate {task.name} ...`)")
-    texts = list(args.texts)
-    if args.file:
-        texts += [ln.strip() for ln in Path(args.file).read_text().splitlines() if ln.strip()]
-    if not texts:
-        raise ConfigError('nothing to predict: pass texts ("a great film") or --file FILE')
-    pred = task.predict(texts)
-    names = task.preprocessor.label_names
-    for text, label, probs in zip(texts, pred.labels, pred.probs):
-        if args.json:
-            print(json.dumps({"text": text, "label": label,
-                              "probs": {n: round(float(p), 6) for n, p in zip(names, probs)}}))
-        else:
-            print(f"{label:<10} {float(probs.max()):.3f}  {text}")
-    return 0
+def cmd_verb(args: argparse.Namespace) -> int:
+    """A task type's verb (predict, translate, ...) on a trained model."""
+    cls = _task_class_of(args.name, args.command)
+    return int(cls.run_verb(_load(args), args) or 0)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -222,14 +186,7 @@ def _add_trained_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rnnzoo",
-        description="A model zoo of recurrent networks: list, train, evaluate, predict, translate, "
-        "export.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_catalogue_commands(sub: Any) -> None:
     p = sub.add_parser("list", help="list zoo models", description="List zoo models.")
     p.add_argument("pattern", nargs="*", help="glob(s), e.g. 'sentiment_*'")
     p.add_argument("--task", help="only this task, e.g. text-classification")
@@ -240,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=cmd_info)
 
+
+def _add_training_commands(sub: Any) -> None:
     p = sub.add_parser(
         "train", help="train or fine-tune a model",
         description="Train a zoo model with the shared loop. Running the same command again on "
@@ -277,40 +236,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     p.set_defaults(func=cmd_launch)
 
-    for name, func, helptext in (
-        ("evaluate", cmd_evaluate, "accuracy, macro-F1 and confusion matrix on a dataset"),
-        ("predict", cmd_predict, "labels and probabilities for texts"),
-    ):
-        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:])
-        _add_trained_model_args(p)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        if name == "evaluate":
-            p.add_argument("--data", required=True)
-            p.add_argument("--split", choices=["dev", "test", "train"], default="dev",
-                           help="translators: the grouped test split is 'test'")
-            p.add_argument("--beam", type=int, default=5,
-                           help="translators: beam width for the beam-search score (default 5)")
-        else:
-            p.add_argument("texts", nargs="*")
-            p.add_argument("--file", help="a text file, one input per line")
-        p.set_defaults(func=func)
-    p = sub.add_parser(
-        "translate", help="translate sentences with a trained translator",
-        description="Translate sentences (greedy by default; --beam K for beam search, or "
-        "--sampler top_k/top_p/temperature).",
-    )
-    _add_trained_model_args(p)
-    p.add_argument("texts", nargs="*")
-    p.add_argument("--beam", type=int, help="beam width (beam search)")
-    p.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
-    p.add_argument("--k", type=int, help="top_k: candidates kept")
-    p.add_argument("--p", type=float, help="top_p: nucleus mass")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--seed", type=int, help="seed for the stochastic samplers")
-    p.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
-                   help="save the attention heatmap of the first sentence")
-    p.set_defaults(func=cmd_translate)
 
+def _add_task_commands(sub: Any) -> None:
+    """``evaluate`` (with every task type's options) and one command per task-type verb."""
+    from rnnzoo.tasks import known_task_types, task_class
+
+    classes = [task_class(t) for t in known_task_types()]
+    p = sub.add_parser("evaluate", help="a trained model's metrics on a dataset",
+                       description="Score a trained model on a split of a dataset; --split all "
+                       "scores a whole held-out file.")
+    _add_trained_model_args(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", choices=["dev", "test", "train", "all"], default="dev",
+                   help="which part of the data (translators: the grouped test split is "
+                   "'test'; 'all': the whole file)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    for cls in classes:
+        cls.add_evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    verbs: dict[str, list] = {}
+    for cls in classes:
+        verbs.setdefault(cls.verb, []).append(cls)
+    for verb, owners in verbs.items():
+        tasks = ", ".join(c.task_type for c in owners)
+        # Task types sharing a verb (music and text generation) may declare the same option.
+        p = sub.add_parser(verb, help=f"run a trained {tasks} model",
+                           description=f"{verb.capitalize()} with a trained {tasks} model.",
+                           conflict_handler="resolve")
+        _add_trained_model_args(p)
+        for cls in owners:
+            cls.add_verb_arguments(p)
+        p.set_defaults(func=cmd_verb)
+
+
+def _add_export_command(sub: Any) -> None:
     p = sub.add_parser(
         "export", help="export a trained model to an ONNX bundle",
         description="Export a trained model to an ONNX bundle with fused recurrent operators, "
@@ -327,6 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip parity checks (not recommended)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnzoo",
+        description="A model zoo of recurrent networks: list models, train, evaluate, run and "
+        "export them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_catalogue_commands(sub)
+    _add_training_commands(sub)
+    _add_task_commands(sub)
+    _add_export_command(sub)
     return parser
 
 
@@ -336,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     # predict collects the texts that follow its options here.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command not in ("predict", "translate") or any(e.startswith("-")
-                                                                for e in extra):
+        if not hasattr(args, "texts") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.texts = list(args.texts) + extra
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

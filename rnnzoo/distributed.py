@@ -25,7 +25,6 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rnnzoo.errors import ConfigError, DistributedError
@@ -346,85 +345,3 @@ def weights_digest(model: Any) -> str:
     for w in model.weights:
         h.update(np.ascontiguousarray(np.asarray(w)).tobytes())
     return h.hexdigest()[:16]
-
-
-
-# -- Ray Train (optional extra: pip install "rnnzoo[ray]") ----------------------------------------
-
-
-def _ray_train_loop(config: dict) -> None:
-    """Runs in every Ray worker; Ray has set TF_CONFIG (and TF_USE_LEGACY_KERAS=1, which only
-    concerns ``tf.keras``: rnnzoo uses ``import keras``)."""
-    import ray.train
-
-    from rnnzoo.training import train
-
-    result = train(config["entry"], config["data"], out=config["out"], strategy="multiworker",
-                   verbose=2, **config["overrides"])
-    rank = ray.train.get_context().get_world_rank()
-    # Ray keeps reported metrics only with a checkpoint: the chief reports its finished run
-    # directory, which Ray also copies to its storage_path.
-    checkpoint = None
-    if rank == 0:
-        checkpoint = ray.train.Checkpoint.from_directory(str(result.run_dir))
-    ray.train.report({
-        "run_dir": str(result.run_dir),
-        "epochs_run": result.epochs_run,
-        "resumed_after_epoch": result.resumed_from_epoch,
-        **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
-    }, checkpoint=checkpoint)
-
-
-def train_with_ray(
-    entry: str,
-    data: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    num_workers: int = 2,
-    use_gpu: bool = False,
-    max_failures: int = 0,
-    storage_path: str | os.PathLike | None = None,
-    **overrides: Any,
-) -> dict:
-    """Train ``entry`` with Ray Train's ``TensorflowTrainer`` as the launcher.
-
-    Ray starts ``num_workers`` workers (on the Ray cluster ``ray.init()`` connects to, or a local
-    one), sets their TF_CONFIG, and each runs ``rnnzoo.train(..., strategy="multiworker")``: the
-    same loop, patch, backups and chief-only writes as ``rnnzoo launch``. With ``max_failures``
-    > 0 Ray restarts a crashed worker group and the run resumes from the chief's backup. ``out``
-    must be on storage the chief can reach. Returns the chief's metrics (``epochs_run``,
-    ``resumed_after_epoch``, dev ``accuracy``...) and ``checkpoint``, Ray's copy of the run dir.
-    """
-    try:
-        import ray
-        from ray.train import FailureConfig, RunConfig, ScalingConfig
-        from ray.train.tensorflow import TensorflowTrainer
-    except ImportError:
-        raise ConfigError(
-            'train_with_ray needs Ray Train: pip install "rnnzoo[ray]"') from None
-    # Keep a local Ray on this machine (tests, laptops) rather than probing for a cluster.
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(include_dashboard=False)
-    out_dir = Path(out).resolve()  # Ray workers run in their own working directory
-    trainer = TensorflowTrainer(
-        _ray_train_loop,
-        train_loop_config={"entry": entry, "data": str(Path(data).resolve()),
-                           "out": str(out_dir), "overrides": overrides},
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-        run_config=RunConfig(
-            name=f"rnnzoo-{out_dir.name}",
-            storage_path=str(Path(storage_path).resolve()) if storage_path else None,
-            failure_config=FailureConfig(max_failures=max_failures),
-        ),
-    )
-    try:
-        result = trainer.fit()
-    finally:
-        if started_ray:  # a local Ray we started; a cluster the caller connected to stays
-            ray.shutdown()
-    if result.error is not None:
-        raise DistributedError(f"Ray training failed: {result.error}") from result.error
-    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
-    return {**(result.metrics or {}), "checkpoint": checkpoint}

@@ -25,15 +25,16 @@ import difflib
 import functools
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 __all__ = [
     "BeamSampler",
     "GenerationResult",
+    "GraphRunner",
     "GreedySampler",
     "Sampler",
     "State",
@@ -43,6 +44,7 @@ __all__ = [
     "TopKSampler",
     "TopPSampler",
     "generate",
+    "graph_step",
     "get_sampler",
     "list_samplers",
     "log_softmax",
@@ -752,3 +754,48 @@ def generate(
         record=record,
         pad_token=pad_token,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoding engine: one step function over named graphs, for Keras and onnxruntime alike
+# ---------------------------------------------------------------------------------------------
+
+
+class GraphRunner(Protocol):
+    """What a decoding engine needs from a model: run a named graph on named numpy arrays.
+
+    ``rnnzoo.tasks.base.KerasGraphs`` (compiled Keras models) and
+    ``rnnzoo.export.bundle.BundleRuntime`` (onnxruntime sessions) both implement it, so every
+    generative task writes its encode/step logic once.
+    """
+
+    def input_names(self, graph: str) -> list[str]: ...
+
+    def output_names(self, graph: str) -> list[str]: ...
+
+    def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def graph_step(runner: GraphRunner, graph: str = "decoder") -> StepFn:
+    """The ``step(tokens_t, state)`` of a one-step decoder graph.
+
+    Naming contract of the graph: its first input takes the previous token and its first output
+    is the logits; every other input is read from ``state`` by name; an output ``new_<x>``
+    replaces ``state[x]`` and any other output (e.g. ``attention``) is stored under its own
+    name, where ``generate(record=...)`` can collect it.
+    """
+    inputs, outputs = runner.input_names(graph), runner.output_names(graph)
+    token_input, state_inputs = inputs[0], inputs[1:]
+    updates = [(n, n[4:] if n.startswith("new_") else n) for n in outputs[1:]]
+
+    def step(tokens_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        feeds = {token_input: np.asarray(tokens_t, dtype=np.int32)}
+        for n in state_inputs:
+            feeds[n] = state[n]
+        outs = runner.run(graph, feeds)
+        new = dict(state)
+        for out, key in updates:
+            new[key] = outs[out]
+        return outs[outputs[0]], new
+
+    return step

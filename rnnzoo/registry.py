@@ -1,7 +1,9 @@
-"""The model registry, read from the YAML files in ``zoo_configs/``.
+"""The model registry, read from the YAML files in ``zoo_configs/``, and loading saved models.
 
 Registration is data: every ``zoo_configs/<family>/<entry>.yaml`` is one entry, validated when the
-registry is first used. Listing takes globs and sorts naturally (``x_2`` before ``x_10``).
+registry is first used. Listing takes globs and sorts naturally (``x_2`` before ``x_10``). This
+module sits above the families in the import order: it is where a config (from YAML or a saved
+``config.json``) is resolved to its family's classes.
 """
 
 from __future__ import annotations
@@ -9,14 +11,19 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib.resources
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rnnzoo.config import EntryConfig, entry_from_dict, suggest
-from rnnzoo.errors import ConfigError, DuplicateModelError, UnknownModelError
+from rnnzoo.config import ENTRY_KEYS, EntryConfig, TrainingConfig, build_section, suggest
+from rnnzoo.errors import ConfigError, DuplicateModelError, RunDirError, UnknownModelError
+from rnnzoo.families import family_spec, known_families
+from rnnzoo.io import read_json
+from rnnzoo.saving import ASSETS_DIR, CONFIG_FILE, WEIGHTS_FILE, verify_checksums
 
 
 def _natural_key(name: str) -> list:
@@ -31,6 +38,51 @@ def _yaml_load(text: str, where: str) -> Any:
         line = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}{line}: invalid YAML: {problem}") from None
+
+
+def entry_from_dict(raw: Any, where: str) -> EntryConfig:
+    """Validate a whole entry mapping (from YAML or a run's config.json)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping at top level, found {type(raw).__name__}")
+    for key in raw:
+        if key not in ENTRY_KEYS:
+            raise ConfigError(
+                f"{where}: unknown top-level key {key!r}.{suggest(str(key), ENTRY_KEYS)} "
+                f"Valid keys: {', '.join(ENTRY_KEYS)}"
+            )
+    for key in ("name", "family"):
+        if key not in raw:
+            raise ConfigError(f"{where}: missing required key {key!r}")
+        if not isinstance(raw[key], str) or not raw[key]:
+            raise ConfigError(f"{where}.{key}: expected a non-empty string, found {raw[key]!r}")
+    family = raw["family"]
+    if family not in known_families():
+        raise ConfigError(
+            f"{where}.family: unknown family {family!r}.{suggest(family, known_families())} "
+            f"Known families: {', '.join(known_families())}"
+        )
+    spec = family_spec(family)
+    for key in ("task", "description"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{where}.{key}: expected a string, found {raw[key]!r}")
+    task = raw.get("task", spec.task)
+    if task != spec.task:
+        raise ConfigError(f"{where}.task: the {family!r} family is a {spec.task!r} family, "
+                          f"found {task!r}")
+    presets = raw.get("presets") or {}
+    if not isinstance(presets, Mapping):
+        raise ConfigError(f"{where}.presets: expected a mapping, found {presets!r}")
+    return EntryConfig(
+        name=raw["name"],
+        family=family,
+        task=task,
+        description=raw.get("description", ""),
+        model=build_section(spec.model_config, raw.get("model"), f"{where}: model"),
+        data=build_section(spec.data_config, raw.get("data"), f"{where}: data"),
+        training=build_section(TrainingConfig, raw.get("training"), f"{where}: training"),
+        presets=dict(presets),
+        source=where,
+    )
 
 
 def load_entry_file(path: Any, where: str | None = None) -> EntryConfig:
@@ -130,6 +182,48 @@ def create_model(name: str, /, **overrides: Any) -> Any:
 
 
 def task_from_config(entry: EntryConfig, preprocessor: Any = None) -> Any:
-    from rnnzoo.families import family_spec
+    """The family's task object for a resolved config (model built on first use)."""
+    return family_spec(entry.family).task_class(entry, preprocessor=preprocessor)
 
-    return family_spec(entry.family).module.Task(entry, preprocessor=preprocessor)
+
+def read_config(directory: Path) -> EntryConfig:
+    """The entry config stored in a run or preset directory."""
+    path = directory / CONFIG_FILE
+    raw = read_json(path, RunDirError, "expected a run directory from `rnnzoo train` or a "
+                    "saved model/preset directory")
+    return entry_from_dict(raw, str(path))
+
+
+def load(
+    directory: str | os.PathLike, weights: str | os.PathLike | None = None, name: str | None = None
+) -> Any:
+    """Load a saved model (run directory or preset): config, assets, then weights.
+
+    ``weights`` picks another weights file (e.g. ``checkpoints/last.weights.h5``); checksums are
+    verified for every file the directory lists. ``name``, when given, must match the entry.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RunDirError(f"not a directory: {directory}")
+    config = read_config(directory)
+    if name is not None and name.split(".", 1)[0] != config.name:
+        raise RunDirError(
+            f"{directory} holds a {config.name!r} model, not {name!r}; "
+            f"use `{config.name}` or another directory"
+        )
+    verify_checksums(directory)
+    weights_path = Path(weights) if weights is not None else directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise RunDirError(
+            f"weights file not found: {weights_path} (training may not have finished; "
+            f"try {directory / 'checkpoints' / 'last.weights.h5'})"
+        )
+    cls = family_spec(config.family).task_class
+    task = cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))
+    try:
+        task.model.load_weights(weights_path)
+    except (ValueError, OSError) as exc:
+        raise RunDirError(
+            f"{weights_path}: cannot load weights into {config.name!r}: {exc}"
+        ) from None
+    return task

@@ -30,15 +30,16 @@ from typing import Any
 from rnnzoo.config import TrainingConfig
 from rnnzoo.errors import ConfigError, DistributedError, RunDirError
 from rnnzoo.io import atomic_write_text
-from rnnzoo.task import (
+from rnnzoo.registry import create_model, read_config, task_from_config
+from rnnzoo.registry import load as load_task
+from rnnzoo.saving import (
     ASSETS_DIR,
     CONFIG_FILE,
     WEIGHTS_FILE,
-    Task,
     atomic_save_weights,
-    read_config,
     write_checksums,
 )
+from rnnzoo.tasks.base import Task
 
 
 @dataclasses.dataclass
@@ -168,8 +169,9 @@ def make_optimizer(recipe: TrainingConfig, steps_per_epoch: int) -> Any:
     return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw)
 
 
-def _checkpoint_callback(run_dir: Path, monitor: str, strategy: Any) -> Any:
-    """Best and last weights, written atomically; the best score survives a restart."""
+def _checkpoint_callback(run_dir: Path, monitor: str, mode: str, strategy: Any) -> Any:
+    """Best and last weights, written atomically; the best score survives a restart.
+    ``mode`` ("max"/"min") is the monitored metric's direction, declared by the task type."""
     import keras
     import numpy as np
 
@@ -179,7 +181,7 @@ def _checkpoint_callback(run_dir: Path, monitor: str, strategy: Any) -> Any:
     class AtomicCheckpoint(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.mode = "max" if ("acc" in monitor or "f1" in monitor) else "min"
+            self.mode = mode
             self.best = -np.inf if self.mode == "max" else np.inf
             if best_file.is_file():
                 self.best = json.loads(best_file.read_text())["value"]
@@ -396,6 +398,109 @@ def _check_workers_agree(strategy: Any, task: Task, dataset: Any, steps: int) ->
                         fingerprint(task.config.to_dict(), assets, sizes))
 
 
+def _resolve_task(model: str | Task, overrides: dict[str, Any]) -> Task:
+    if isinstance(model, str):
+        return create_model(model, **overrides)
+    if isinstance(model, Task):
+        if not overrides:
+            return model
+        task = task_from_config(model.config.with_overrides(**overrides), model.preprocessor)
+        task._model = None if not model.is_built else model.model
+        return task
+    raise ConfigError(f"model: expected an entry name or an rnnzoo task, found {model!r}")
+
+
+def _speed_options(recipe: TrainingConfig, strategy: Any) -> tuple[str, bool]:
+    """(precision, jit) actually used: ``auto`` precision resolved for this machine."""
+    import tensorflow as tf
+
+    precision = recipe.precision
+    if precision == "auto":
+        gpu = tf.config.list_physical_devices("GPU")
+        precision = "mixed_bfloat16" if cpu_supports_bf16() and not gpu else "float32"
+    jit = recipe.jit_compile
+    if strategy is not None and jit:
+        _log("jit_compile disabled under a tf.distribute strategy (fails on CPU)")
+        jit = False
+    return precision, jit
+
+
+def _monitor(task: Task, recipe: TrainingConfig, has_dev: bool) -> tuple[str, str]:
+    """(monitored metric, its direction); without a dev split the training metric."""
+    monitor = recipe.monitor
+    mode = task.metric_direction(monitor)
+    if not has_dev and monitor.startswith("val_"):
+        monitor = monitor[4:]
+        _log(f"no dev split: monitoring training {monitor!r} instead")
+    return monitor, mode
+
+
+def _build_and_compile(task: Task, strategy: Any, precision: str, recipe: TrainingConfig,
+                       steps: int, jit: bool, init_from: Any) -> Any:
+    """Build the model under the strategy scope and dtype policy, load fine-tuning weights,
+    compile with the recipe's optimizer."""
+    import keras
+
+    previous_policy = keras.config.dtype_policy()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        keras.config.set_dtype_policy(precision)
+        try:
+            task._model = None
+            model = task.model
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        if init_from is not None:
+            model.load_weights(Path(init_from) / WEIGHTS_FILE)
+        model.compile(optimizer=make_optimizer(recipe, steps), loss=task.loss(),
+                      metrics=task.metrics(), jit_compile=jit, steps_per_execution=1)
+    return model
+
+
+def _callbacks(task: Task, run_dir: Path, monitor: str, mode: str, strategy: Any,
+               recipe: TrainingConfig, chief: bool, verbose: Any, steps: int) -> list:
+    import keras
+
+    found = [_backup_callback(run_dir / "backup", recipe.backup_every, strategy),
+             _checkpoint_callback(run_dir, monitor, mode, strategy)]
+    if chief:
+        found.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
+    if recipe.early_stopping_patience > 0:
+        found.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=recipe.early_stopping_patience, mode=mode))
+    if verbose == 2:
+        found.append(_progress_callback(steps))
+    return found
+
+
+def _final_task(task: Task, run_dir: Path, precision: str, strategy: Any) -> Task:
+    """The model as a user will load it (float32): the best checkpoint, else the last."""
+    best = run_dir / "checkpoints" / "best.weights.h5"
+    final = best if best.is_file() else run_dir / "checkpoints" / "last.weights.h5"
+    if precision != "float32" or strategy is not None:
+        eval_task = task_from_config(task.config, task.preprocessor)
+        eval_task.model.load_weights(final)
+        return eval_task
+    task.model.load_weights(final)
+    return task
+
+
+def _write_reports(run_dir: Path, task: Task, dataset: Any, history: dict, log: dict) -> dict:
+    """Weights, dev metrics, history, curve, train.log.json and checksums of a finished run."""
+    atomic_save_weights(task.model, run_dir / WEIGHTS_FILE)
+    metrics: dict = {}
+    if dataset.num_dev:
+        metrics = task.evaluate_data(dataset, "dev")
+        _log("dev set:\n" + task.format_report(metrics))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2))
+    if history:
+        plot_history(history, run_dir / "training_curve.png", f"{task.name}: {run_dir.name}")
+    atomic_write_text(run_dir / "train.log.json", json.dumps(log, indent=2))
+    write_checksums(run_dir, only=(CONFIG_FILE, WEIGHTS_FILE, ASSETS_DIR))
+    return metrics
+
+
 def train(
     model: str | Task,
     data: str | os.PathLike,
@@ -417,35 +522,16 @@ def train(
     Overrides change any config key (``epochs=3``, ``units=64``, ``precision="mixed_bfloat16"``).
     Running the same command again on an unfinished run directory resumes it.
     """
-    from rnnzoo.registry import create_model, task_from_config
-    from rnnzoo.task import load as load_task
-
     t_start = time.time()
-    if isinstance(model, str):
-        task = create_model(model, **overrides)
-    elif isinstance(model, Task):
-        task = model
-        if overrides:
-            task = task_from_config(task.config.with_overrides(**overrides), task.preprocessor)
-            task._model = None if not model.is_built else model.model
-    else:
-        raise ConfigError(f"model: expected an entry name or an rnnzoo task, found {model!r}")
+    task = _resolve_task(model, overrides)
     recipe: TrainingConfig = task.config.training
+    task.metric_direction(recipe.monitor)  # a bad monitor fails before any file is written
     configure_threads(recipe.intra_op_threads, recipe.inter_op_threads)
 
     import keras
-    import tensorflow as tf
 
     strategy = resolve_strategy(strategy)
-    precision = recipe.precision
-    if precision == "auto":
-        precision = "mixed_bfloat16" if cpu_supports_bf16() and not tf.config.list_physical_devices(
-            "GPU") else "float32"
-    jit = recipe.jit_compile
-    if strategy is not None and jit:
-        _log("jit_compile disabled under a tf.distribute strategy (fails on CPU)")
-        jit = False
-
+    precision, jit = _speed_options(recipe, strategy)
     if init_from is not None:
         source = load_task(init_from)
         if source.config.family != task.config.family:
@@ -469,14 +555,10 @@ def train(
         if chief:
             task.write_artifacts(run_dir, weights=False)
 
-    fixed = strategy is not None
     train_ds, dev_ds, steps = task.datasets(
         dataset, batch_size=recipe.batch_size, seed=recipe.seed,
-        bucketing=recipe.bucketing, fixed_length=fixed)
-    monitor = recipe.monitor
-    if dev_ds is None and monitor.startswith("val_"):
-        monitor = monitor[4:]
-        _log(f"no dev split: monitoring training {monitor!r} instead")
+        bucketing=recipe.bucketing, fixed_length=strategy is not None)
+    monitor, mode = _monitor(task, recipe, dev_ds is not None)
     _log(f"training {task.name} on {dataset.description}")
     _log(f"{dataset.num_train} train / {dataset.num_dev} dev examples, "
          f"{steps} steps/epoch x {recipe.epochs} epochs, batch {recipe.batch_size}, "
@@ -485,46 +567,17 @@ def train(
     if workers.multi_worker:
         _check_workers_agree(strategy, task, dataset, steps)
 
-    previous_policy = keras.config.dtype_policy()
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
-        keras.config.set_dtype_policy(precision)
-        try:
-            task._model = None
-            model_ = task.model
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
-        if init_from is not None:
-            model_.load_weights(Path(init_from) / WEIGHTS_FILE)
-        model_.compile(
-            optimizer=make_optimizer(recipe, steps),
-            loss=task.loss(),
-            metrics=task.metrics(),
-            jit_compile=jit,
-            steps_per_execution=1,
-        )
-
-    backup = _backup_callback(run_dir / "backup", recipe.backup_every, strategy)
-    all_callbacks: list[Any] = [backup, _checkpoint_callback(run_dir, monitor, strategy)]
-    if chief:
-        all_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
-    if recipe.early_stopping_patience > 0:
-        all_callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=recipe.early_stopping_patience,
-            mode="max" if ("acc" in monitor or "f1" in monitor) else "min"))
+    model_ = _build_and_compile(task, strategy, precision, recipe, steps, jit, init_from)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    if verbose == 2:
-        all_callbacks.append(_progress_callback(steps))
-
+    own = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose, steps)
+    backup = own[0]
     epochs_logged = 0  # epochs in history.csv before this invocation (chief)
     if resuming:
         epochs_logged = len(_read_history(run_dir / "history.csv").get("epoch", []))
         _log(f"resuming unfinished run in {run_dir} from its backup")
     t_fit = time.time()
-    fit_hist = model_.fit(train_ds, validation_data=dev_ds, epochs=recipe.epochs,
-                          callbacks=all_callbacks + list(callbacks or []), verbose=verbose,
-                          shuffle=False)
+    fit_hist = task.fit(train_ds, dev_ds, recipe.epochs, own + list(callbacks or []), verbose)
     fit_seconds = time.time() - t_fit
     epochs_run = len(fit_hist.epoch)
     resumed_from = backup.restored_epoch
@@ -539,32 +592,11 @@ def train(
         _log(f"worker {workers.index}/{workers.count}: weights after training "
              f"{weights_digest(model_)}")
 
-    if chief:
-        history = _read_history(run_dir / "history.csv")
-        # Final artifact: best checkpoint (or last), evaluated as a user will load it (float32).
-        best = run_dir / "checkpoints" / "best.weights.h5"
-        final = best if best.is_file() else run_dir / "checkpoints" / "last.weights.h5"
-        if precision != "float32" or strategy is not None:
-            eval_task = task_from_config(task.config, task.preprocessor)
-            eval_task.model.load_weights(final)
-        else:
-            eval_task = task
-            model_.load_weights(final)
-    else:  # a non-chief worker: its in-memory model (identical to the chief's), no files
-        history = {"epoch": [e + 1 for e in fit_hist.epoch],
-                   **{k: [float(x) for x in v] for k, v in fit_hist.history.items()}}
-        eval_task = task
     metrics: dict = {}
     if chief:
-        atomic_save_weights(eval_task.model, run_dir / WEIGHTS_FILE)
-        if dataset.num_dev:
-            metrics = eval_task.evaluate_data(dataset, "dev")
-            _log("dev set:\n" + eval_task.format_report(metrics))
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-        atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2))
-        if history:
-            plot_history(history, run_dir / "training_curve.png", f"{task.name}: {run_dir.name}")
-        atomic_write_text(run_dir / "train.log.json", json.dumps({
+        history = _read_history(run_dir / "history.csv")
+        eval_task = _final_task(task, run_dir, precision, strategy)
+        metrics = _write_reports(run_dir, eval_task, dataset, history, {
             "entry": task.name,
             "data": str(data),
             "data_description": dataset.description,
@@ -582,8 +614,11 @@ def train(
             "command": " ".join(sys.argv) if sys.argv and "rnnzoo" in sys.argv[0] else None,
             "versions": _versions(),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        }, indent=2))
-        write_checksums(run_dir, only=(CONFIG_FILE, WEIGHTS_FILE, ASSETS_DIR))
+        })
+    else:  # a non-chief worker: its in-memory model (identical to the chief's), no files
+        history = {"epoch": [e + 1 for e in fit_hist.epoch],
+                   **{k: [float(x) for x in v] for k, v in fit_hist.history.items()}}
+        eval_task = task
     _log(f"done in {time.time() - t_start:.0f}s; run directory: {run_dir}")
     return TrainResult(run_dir, eval_task, history, metrics, epochs_run, resumed_from,
                        time.time() - t_start)

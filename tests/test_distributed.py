@@ -462,7 +462,7 @@ def test_launch_rejects_bad_invocations(tmp_path):
 @pytest.mark.slow
 def test_train_with_ray(tmp_path, sentiment_csv):
     pytest.importorskip("ray.train.tensorflow")
-    from rnnzoo.distributed import train_with_ray
+    from rnnzoo.launch import train_with_ray
 
     out = tmp_path / "run"
     metrics = train_with_ray("sentiment_gru", sentiment_csv, out, num_workers=2,

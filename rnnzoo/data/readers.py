@@ -8,15 +8,20 @@ Supported layouts, detected by ``load_text_classification``:
   ``<class>/*.txt`` directly.
 * A generic CSV/TSV file with a header that has ``text`` and ``label`` columns.
 
-Malformed rows raise ``DataError`` naming the file and the line.
+Malformed rows raise ``DataError`` naming the file and the line. So does any file that is not
+text in the expected encoding (binary, compressed, UTF-16, invalid UTF-8: with the byte offset and
+an ``iconv`` command), an empty file, or a CSV field longer than ``MAX_FIELD_CHARS`` (usually an
+unclosed quote that swallowed the rest of the file): one line, never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rnnzoo.errors import DataError
@@ -46,15 +51,68 @@ class TextClassificationData:
         return len(self.dev_texts)
 
 
-def _read_lines(path: Path, encoding: str) -> list[str]:
+# A text-classification example is at most a long document; a field beyond this is a broken file
+# (Python's csv default, 128 KiB, rejects some real reviews, so the limit is raised to this cap).
+MAX_FIELD_CHARS = 4 * 1024 * 1024
+
+_MAGIC = (
+    (re.compile(b"\x1f\x8b"), "a gzip archive; decompress it first (gunzip)"),
+    (re.compile(b"PK\x03\x04"), "a zip archive; extract it first (unzip)"),
+    (re.compile(b"BZh[1-9]1AY&SY"), "a bzip2 archive; decompress it first (bunzip2)"),
+    (re.compile(b"\xfd7zXZ\x00"), "an xz archive; decompress it first (unxz)"),
+    (re.compile(b"\xff\xfe|\xfe\xff"),
+     "UTF-16 text; convert it: iconv -f UTF-16 -t UTF-8 {path} > {fixed}"),
+)
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    """The file's text; any unreadable, binary or wrongly encoded file is a one-line
+    ``DataError`` naming the file, the line and the byte offset, with a way to fix it."""
     try:
-        return path.read_text(encoding=encoding).split("\n")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    fixed = f"{path.stem}.utf8{path.suffix}"
+    for magic, what in _MAGIC:
+        if magic.match(data):
+            raise DataError(f"{path}: this is {what.format(path=path, fixed=fixed)}")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data[:nul].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: NUL byte at byte offset {nul}: this looks like a "
+                        "binary file, not text")
+    try:
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{path}, line {line}: not valid {encoding} text ({exc.reason}); "
-            "save the file as UTF-8"
+            f"{path}, line {line}: not valid {encoding} text (byte 0x{data[exc.start]:02x} at "
+            f"byte offset {exc.start}: {exc.reason}); save the file as UTF-8, e.g. "
+            f"iconv -f latin1 -t utf-8 {path} > {fixed}"
         ) from None
+
+
+def _read_lines(path: Path, encoding: str) -> list[str]:
+    return _read_text(path, encoding).split("\n")
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Set csv's (process-wide) field size limit for the block."""
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> DataError:
+    if "field larger than field limit" in str(exc):
+        return DataError(
+            f"{path}, line {line}: a field is longer than {MAX_FIELD_CHARS} characters; an "
+            'unclosed quote (") usually swallows the rest of the file'
+        )
+    return DataError(f"{path}, line {line}: {exc}")
 
 
 def read_mr(directory: str | Path) -> tuple[list[str], list[int]]:
@@ -98,22 +156,35 @@ def read_delimited(
         raise DataError(f"data file not found: {path}")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     lines = _read_lines(path, "utf-8-sig")
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{path}: file is empty")
     # TSV files such as GLUE's are not quoted: a lone '"' is part of the sentence.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataError(f"{path}: file is empty") from None
-    if text_column not in header or label_column not in header:
-        raise DataError(
-            f"{path}, line 1: expected a header with columns {text_column!r} and "
-            f"{label_column!r}, found {header}"
-        )
-    ti, li = header.index(text_column), header.index(label_column)
     texts, labels = [], []
-    try:
-        for lineno, row in enumerate(reader, start=2):
+    with _field_limit(MAX_FIELD_CHARS):
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path}: file is empty") from None
+        except csv.Error as exc:
+            raise _csv_error(path, 1, exc) from None
+        if text_column not in header or label_column not in header:
+            found = repr(header)
+            found = found if len(found) <= 200 else found[:197] + "..."
+            raise DataError(
+                f"{path}, line 1: expected a header with columns {text_column!r} and "
+                f"{label_column!r}, found {found}"
+            )
+        ti, li = header.index(text_column), header.index(label_column)
+        while True:
+            lineno = reader.line_num + 1  # where the next row starts
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise _csv_error(path, lineno, exc) from None
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line (e.g. the final newline)
             if len(row) != len(header):
@@ -126,8 +197,6 @@ def read_delimited(
                 raise DataError(f"{path}, line {lineno}: empty {text_column!r} field")
             texts.append(text)
             labels.append(_parse_label(row[li], path, lineno, allowed_labels))
-    except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: {exc}") from None
     return texts, labels
 
 
@@ -135,9 +204,13 @@ def read_class_dirs(directory: str | Path) -> tuple[list[str], list[str]]:
     """``<class>/*.txt``: one example per file, the folder name is the label (``unsup`` skipped)."""
     directory = Path(directory)
     texts, labels = [], []
-    classes = sorted(p for p in directory.iterdir() if p.is_dir() and p.name != "unsup")
-    for cls_dir in classes:
-        for path in sorted(cls_dir.glob("*.txt")):
+    try:
+        classes = sorted(p for p in directory.iterdir() if p.is_dir() and p.name != "unsup")
+        files = [(c, sorted(p for p in c.glob("*.txt") if p.is_file())) for c in classes]
+    except OSError as exc:
+        raise DataError(f"{directory}: cannot list: {exc.strerror or exc}") from None
+    for cls_dir, paths in files:
+        for path in paths:
             lines = _read_lines(path, "utf-8")
             text = " ".join(line.strip() for line in lines).replace("<br />", " ").strip()
             if not text:
@@ -149,9 +222,13 @@ def read_class_dirs(directory: str | Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+_INT_LABEL = re.compile(r"-?[0-9]+")
+
+
 def _label_names(labels: Sequence[str]) -> list[str]:
+    """Sorted class names; numerically when all are (ASCII) integers, so "10" follows "9"."""
     names = sorted(set(labels))
-    if all(n.lstrip("-").isdigit() for n in names):
+    if names and all(_INT_LABEL.fullmatch(n) for n in names):
         names.sort(key=int)
     return names
 

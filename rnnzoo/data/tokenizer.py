@@ -51,10 +51,11 @@ class WordTokenizer:
     def _set_vocab(self, vocab: list[str]) -> None:
         want = self.specials()
         if vocab[: len(want)] != want:
-            raise DataError(f"tokenizer vocabulary must start with {want}, found {vocab[:4]}")
+            raise DataError(f"tokenizer vocabulary must start with {want}, found "
+                            f"{_short(vocab[:4])}")
         if len(set(vocab)) != len(vocab):
             dup = next(w for w, c in Counter(vocab).items() if c > 1)
-            raise DataError(f"tokenizer vocabulary has duplicate token {dup!r}")
+            raise DataError(f"tokenizer vocabulary has duplicate token {_short(dup)}")
         self.vocab = vocab
         self.index = {w: i for i, w in enumerate(vocab)}
 
@@ -142,21 +143,32 @@ class WordTokenizer:
 
     @classmethod
     def from_json(cls, text: str, where: str = "tokenizer JSON") -> WordTokenizer:
+        """Parse ``to_json`` output; anything else (malformed JSON, wrong types, a broken
+        vocabulary) is a ``DataError`` naming ``where``."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(f"{where}: invalid JSON: nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer with more digits than Python parses
+            raise DataError(f"{where}: invalid JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise DataError(f"{where}: expected format {FORMAT!r}, found {found!r}")
+            raise DataError(f"{where}: expected format {FORMAT!r}, found {_short(found)}")
         vocab = data.get("vocab")
         if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
             raise DataError(f"{where}: 'vocab' must be a list of strings")
-        return cls(
-            vocab,
-            lowercase=bool(data.get("lowercase", True)),
-            special_bos_eos=bool(data.get("special_bos_eos", False)),
-        )
+        flags = {}
+        for key, default in (("lowercase", True), ("special_bos_eos", False)):
+            value = data.get(key, default)
+            if not isinstance(value, bool):
+                raise DataError(f"{where}: {key!r} must be true or false, found {_short(value)}")
+            flags[key] = value
+        try:
+            return cls(vocab, **flags)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, self.to_json())
@@ -166,7 +178,19 @@ class WordTokenizer:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"tokenizer file not found: {path}")
-        return cls.from_json(path.read_text(encoding="utf-8"), where=str(path))
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte offset {exc.start}); expected a "
+                            "tokenizer JSON file written by rnnzoo") from None
+        return cls.from_json(text, where=str(path))
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_post_padded(tokens: np.ndarray, where: str = "tokens") -> np.ndarray:

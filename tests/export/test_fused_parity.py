@@ -25,6 +25,7 @@ from rnnzoo.export.errors import (  # noqa: E402
     ExportValidationError,
     FusionFallbackWarning,
 )
+from rnnzoo.export.specs import token_batches  # noqa: E402
 from rnnzoo.export.validate import (  # noqa: E402
     check_fused,
     check_model,
@@ -32,13 +33,12 @@ from rnnzoo.export.validate import (  # noqa: E402
     op_counts,
     parity,
     post_padded_lengths,
-    random_token_batches,
 )
 
 L = keras.layers
 VOCAB, EMB, TOL = 20, 6, 1e-5
 TOKENS_SPEC = [tf.TensorSpec([None, None], tf.int32)]
-BATCHES = random_token_batches(VOCAB, shapes=((1, 7), (5, 7), (3, 3), (1, 1)), seed=3)
+BATCHES = token_batches(VOCAB, shapes=((1, 7), (5, 7), (3, 3), (1, 1)), seed=3)
 
 
 def _randomize(model: keras.Model, seed: int = 0) -> keras.Model:
@@ -479,7 +479,7 @@ def test_dynamic_quantization_keeps_fused_lstm(tmp_path) -> None:
 
 
 def test_validation_helpers() -> None:
-    batches = random_token_batches(VOCAB, shapes=((1, 6), (4, 5)), seed=0)
+    batches = token_batches(VOCAB, shapes=((1, 6), (4, 5)), seed=0)
     assert [b.shape for b in batches] == [(1, 6), (4, 5)]
     for b in batches:
         assert is_post_padded(b)
@@ -573,8 +573,8 @@ def test_masked_decoder_with_initial_state_from_encoder() -> None:
     proto = convert(model, TOKENS_SPEC * 2, ["src", "tgt"], ["dec"])
     assert op_counts(proto).get("LSTM") == 2 and op_counts(proto).get("GRU") == 2
     assert check_fused(proto, expect_recurrent=True) == []
-    srcs = random_token_batches(VOCAB, shapes=((1, 6), (4, 6)), seed=5)
-    tgts = random_token_batches(VOCAB, shapes=((1, 4), (4, 5)), seed=6)
+    srcs = token_batches(VOCAB, shapes=((1, 6), (4, 6)), seed=5)
+    tgts = token_batches(VOCAB, shapes=((1, 4), (4, 5)), seed=6)
     feeds = [{"src": s, "tgt": t} for s, t in zip(srcs, tgts)]
     parity(
         lambda f: [np.asarray(model([f["src"], f["tgt"]]))],

@@ -1,0 +1,276 @@
+"""The contract between the shared machinery (training loop, CLI, exporter, runtime) and a model.
+
+Three layers, as in keras-hub (a task base such as ``TextClassifier``; a family supplies its
+backbone and preprocessor):
+
+* :class:`Task` (here): what every zoo model has (config, preprocessor, Keras model, saving) and
+  the list of hooks, each documented once below.
+* a task type (``rnnzoo/tasks/<task>.py``) subclasses it and implements the task's hooks: data,
+  loss, metrics, evaluation, the user call, the CLI verb, export graphs, its runtime class.
+* a family (``rnnzoo/families/<family>.py``) subclasses the task type and implements
+  ``build_model`` (and its preprocessor where the task type's is not enough).
+
+Nothing here imports TensorFlow at module level.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from rnnzoo.config import EntryConfig
+from rnnzoo.errors import ConfigError, RunDirError
+from rnnzoo.io import atomic_directory, atomic_write_text
+from rnnzoo.saving import (
+    ASSETS_DIR,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    atomic_save_weights,
+    write_checksums,
+)
+
+Direction = Literal["max", "min"]
+
+
+class Task(abc.ABC):
+    """A zoo model: ``.model`` (Keras, built on first use), ``.preprocessor``, ``.config``.
+
+    Class attributes a task type sets:
+
+    * ``task_type``: the ``task:`` key of its entries (``"translation"``).
+    * ``verb``: its CLI command (``"translate"``); the user call of the same name exists on
+      the Keras task and on the runtime class alike.
+    * ``metric_directions``: ``{"accuracy": "max", "loss": "min", ...}`` for every metric the
+      training loop may monitor (``val_`` prefixes are stripped); checkpoints and early
+      stopping follow it, so a ``val_bleu`` monitor keeps the best epoch, not the worst.
+    """
+
+    task_type: ClassVar[str] = ""
+    verb: ClassVar[str] = ""
+    metric_directions: ClassVar[dict[str, Direction]] = {"loss": "min"}
+
+    def __init__(self, config: EntryConfig, preprocessor: Any = None) -> None:
+        self.config = config
+        self.preprocessor = preprocessor if preprocessor is not None else self.new_preprocessor()
+        self._model = None
+
+    # -- family hooks ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_model(self) -> Any:
+        """Build the Keras training model from ``self.config`` (under the caller's strategy
+        scope and dtype policy)."""
+
+    # -- task-type hooks: preprocessing and artifacts ---------------------------------------
+    @abc.abstractmethod
+    def new_preprocessor(self) -> Any:
+        """A fresh (unfitted) preprocessor for this config."""
+
+    @abc.abstractmethod
+    def save_assets(self, directory: Path) -> None:
+        """Write the preprocessor's files (tokenizer JSON, labels) into ``directory``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load_preprocessor(cls, config: EntryConfig, directory: Path) -> Any:
+        """Read what ``save_assets`` wrote."""
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the preprocessor has its vocabulary/labels (it is adapted to data)."""
+        return bool(getattr(self.preprocessor, "is_fitted", True))
+
+    # -- task-type hooks: data and training -------------------------------------------------
+    @abc.abstractmethod
+    def load_data(self, path: str | os.PathLike, seed: int) -> Any:
+        """Read a dataset (file or folder, layout detected) into the task's data object: it
+        has ``num_train``, ``num_dev``, ``description`` and ``split(name)``."""
+
+    @abc.abstractmethod
+    def adapt(self, data: Any) -> None:
+        """Fit the preprocessor on the training split (unless fitted, as when fine-tuning)."""
+
+    @abc.abstractmethod
+    def datasets(self, data: Any, batch_size: int, seed: int, bucketing: bool,
+                 fixed_length: bool) -> tuple[Any, Any, int]:
+        """``(train tf.data, dev tf.data or None, train steps per epoch)``."""
+
+    @abc.abstractmethod
+    def loss(self) -> Any:
+        """The Keras loss."""
+
+    def metrics(self) -> list:
+        """Keras metrics compiled into training (named in ``metric_directions``)."""
+        return []
+
+    def fit(self, train: Any, dev: Any, epochs: int, callbacks: list, verbose: Any) -> Any:
+        """Run training; the default is Keras ``fit``. A non-gradient family (a closed-form
+        readout) overrides this and keeps the run directory, checkpoints and reports."""
+        return self.model.fit(train, validation_data=dev, epochs=epochs, callbacks=callbacks,
+                              verbose=verbose, shuffle=False)
+
+    @abc.abstractmethod
+    def dummy_batch(self, batch_size: int, seed: int = 0) -> tuple[Any, Any]:
+        """Random ``(inputs, targets)`` for ``self.model`` (post-padded, with a full-length and a
+        length-1 row): the lifecycle harness trains and round-trips every entry on it."""
+
+    # -- task-type hooks: evaluation ----------------------------------------------------------
+    @abc.abstractmethod
+    def evaluate_data(self, data: Any, split: str = "dev", **options: Any) -> dict:
+        """The task's metrics on one split of ``data`` (``"all"``: the whole file)."""
+
+    @abc.abstractmethod
+    def format_report(self, report: dict) -> str:
+        """A console block for one report; its first line is the headline."""
+
+    def evaluate_reports(self, data: Any, split: str, options: Mapping[str, Any]) -> list[dict]:
+        """What ``rnnzoo evaluate`` prints: one report, or several (greedy and beam)."""
+        return [self.evaluate_data(data, split)]
+
+    # -- task-type hooks: export and runtime --------------------------------------------------
+    @abc.abstractmethod
+    def graph_specs(self) -> list[Any]:
+        """The graphs to export (``rnnzoo.export.specs.GraphSpec``): one model, or an encoder
+        and a one-step decoder. The Keras decoding engine runs the same specs."""
+
+    @abc.abstractmethod
+    def export_preprocessing(self) -> dict:
+        """What the runtime needs besides the graphs (asset names, max length, ...)."""
+
+    @abc.abstractmethod
+    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+        """How much a candidate bundle (int8) changes results against a reference (fp32), on
+        the task's metric when ``eval_data`` is given; has a ``summary`` line."""
+
+    @classmethod
+    @abc.abstractmethod
+    def example_inputs(cls) -> list:
+        """A few raw inputs of the user call (texts, ...) for the lifecycle harness."""
+
+    @classmethod
+    @abc.abstractmethod
+    def example_outputs(cls, model: Any, inputs: list) -> Any:
+        """The user call on ``model`` (a Keras task or a runtime) as plain JSON data: the
+        harness compares Keras and runtime through it."""
+
+    # -- task-type hooks: command line --------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def add_verb_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Arguments of the task's CLI verb (after NAME and --run/--weights)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
+        """Run the CLI verb on a loaded model (a Keras task or a runtime); the exit code."""
+
+    @classmethod
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Extra options of ``rnnzoo evaluate`` for this task (e.g. ``--beam``); none by
+        default."""
+        return None
+
+    # -- shared behaviour ---------------------------------------------------------------------
+    @classmethod
+    def metric_direction(cls, monitor: str) -> Direction:
+        """``"max"`` or ``"min"`` for a monitored metric (``val_`` prefix allowed)."""
+        name = monitor[4:] if monitor.startswith("val_") else monitor
+        if name not in cls.metric_directions:
+            raise ConfigError(
+                f"training.monitor: {monitor!r} is not a metric of {cls.task_type} models; "
+                f"expected one of {', '.join(sorted(cls.metric_directions))} (optionally "
+                "with the val_ prefix)"
+            )
+        return cls.metric_directions[name]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.build_model()
+        return self._model
+
+    @property
+    def is_built(self) -> bool:
+        return self._model is not None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} family={self.config.family!r}>"
+
+    def require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RunDirError(
+                f"{self.name!r} has no vocabulary yet: train it (rnnzoo.train) or load a trained "
+                "run/preset (rnnzoo.load)"
+            )
+
+    def keras_graphs(self) -> KerasGraphs:
+        """The task's graphs as compiled Keras functions, with the runtime's ``run`` API."""
+        cached = getattr(self, "_keras_graphs", None)
+        if cached is None or cached[0] is not self.model:  # rebuilt models get new graphs
+            self._keras_graphs = (self.model, KerasGraphs(self.graph_specs()))
+        return self._keras_graphs[1]
+
+    def write_artifacts(self, directory: Path, weights: bool = True) -> None:
+        """Write config, assets (and weights) into an existing directory, file by file."""
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            directory / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2) + "\n"
+        )
+        self.save_assets(directory / ASSETS_DIR)
+        if weights:
+            atomic_save_weights(self.model, directory / WEIGHTS_FILE)
+
+    def save(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Save config, weights and assets to a new directory (written whole, then renamed)."""
+        def fill(tmp: Path) -> None:
+            self.write_artifacts(tmp)
+            write_checksums(tmp)
+
+        return atomic_directory(Path(directory), fill, overwrite, RunDirError)
+
+
+class KerasGraphs:
+    """Graph specs run by Keras, behind the same ``run(graph, feeds) -> outputs`` call as an
+    onnxruntime bundle, so one decoding engine drives both. Each graph is traced once with a
+    fixed signature (retracing per call would dominate decoding time)."""
+
+    def __init__(self, specs: Sequence[Any]) -> None:
+        self.specs = {s.name: s for s in specs}
+        self._fns: dict[str, Any] = {}
+
+    def input_names(self, graph: str) -> list[str]:
+        return self.specs[graph].input_names
+
+    def output_names(self, graph: str) -> list[str]:
+        return list(self.specs[graph].outputs)
+
+    def _function(self, graph: str) -> Any:
+        if graph not in self._fns:
+            import tensorflow as tf
+
+            spec = self.specs[graph]
+            model = spec.fn
+            sig = [tf.TensorSpec([None if isinstance(d, str) else d for d in i.shape],
+                                 i.dtype, name=i.name) for i in spec.inputs]
+            single = len(sig) == 1
+            self._fns[graph] = tf.function(
+                lambda *xs: model(xs[0] if single else list(xs), training=False),
+                input_signature=sig)
+        return self._fns[graph]
+
+    def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        spec = self.specs[graph]
+        result = self._function(graph)(*[feeds[n] for n in spec.input_names])
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        return {n: np.asarray(v) for n, v in zip(spec.outputs, result)}

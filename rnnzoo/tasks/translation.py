@@ -1,0 +1,471 @@
+"""Task type ``translation``: source sentences -> target sentences, encode once, step per token.
+
+User call (Keras and runtime alike): ``translate(texts, beam=, sampler=)``; CLI verb
+``rnnzoo translate``. Two graphs: ``encoder`` (``source`` -> ``encoder_outputs``, optional
+``encoder_keys``, decoder initial states) and ``decoder`` (``token``, states, encoder tensors ->
+``logits``, ``new_<state>``, optional ``attention``), both driven by the samplers of
+``rnnzoo.generation`` through one engine (``graph_step``). A family implements
+``build_model`` plus ``encoder_graph()`` and ``decoder_graph()``.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnzoo.config import EntryConfig
+from rnnzoo.data.batching import length_sorted_batches
+from rnnzoo.data.parallel import ParallelData, detokenize, grouped_split, normalize, read_pairs
+from rnnzoo.data.tokenizer import BOS, EOS, WordTokenizer
+from rnnzoo.errors import ConfigError, DataError, RunDirError
+from rnnzoo.export.bundle import DECODER_FILE, ENCODER_FILE, BundleRuntime, check_tokens
+from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
+from rnnzoo.generation import GraphRunner, generate, graph_step
+from rnnzoo.io import atomic_write_text
+from rnnzoo.tasks.base import Task
+
+
+@dataclasses.dataclass
+class DataConfig:
+    # spa.txt is "English<TAB>Spanish": Spanish -> English reads column 1, writes column 0.
+    source_column: int = 1
+    target_column: int = 0
+    lowercase: bool = True
+    max_length: int = 30  # tokens; longer training pairs are dropped (dev/test are kept)
+    min_freq: int = 1
+    dev_fraction: float = 0.02
+    test_fraction: float = 0.03
+
+
+class TranslatorPreprocessor:
+    """Normalises and tokenizes both sides; the target tokenizer has ``<s>``/``</s>``."""
+
+    def __init__(self, source: WordTokenizer, target: WordTokenizer, lowercase: bool,
+                 max_length: int):
+        self.source = source
+        self.target = target
+        self.lowercase = lowercase
+        self.max_length = max_length
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.source.is_fitted and self.target.is_fitted
+
+    def encode_source(self, text: str) -> list[int]:
+        return self.source.encode(normalize(text, self.lowercase)) or [1]
+
+    def encode_target(self, text: str) -> list[int]:
+        return self.target.encode(normalize(text, self.lowercase), add_bos_eos=True)
+
+    def decode_target(self, ids: Sequence[int]) -> str:
+        eos = self.target.index[EOS]
+        out = []
+        for i in ids:
+            if int(i) in (eos, 0):
+                break
+            out.append(int(i))
+        return detokenize(self.target.decode(out))
+
+
+def split_pairs(data: ParallelData, split: str) -> list[tuple[str, str]]:
+    """The pairs of a split; ``"all"`` is the whole file."""
+    splits = {"dev": data.dev, "test": data.test, "train": data.train,
+              "all": data.train + data.dev + data.test}
+    if split not in splits:
+        raise ConfigError(f"split {split!r}: translation data has the splits "
+                          f"{', '.join(splits)}")
+    return splits[split]
+
+
+def encode_sources(runner: GraphRunner, tokens: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the encoder once per batch: the decoder's initial state and per-sentence constants
+    (only what the decoder reads, so beam search tiles nothing else)."""
+    wanted = set(runner.input_names("decoder"))
+    state = {k: v for k, v in runner.run("encoder", {"source": tokens}).items() if k in wanted}
+    if "source_mask" in wanted:
+        state["source_mask"] = (tokens != 0).astype(np.float32)
+    return state
+
+
+class _Translator(abc.ABC):
+    """``translate`` written once over a :class:`GraphRunner` (Keras graphs or a bundle)."""
+
+    preprocessor: TranslatorPreprocessor
+
+    @abc.abstractmethod
+    def _runner(self) -> GraphRunner:
+        """The graphs to decode with."""
+
+    def translate(self, texts: Sequence[str] | str, beam: int | None = None,
+                  sampler: str | None = None, max_length: int | None = None,
+                  batch_size: int = 64, return_attention: bool = False, seed: int | None = None,
+                  **sampler_kwargs: Any) -> Any:
+        """Translate strings; ``beam=k`` uses beam search, else ``sampler`` (default greedy).
+
+        With ``return_attention=True`` returns ``(translations, [attention [T, S] per text])``.
+        """
+        runner = self._runner()
+        pre = self.preprocessor
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if not texts:
+            raise DataError("translate: empty list of texts")
+        if any(not isinstance(t, str) for t in texts):
+            raise DataError("translate: expected strings")
+        if beam is not None:
+            vocab = pre.target.vocab_size
+            if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= vocab:
+                raise DataError(f"beam: expected an integer in [1, {vocab}] (the target "
+                                f"vocabulary), got {beam!r}")
+            sampler, sampler_kwargs = "beam", {"width": beam, **sampler_kwargs}
+        max_length = max_length or pre.max_length + 10
+        bos, eos = pre.target.index[BOS], pre.target.index[EOS]
+        seqs = [pre.encode_source(t)[: pre.max_length * 2] for t in texts]
+        step = graph_step(runner, "decoder")
+        results: list[str] = [""] * len(texts)
+        attentions: list[Any] = [None] * len(texts)
+        try:
+            for idx, tokens in length_sorted_batches(seqs, batch_size):
+                state = encode_sources(runner, tokens)
+                record = ("attention",) if return_attention and "source_mask" in state else ()
+                out = generate(step, np.full(len(idx), bos, np.int32), state,
+                               max_length=max_length, end_token=eos,
+                               sampler=sampler or "greedy", seed=seed, record=record,
+                               **sampler_kwargs)
+                for row, i in enumerate(idx):
+                    n = int(out.lengths[row])
+                    results[i] = pre.decode_target(out.tokens[row, :n])
+                    if record:
+                        attentions[i] = out.recorded["attention"][row, :n, : len(seqs[i])]
+        except ValueError as exc:  # sampler options, batch sizes
+            raise DataError(f"translate: {exc}") from None
+        if return_attention:
+            return (results[0], attentions[0]) if single else (results, attentions)
+        return results[0] if single else results
+
+    def evaluate(self, sources: Sequence[str], references: Sequence[str],
+                 beam: int | None = None) -> dict:
+        """Corpus BLEU and chrF (sacrebleu) of the translations of ``sources``."""
+        if len(sources) != len(references):
+            raise DataError(f"got {len(sources)} sources but {len(references)} references")
+        if not sources:
+            raise DataError("nothing to evaluate: no sentences")
+        hyps = self.translate(list(sources), beam=beam)
+        return score_translations(hyps, list(references), self.preprocessor.lowercase, beam)
+
+
+class TranslationTask(_Translator, Task):
+    """Keras side of a translator; a family adds ``build_model``, ``encoder_graph`` and
+    ``decoder_graph``."""
+
+    task_type = "translation"
+    verb = "translate"
+    metric_directions = {"loss": "min", "token_accuracy": "max", "bleu": "max", "chrf": "max"}
+
+    @abc.abstractmethod
+    def encoder_graph(self) -> tuple[Any, list[str]]:
+        """``(Keras model: source -> outputs, output names)``; names are ``encoder_outputs``,
+        optionally ``encoder_keys``, and the decoder's state names."""
+
+    @abc.abstractmethod
+    def decoder_graph(self) -> tuple[Any, list[str]]:
+        """``(Keras model, output names)`` of one decoding step: inputs ``token``, the states,
+        and the encoder tensors it attends to (named as the encoder outputs, plus
+        ``source_mask``); outputs ``logits``, ``new_<state>`` and optionally ``attention``."""
+
+    def new_preprocessor(self) -> TranslatorPreprocessor:
+        d = self.config.data
+        return TranslatorPreprocessor(WordTokenizer(lowercase=d.lowercase),
+                                      WordTokenizer(lowercase=d.lowercase, special_bos_eos=True),
+                                      d.lowercase, d.max_length)
+
+    def save_assets(self, directory: Path) -> None:
+        self.preprocessor.source.save(directory / "source_tokenizer.json")
+        self.preprocessor.target.save(directory / "target_tokenizer.json")
+        atomic_write_text(directory / "translator.json", json.dumps(
+            {"lowercase": self.preprocessor.lowercase,
+             "max_length": self.preprocessor.max_length}))
+
+    @classmethod
+    def load_preprocessor(cls, config: EntryConfig, directory: Path) -> TranslatorPreprocessor:
+        for name in ("source_tokenizer.json", "target_tokenizer.json"):
+            if not (directory / name).is_file():
+                raise RunDirError(f"missing {directory / name}")
+        return TranslatorPreprocessor(
+            WordTokenizer.load(directory / "source_tokenizer.json"),
+            WordTokenizer.load(directory / "target_tokenizer.json"),
+            config.data.lowercase, config.data.max_length)
+
+    def dummy_batch(self, batch_size: int, seed: int = 0) -> tuple[list, np.ndarray]:
+        m = self.config.model
+        src = token_batches(m.src_vocab_size, ((batch_size, 7),), seed=seed)[0]
+        tgt = token_batches(m.tgt_vocab_size, ((batch_size, 6),), seed=seed + 1)[0]
+        out = np.zeros_like(tgt)
+        out[:, :-1] = tgt[:, 1:]
+        return [src, tgt], out
+
+    # -- training -------------------------------------------------------------------------------
+    def load_data(self, path: str | os.PathLike, seed: int) -> ParallelData:
+        d = self.config.data
+        pairs = read_pairs(path, d.source_column, d.target_column)
+        train, dev, test = grouped_split(pairs, d.dev_fraction, d.test_fraction, seed)
+        return ParallelData(train, dev, test, (
+            f"{Path(path).name}: columns {d.source_column} -> {d.target_column}, split grouped "
+            f"by sentence (no test/dev sentence in train), seed {seed}"))
+
+    def adapt(self, data: ParallelData) -> None:
+        pre = self.preprocessor
+        m, d = self.config.model, self.config.data
+        if not pre.source.is_fitted:
+            pre.source.fit((normalize(s, d.lowercase) for s, _ in data.train),
+                           max_size=m.src_vocab_size, min_freq=d.min_freq)
+        if not pre.target.is_fitted:
+            pre.target.fit((normalize(t, d.lowercase) for _, t in data.train),
+                           max_size=m.tgt_vocab_size, min_freq=d.min_freq)
+
+    def _encode_pairs(self, pairs: Sequence[tuple[str, str]], filter_long: bool) -> tuple:
+        pre = self.preprocessor
+        limit = self.config.data.max_length
+        src, tgt = [], []
+        for s, t in pairs:
+            a, b = pre.encode_source(s), pre.encode_target(t)
+            if len(a) > limit or len(b) > limit + 2:
+                if filter_long:
+                    continue
+                a, b = a[:limit], b[: limit + 1] + [b[-1]]
+            src.append(a)
+            tgt.append(b)
+        return src, tgt
+
+    def datasets(self, data: ParallelData, batch_size: int, seed: int, bucketing: bool,
+                 fixed_length: bool) -> tuple[Any, Any, int]:
+        from rnnzoo.data.pipeline import count_batches, pair_dataset
+
+        kw = {"batch_size": batch_size, "max_length": self.config.data.max_length,
+              "bucketing": bucketing, "fixed_length": fixed_length}
+        src, tgt = self._encode_pairs(data.train, filter_long=True)
+        if not src:
+            raise DataError(f"{data.description}: no training pair within max_length")
+        train = pair_dataset(src, tgt, shuffle=True, seed=seed, **kw)
+        dev = None
+        if data.dev:
+            dsrc, dtgt = self._encode_pairs(data.dev, filter_long=False)
+            dev = pair_dataset(dsrc, dtgt, **kw)
+        lengths = [max(len(a), len(b) - 1) for a, b in zip(src, tgt)]
+        return train, dev, count_batches(lengths, batch_size, kw["max_length"] + 1,
+                                         bucketing, fixed_length)
+
+    def loss(self) -> Any:
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+    def metrics(self) -> list:
+        from rnnzoo.layers import MaskedAccuracy
+
+        return [MaskedAccuracy(name="token_accuracy")]
+
+    # -- inference and evaluation ---------------------------------------------------------------
+    def _runner(self) -> GraphRunner:
+        self.require_fitted()
+        return self.keras_graphs()
+
+    def evaluate_data(self, data: ParallelData, split: str = "dev", beam: int | None = None,
+                      **options: Any) -> dict:
+        pairs = split_pairs(data, split)
+        report = self.evaluate([s for s, _ in pairs], [t for _, t in pairs], beam=beam)
+        report.update(split=split, data=data.description)
+        return report
+
+    def evaluate_reports(self, data: ParallelData, split: str,
+                         options: Mapping[str, Any]) -> list[dict]:
+        """Greedy and beam-search scores on the same split."""
+        return [self.evaluate_data(data, split),
+                self.evaluate_data(data, split, beam=options.get("beam") or 5)]
+
+    def format_report(self, report: dict) -> str:
+        lines = [f"{report['decoding']}: BLEU {report['bleu']:.2f}  chrF {report['chrf']:.2f}  "
+                 f"(n={report['num_examples']}, sacrebleu, lower-cased refs)"]
+        for ex in report.get("examples", [])[:3]:
+            lines.append(f"  hyp: {ex['hyp']}\n  ref: {ex['ref']}")
+        return "\n".join(lines)
+
+    # -- export ---------------------------------------------------------------------------------
+    def graph_specs(self) -> list[GraphSpec]:
+        m = self.config.model
+        enc, enc_outputs = self.encoder_graph()
+        dec, dec_outputs = self.decoder_graph()
+        source = InputSpec("source", "tokens", ("batch", "source_time"), "int32",
+                           m.src_vocab_size)
+        sizes = ({"batch": 1, "source_time": 9}, {"batch": 6, "source_time": 13},
+                 {"batch": 2, "source_time": 1})
+        return [
+            GraphSpec("encoder", ENCODER_FILE, enc, [source], enc_outputs,
+                      sequence_outputs={n: "source" for n in enc_outputs
+                                        if n in ("encoder_outputs", "encoder_keys")},
+                      sizes=sizes),
+            GraphSpec("decoder", DECODER_FILE, dec, _step_inputs(dec, m.tgt_vocab_size),
+                      dec_outputs, sizes=sizes),
+        ]
+
+    def export_preprocessing(self) -> dict:
+        m = self.config.model
+        return {"source_tokenizer": "assets/source_tokenizer.json",
+                "target_tokenizer": "assets/target_tokenizer.json",
+                "lowercase": self.preprocessor.lowercase, "padding": "post", "pad_id": 0,
+                "max_length": self.config.data.max_length, "src_vocab_size": m.src_vocab_size,
+                "tgt_vocab_size": m.tgt_vocab_size}
+
+    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+        texts = ["¿dónde está la estación?", "tengo hambre.", "me gusta leer libros."]
+        if eval_data is not None:
+            texts = [s for s, _ in self.load_data(eval_data, self.config.training.seed).test[:200]]
+        a, b = reference.translate(texts), candidate.translate(texts)
+        same = sum(x == y for x, y in zip(a, b)) / len(texts)
+        return {"sentences": len(texts), "identical_greedy_translations": same,
+                "summary": f"{same:.1%} identical greedy translations on {len(texts)} sentences"}
+
+    @classmethod
+    def example_inputs(cls) -> list:
+        return ["the movie was good", "bad plot", "a"]
+
+    @classmethod
+    def example_outputs(cls, model: Any, inputs: list) -> Any:
+        return {"greedy": model.translate(inputs, max_length=6),
+                "beam": model.translate(inputs, beam=2, max_length=6)}
+
+    # -- command line ---------------------------------------------------------------------------
+    @classmethod
+    def add_verb_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("texts", nargs="*", help="sentences to translate")
+        parser.add_argument("--beam", type=int, help="beam width (beam search)")
+        parser.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
+        parser.add_argument("--k", type=int, help="top_k: candidates kept")
+        parser.add_argument("--p", type=float, help="top_p: nucleus mass")
+        parser.add_argument("--temperature", type=float)
+        parser.add_argument("--seed", type=int, help="seed for the stochastic samplers")
+        parser.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
+                            help="save the attention heatmap of the first sentence")
+
+    @classmethod
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--beam", type=int, default=5,
+                            help="beam width for the beam-search score (default 5)")
+
+    @classmethod
+    def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
+        texts = list(args.texts)
+        if not texts:
+            raise ConfigError('nothing to translate: pass sentences, e.g. '
+                              '"¿Dónde está la estación?"')
+        kwargs = {k: v for k, v in (("k", args.k), ("p", args.p),
+                                    ("temperature", args.temperature)) if v is not None}
+        want_attention = args.attention_plot is not None
+        out = model.translate(texts, beam=args.beam, sampler=args.sampler, seed=args.seed,
+                              return_attention=want_attention, **kwargs)
+        translations, attentions = out if want_attention else (out, None)
+        for src, hyp in zip(texts, translations):
+            print(hyp if len(texts) == 1 else f"{src}\t{hyp}")
+        if want_attention:
+            if attentions[0] is None:
+                raise ConfigError("this translator has no attention to plot (attention: none)")
+            plot_attention(model.preprocessor, texts[0], translations[0], attentions[0],
+                           args.attention_plot)
+            print(f"attention heatmap for the first sentence: {args.attention_plot}",
+                  file=sys.stderr)
+        return 0
+
+
+def _step_inputs(step_model: Any, tgt_vocab_size: int) -> list[InputSpec]:
+    """Input specs of a decoder step, read off the Keras model: ``token`` ids, ``*mask`` 0/1
+    over the source, float states and encoder tensors ([batch, source_time, width])."""
+    specs = []
+    for tensor in step_model.inputs:
+        name = tensor.name
+        dims = ("batch", "source_time")[: len(tensor.shape)]
+        shape = tuple(dims[i] if i < len(dims) and d is None else d
+                      for i, d in enumerate(tensor.shape))
+        if name == "token":
+            specs.append(InputSpec(name, "tokens", shape, "int32", tgt_vocab_size))
+        elif name.endswith("mask"):
+            specs.append(InputSpec(name, "mask", shape))
+        else:
+            specs.append(InputSpec(name, "state" if len(shape) == 2 else "features", shape))
+    return specs
+
+
+def plot_attention(pre: TranslatorPreprocessor, source: str, translation: str,
+                   weights: np.ndarray, path: str | Path) -> Path:
+    """Heatmap of attention weights [output tokens, source tokens], written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    src_tokens = pre.source.split(normalize(source, pre.lowercase))[: weights.shape[1]]
+    out_tokens = pre.target.split(normalize(translation, pre.lowercase)) + ["</s>"]
+    weights = weights[: len(out_tokens), : len(src_tokens)]
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(src_tokens), 1 + 0.4 * len(out_tokens)))
+    ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(src_tokens)), src_tokens, rotation=60, ha="right")
+    ax.set_yticks(range(weights.shape[0]), out_tokens[: weights.shape[0]])
+    ax.set_xlabel("source")
+    ax.set_ylabel("translation")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def score_translations(hyps: Sequence[str], refs: Sequence[str], lowercase: bool,
+                       beam: int | None = None) -> dict:
+    import sacrebleu
+
+    refs = [normalize(r, lowercase, space_punctuation=False) for r in refs]
+    bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
+    bleu = bleu_metric.corpus_score(list(hyps), [refs])
+    chrf = chrf_metric.corpus_score(list(hyps), [refs])
+    return {"bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2),
+            "bleu_signature": str(bleu_metric.get_signature()),
+            "chrf_signature": str(chrf_metric.get_signature()),
+            "decoding": f"beam {beam}" if beam else "greedy", "num_examples": len(hyps),
+            "examples": [{"hyp": h, "ref": r} for h, r in list(zip(hyps, refs))[:5]]}
+
+
+class TranslatorRuntime(_Translator, BundleRuntime):
+    """``translate(texts, beam=5)`` for a translator bundle: ``encoder_model.onnx`` once per
+    batch, ``decoder_model.onnx`` once per generated token, driven by the same samplers and the
+    same engine as the Keras model."""
+
+    def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        pre = self.manifest["preprocessing"]
+        self.preprocessor = TranslatorPreprocessor(
+            WordTokenizer.load(self.asset("source_tokenizer.json")),
+            WordTokenizer.load(self.asset("target_tokenizer.json")),
+            bool(pre["lowercase"]), int(pre["max_length"]))
+        self.src_vocab_size = int(pre["src_vocab_size"])
+
+    def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if graph == "encoder":
+            check_tokens(feeds["source"], self.src_vocab_size, "source")
+        return super().run(graph, feeds)
+
+    def _runner(self) -> GraphRunner:
+        return self
+
+
+TASK_CLASS = TranslationTask
+RUNTIME_CLASS = TranslatorRuntime

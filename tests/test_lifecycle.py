@@ -1,0 +1,117 @@
+"""The lifecycle harness, generated from the registry: every entry, with its family's tiny
+overrides and synthetic data, goes through what a user does with it. No branch on family here:
+a new family gets all of this by implementing its task type's hooks.
+
+build -> train through the real loop (interrupted, then resumed from the backup) -> reload with
+checksums, identical outputs -> fine-tune from the run -> export with validation -> the runtime,
+with TensorFlow unimportable, gives the same user-call results as Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import rnnzoo
+from rnnzoo.export import to_onnx
+from rnnzoo.families import family_spec
+from rnnzoo.registry import get_entry
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt("simulated preemption after the first epoch")
+
+
+def _outputs(task, x):
+    out = task.model(x, training=False)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def close(a, b, atol=1e-5):
+    """Plain-data equality with a tolerance on floats (labels and tokens must be equal)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(close(a[k], b[k], atol)
+                                                                    for k in a)
+    if isinstance(a, (list, tuple)):
+        return (isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(close(x, y, atol) for x, y in zip(a, b)))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(a - b) <= atol
+    return a == b
+
+
+def run_without_tensorflow(code: str) -> str:
+    prelude = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
+                    raise ImportError('blocked: ' + name)
+        sys.meta_path.insert(0, Block())
+    """)
+    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("name", rnnzoo.list_models())
+def test_lifecycle(name, tmp_path):
+    spec = family_spec(get_entry(name).family)
+    tiny = spec.tiny_overrides
+    data = spec.synthetic_dataset(tmp_path / "data", n=300, seed=0)
+    run = tmp_path / "run"
+    train_kw = {"model": tiny["model"], "data": tiny["data"],
+                "training": {**tiny["training"], "epochs": 2}}
+
+    # Train through the real loop; an interruption after epoch 1 resumes from the backup.
+    with pytest.raises(KeyboardInterrupt):
+        rnnzoo.train(name, data, out=run, verbose=0, callbacks=[_Interrupt()], **train_kw)
+    assert (run / "backup").is_dir()
+    result = rnnzoo.train(name, data, out=run, verbose=0, **train_kw)
+    assert result.resumed_from_epoch == 1 and result.epochs_run == 1
+    assert not (run / "backup").exists() and (run / "checksums.json").is_file()
+    assert result.history["epoch"] == [1, 2]
+    assert np.isfinite(result.history["loss"]).all()
+    task = result.task
+
+    # Reload with checksum verification: identical outputs.
+    x, _ = task.dummy_batch(4, seed=3)
+    again = rnnzoo.load(run)
+    assert again.config.to_dict() == task.config.to_dict()
+    for a, b in zip(_outputs(task, x), _outputs(again, x)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+    # Fine-tune from the run: same preprocessor (vocabulary), one more epoch.
+    tuned = rnnzoo.train(name, data, out=tmp_path / "tuned", verbose=0, init_from=run,
+                         model=tiny["model"], data=tiny["data"], training=tiny["training"])
+    assert tuned.task.preprocessor.__dict__.keys() == again.preprocessor.__dict__.keys()
+    assert (tmp_path / "tuned" / "assets").is_dir()
+    for asset in (run / "assets").iterdir():
+        assert (tmp_path / "tuned" / "assets" / asset.name).read_bytes() == asset.read_bytes()
+
+    # Export with validation (fused ops, parity) and run the bundle without TensorFlow.
+    report = to_onnx(again, tmp_path / "bundle", strict=True)
+    for info in report.graphs.values():
+        assert info["loop_ops"] == 0 and info["recurrent_ops"], info
+        assert max(info["max_abs_diff"].values()) <= 1e-4, info
+    inputs = type(again).example_inputs()
+    expected = type(again).example_outputs(again, inputs)
+    out = run_without_tensorflow(f"""
+        import json
+        from rnnzoo.export import runtime
+        from rnnzoo.tasks import task_class
+        rt = runtime.load({str(tmp_path / 'bundle')!r})
+        result = task_class({again.config.task!r}).example_outputs(rt, {inputs!r})
+        assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+        print(json.dumps(result))
+    """)
+    got = json.loads(out.strip().splitlines()[-1])
+    assert close(json.loads(json.dumps(expected)), got), (expected, got)
