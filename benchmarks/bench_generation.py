@@ -47,14 +47,23 @@ def _task(run: str | None):
     return task
 
 
+def _engine(runner):
+    """(encode, step) over one GraphRunner: Keras graphs and bundles share the engine."""
+    from rnnzoo.generation import graph_step
+    from rnnzoo.tasks.translation import encode_sources
+
+    return (lambda tokens: encode_sources(runner, tokens)), graph_step(runner, "decoder")
+
+
 def _decode(engine, pre, sources, sampler_kwargs, max_length):
     """Tokens generated and seconds, one batch of all sentences."""
     import numpy as np
 
+    from rnnzoo.data.batching import pad_rows
     from rnnzoo.generation import generate
 
     encode, step = engine
-    tokens = pre.source_batch(sources)
+    tokens = pad_rows([pre.encode_source(s) for s in sources])
     bos = pre.target.index["<s>"]
     eos = pre.target.index["</s>"]
     t = time.perf_counter()
@@ -80,6 +89,8 @@ def main() -> None:
     import numpy as np
     from rnnzoo.export import runtime, to_onnx
 
+    from rnnzoo.data.batching import pad_rows
+
     task = _task(args.run)
     if Path(args.data).exists():
         sources = [s for s, _ in task.load_data(args.data, seed=1234).test[: args.sentences]]
@@ -91,10 +102,10 @@ def main() -> None:
         rt2 = runtime.load(Path(work) / "bundle", graph_options={
             "decoder": {"intra_op_threads": 2, "spinning": True}})
         rt8 = runtime.load(Path(work) / "bundle-int8", intra_op_threads=1)
-        engines = {"Keras (tf.function step)": task.keras_engine(),
-                   "rnnzoo runtime fp32 (ORT)": rt.engine(),
-                   "rnnzoo runtime fp32 (ORT, decoder on 2 spinning threads)": rt2.engine(),
-                   "rnnzoo runtime int8 (ORT)": rt8.engine()}
+        engines = {"Keras (tf.function step)": _engine(task.keras_graphs()),
+                   "rnnzoo runtime fp32 (ORT)": _engine(rt),
+                   "rnnzoo runtime fp32 (ORT, decoder on 2 spinning threads)": _engine(rt2),
+                   "rnnzoo runtime int8 (ORT)": _engine(rt8)}
         print(f"# bench_generation: {task.name} ({'trained: ' + args.run if args.run else 'random'}"
               f" weights), {len(sources)} sentences in one batch, max {args.max_length} tokens")
         print("\n| decoding | engine | tokens | seconds | tokens/s | runtime vs Keras |")
@@ -146,7 +157,7 @@ def main() -> None:
         print("|---|---|---|")
         times = {name: [] for name in engines}
         tok = np.array([task.preprocessor.target.index["<s>"]], np.int32)
-        states = {name: encode(task.preprocessor.source_batch(sources[:1]))
+        states = {name: encode(pad_rows([task.preprocessor.encode_source(sources[0])]))
                   for name, (encode, _) in engines.items()}
         for _ in range(5):  # rounds, engines interleaved (see above)
             for name, (_, step) in engines.items():
