@@ -39,7 +39,7 @@ import urllib.request
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -342,8 +342,23 @@ def save_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, 
     return atomic_directory(final, fill, overwrite, PresetError)
 
 
-def _numeric(report: Mapping[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in report.items() if _is_number(v)}
+def report_metrics(reports: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The numbers of ``Task.evaluate_reports``: one report as is; several (greedy, beam 5)
+    with the report's ``decoding`` as a suffix (``bleu_greedy``, ``bleu_beam_5``)."""
+    out: dict[str, float] = {}
+    for report in reports:
+        suffix = ""
+        if len(reports) > 1:
+            suffix = "_" + re.sub(r"\W+", "_", str(report.get("decoding", len(out)))).strip("_")
+        out.update({f"{k}{suffix}": float(v) for k, v in report.items() if _is_number(v)})
+    return out
+
+
+def measure(task: Any, data: str | os.PathLike, split: str, limit: int | None = None
+            ) -> dict[str, float]:
+    """The task's metrics on ``split`` of ``data`` (first ``limit`` examples), as recorded."""
+    loaded = task.load_data(data, seed=task.config.training.seed)
+    return report_metrics(task.evaluate_reports(loaded, split, {"limit": limit}))
 
 
 def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, Any],
@@ -351,8 +366,8 @@ def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapp
                          overwrite: bool = False, check_limit: int | None = None) -> Path:
     """Save ``task`` as a preset whose metrics are measured on exactly what ships: the weights
     are stored (float16 rounding included), loaded back and evaluated on ``split`` of
-    ``data``. ``check_limit`` also records the metric on the first N examples of the split, the
-    fixed subset the test suite re-measures when the full split is too slow for CI."""
+    ``data``. ``check_limit`` also records the metrics on the first N examples of the split,
+    the fixed subset the test suite re-measures when the full split is too slow for CI."""
     import tempfile
 
     import rnnzoo
@@ -362,12 +377,10 @@ def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapp
         save_preset(task, probe, {**metadata, "split": split, "metrics": {"pending": 0.0}},
                     storage)
         shipped = rnnzoo.load(probe)
-        loaded = shipped.load_data(data, seed=shipped.config.training.seed)
-        metrics = _numeric(shipped.evaluate_data(loaded, split))
-        meta = {**metadata, "metrics": metrics, "split": split}
+        meta = {**metadata, "metrics": measure(shipped, data, split), "split": split}
         if check_limit:
-            subset = _numeric(shipped.evaluate_data(loaded, split, limit=check_limit))
-            meta["check"] = {"limit": int(check_limit), "metrics": subset}
+            meta["check"] = {"limit": int(check_limit),
+                             "metrics": measure(shipped, data, split, check_limit)}
         return save_preset(shipped, directory, meta, storage, overwrite)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rnnzoo
 from rnnzoo.errors import RunDirError, UnknownModelError
 from rnnzoo.io import sha256_file
 from rnnzoo.presets import (
@@ -309,15 +310,12 @@ def test_directory_without_metadata_is_not_a_preset(trained) -> None:
         resolve_preset(trained.run_dir)
 
 
-def test_overrides_go_to_the_with_new_head_hook(trained, preset: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PresetError, match=r"cannot apply num_classes: .*no with_new_head"):
-        from_preset(preset, num_classes=3)
-    calls = []
-    monkeypatch.setattr(type(trained.task), "with_new_head",
-                        lambda self, **kw: calls.append(kw), raising=False)
+def test_overrides_start_a_new_head(trained, preset: Path) -> None:
     task = from_preset(preset, num_classes=3)
-    assert calls == [{"num_classes": 3}] and task.preset_metadata["name"] == NAME
+    assert task.config.model.num_classes == 3 and task.new_head_layers == ["probs"]
+    assert task.preset_metadata["name"] == NAME
+    with pytest.raises(rnnzoo.ConfigError, match="num_clases"):
+        from_preset(preset, num_clases=3)
 
 
 # -- archives and the cache --------------------------------------------------------------------

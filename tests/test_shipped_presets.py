@@ -12,7 +12,7 @@ import pytest
 from conftest import shared_data
 
 import rnnzoo
-from rnnzoo.presets import PresetError, validate_metadata, verify_preset
+from rnnzoo.presets import PresetError, measure, validate_metadata, verify_preset
 
 PRETRAINED = Path(rnnzoo.__file__).parent / "pretrained"
 SHIPPED = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() \
@@ -49,14 +49,10 @@ def test_shipped_preset_is_valid_and_verified(name, tmp_path):
 def test_shipped_preset_metric_is_remeasured(name):
     meta = rnnzoo.preset_info(name)
     task = rnnzoo.from_preset(name)
-    data = task.load_data(_data_path(meta), seed=task.config.training.seed)
     check = meta.get("check")
-    if check:
-        report = task.evaluate_data(data, meta["split"], limit=check["limit"])
-        recorded = check["metrics"]
-    else:
-        report = task.evaluate_data(data, meta["split"])
-        recorded = meta["metrics"]
+    limit = check["limit"] if check else None
+    recorded = check["metrics"] if check else meta["metrics"]
+    measured = measure(task, _data_path(meta), meta["split"], limit)
     for key, value in recorded.items():
         scale = 100.0 if value > 1.0 else 1.0  # BLEU/chrF are on 0-100
-        assert abs(report[key] - value) <= TOLERANCE * scale, (key, report[key], value)
+        assert abs(measured[key] - value) <= TOLERANCE * scale, (key, measured[key], value)
