@@ -150,6 +150,71 @@ def _stop(procs: list[subprocess.Popen], grace: float) -> None:
             p.wait()
 
 
+def _log_dir(log_dir: str | os.PathLike | None) -> Path:
+    logs = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(
+        prefix=f"rnnzoo-launch-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+@dataclasses.dataclass
+class _Workers:
+    """The worker processes of one launch, their log files and output pumps."""
+
+    procs: list[subprocess.Popen] = dataclasses.field(default_factory=list)
+    pumps: list[threading.Thread] = dataclasses.field(default_factory=list)
+    files: list[IO[str]] = dataclasses.field(default_factory=list)
+
+    def start(self, cmd: list[str], addresses: list[str], logs: Path,
+              env: dict[str, str] | None, echo: bool, lock: threading.Lock) -> None:
+        for i in range(len(addresses)):
+            worker_env = dict(os.environ if env is None else env)
+            worker_env["TF_CONFIG"] = tf_config(addresses, i)
+            worker_env.setdefault("PYTHONUNBUFFERED", "1")
+            log = open(logs / f"worker-{i}.log", "w", encoding="utf-8")  # noqa: SIM115
+            self.files.append(log)
+            proc = subprocess.Popen(cmd, env=worker_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            self.procs.append(proc)
+            assert proc.stdout is not None
+            thread = threading.Thread(target=_pump, args=(proc.stdout, i, log, echo, lock),
+                                      daemon=True)
+            thread.start()
+            self.pumps.append(thread)
+        (logs / "workers.json").write_text(json.dumps({
+            "command": cmd,
+            "workers": [{"index": i, "address": a, "pid": p.pid,
+                         "log": str(logs / f"worker-{i}.log")}
+                        for i, (a, p) in enumerate(zip(addresses, self.procs))],
+        }, indent=2))
+
+    def wait(self, timeout: float | None) -> tuple[int, str]:
+        """(exit status, reason): all exited 0, one failed, or the timeout passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            codes = [p.poll() for p in self.procs]
+            failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+            if failed:
+                i, code = failed[0]
+                status = _exit_status(code)
+                return status, f"worker {i} failed with exit status {status}; stopping the others"
+            if all(c == 0 for c in codes):
+                return 0, "all workers finished"
+            if deadline is not None and time.monotonic() > deadline:
+                return EXIT_TIMEOUT, f"timeout after {timeout:g}s; stopping workers"
+            time.sleep(0.1)
+
+    def stop(self, grace: float) -> list[int | None]:
+        _stop(self.procs, grace)
+        for thread in self.pumps:
+            thread.join(timeout=5)
+        for log in self.files:
+            log.close()
+        return [None if p.returncode is None else _exit_status(p.returncode)
+                for p in self.procs]
+
+
 def launch(
     command: Sequence[str],
     workers: int = 2,
@@ -181,14 +246,8 @@ def launch(
     else:
         ports = free_ports(workers, host)
     addresses = [f"{host}:{p}" for p in ports]
-    logs = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(
-        prefix=f"rnnzoo-launch-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-"))
-    logs.mkdir(parents=True, exist_ok=True)
-
+    logs = _log_dir(log_dir)
     lock = threading.Lock()
-    procs: list[subprocess.Popen] = []
-    pumps: list[threading.Thread] = []
-    files: list[IO[str]] = []
 
     def say(msg: str) -> None:
         if echo:
@@ -202,45 +261,12 @@ def launch(
             raise _Stop()
 
         previous_handler = signal.signal(signal.SIGTERM, on_term)
+    group = _Workers()
     returncode, reason = 0, "all workers finished"
     try:
-        for i in range(workers):
-            worker_env = dict(os.environ if env is None else env)
-            worker_env["TF_CONFIG"] = tf_config(addresses, i)
-            worker_env.setdefault("PYTHONUNBUFFERED", "1")
-            log = open(logs / f"worker-{i}.log", "w", encoding="utf-8")  # noqa: SIM115
-            files.append(log)
-            proc = subprocess.Popen(cmd, env=worker_env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            procs.append(proc)
-            assert proc.stdout is not None
-            thread = threading.Thread(target=_pump, args=(proc.stdout, i, log, echo, lock),
-                                      daemon=True)
-            thread.start()
-            pumps.append(thread)
-        (logs / "workers.json").write_text(json.dumps({
-            "command": cmd,
-            "workers": [{"index": i, "address": a, "pid": p.pid,
-                         "log": str(logs / f"worker-{i}.log")}
-                        for i, (a, p) in enumerate(zip(addresses, procs))],
-        }, indent=2))
+        group.start(cmd, addresses, logs, env, echo, lock)
         say(f"{workers} worker(s) on {', '.join(addresses)}; logs in {logs}")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            codes = [p.poll() for p in procs]
-            failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
-            if failed:
-                i, code = failed[0]
-                returncode = _exit_status(code)
-                reason = f"worker {i} failed with exit status {returncode}; stopping the others"
-                break
-            if all(c == 0 for c in codes):
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                returncode, reason = EXIT_TIMEOUT, f"timeout after {timeout:g}s; stopping workers"
-                break
-            time.sleep(0.1)
+        returncode, reason = group.wait(timeout)
     except (KeyboardInterrupt, _Stop):
         returncode, reason = EXIT_INTERRUPTED, "interrupted; stopping workers"
     finally:
@@ -248,13 +274,7 @@ def launch(
             signal.signal(signal.SIGTERM, previous_handler)
         if returncode != 0:
             say(reason)
-        _stop(procs, grace)
-        for thread in pumps:
-            thread.join(timeout=5)
-        for log in files:
-            log.close()
-    final_codes: list[int | None] = [None if p.returncode is None else _exit_status(p.returncode)
-                                     for p in procs]
+        final_codes = group.stop(grace)
     say(f"{reason if returncode == 0 else 'failed'}; exit status per worker: {final_codes}")
     return LaunchResult(returncode, final_codes, logs, reason)
 
