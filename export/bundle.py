@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.errors import DataError, RnnzooError
-from rnnzoo.io import read_json, verify_files
+from rnnzoo.errors import ConfigError, DataError, RnnzooError
+from rnnzoo.io import read_json, resolve_member, unlisted_files, verify_files
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "rnnzoo.onnx_bundle.v1"
@@ -31,21 +31,66 @@ class BundleError(RnnzooError, ValueError):
     """A bundle directory is missing, malformed or was modified after export."""
 
 
+_MANIFEST_STRINGS = ("task", "family", "entry")
+
+
 def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
-    """Read ``bundle.json`` and (by default) verify the sha256 of every file it lists."""
+    """Read ``bundle.json``, check its structure and (by default) every file it lists.
+
+    Always: the manifest's file names are plain relative paths inside the bundle (no ``..``,
+    no absolute path, no symbolic link), and every graph file is one of them. With ``verify``:
+    every listed file has its sha256, and the bundle holds no file that is not listed (besides
+    ``bundle.json``), so nothing the runtime opens escapes the check."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise BundleError(f"expected a bundle directory path, found {type(path).__name__}")
     path = Path(path)
     manifest_path = path / BUNDLE_FILE
     manifest = read_json(manifest_path, BundleError, "expected a directory written by "
                          "rnnzoo.export.to_onnx / `rnnzoo export`")
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise BundleError(f"{manifest_path}: expected format {BUNDLE_FORMAT!r}, found {found!r}")
+        raise BundleError(f"{manifest_path}: expected format {BUNDLE_FORMAT!r}, found "
+                          f"{_short(found)}")
+    for key in _MANIFEST_STRINGS:
+        if not isinstance(manifest.get(key), str) or not manifest[key]:
+            raise BundleError(f"{manifest_path}: {key!r} must be a non-empty string, found "
+                              f"{_short(manifest.get(key))}; re-export the bundle")
+    if not isinstance(manifest.get("preprocessing", {}), dict):
+        raise BundleError(f"{manifest_path}: 'preprocessing' must be a mapping; re-export the "
+                          "bundle")
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{manifest_path}: 'files' must map file names to sha256")
+    for rel in files:
+        resolve_member(path, rel, BundleError, BUNDLE_FILE)
+    graphs = manifest.get("graphs")
+    if not isinstance(graphs, dict) or not graphs:
+        raise BundleError(f"{manifest_path}: 'graphs' must map graph names to their files; "
+                          "re-export the bundle")
+    for name, graph in graphs.items():
+        file = graph.get("file") if isinstance(graph, dict) else None
+        if not isinstance(file, str) or file not in files:
+            raise BundleError(f"{manifest_path}: graph {_short(name)} names file "
+                              f"{_short(file)}, which 'files' does not list (so it cannot be "
+                              "verified); re-export the bundle")
     if verify:
         verify_files(path, files, BUNDLE_FILE, BundleError, "re-export the bundle")
+        extra = unlisted_files(path, [*files, BUNDLE_FILE])
+        if extra:
+            raise BundleError(f"{path}: {extra[0]} is not listed in {BUNDLE_FILE}, so it cannot "
+                              "be verified; remove it, or re-export the bundle")
     return manifest
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_threads(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BundleError(f"{name} must be an integer >= 0 (0: one per core), got {value!r}")
+    return value
 
 
 def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1,
@@ -56,9 +101,10 @@ def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1,
     back-to-back step calls instead of being woken for every node)."""
     import onnxruntime as ort
 
-    if not isinstance(intra_op_threads, int) or intra_op_threads < 0:
-        raise BundleError(f"intra_op_threads must be an integer >= 0 (0: one per core), "
-                          f"got {intra_op_threads!r}")
+    _check_threads("intra_op_threads", intra_op_threads)
+    _check_threads("inter_op_threads", inter_op_threads)
+    if not isinstance(spinning, bool):
+        raise BundleError(f"spinning must be True or False, got {spinning!r}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = inter_op_threads
@@ -67,6 +113,33 @@ def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1,
     opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return opts
+
+
+def _check_providers(providers: Any, available: list[str]) -> list[str]:
+    """``providers`` as a list of available execution provider names, or ``BundleError``."""
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str) or not isinstance(providers, (list, tuple)) or not all(
+            isinstance(p, str) and p for p in providers):
+        raise BundleError(f"providers: expected a list of execution provider names such as "
+                          f"['CPUExecutionProvider'], found {_short(providers)}")
+    if not providers:
+        return ["CPUExecutionProvider"]
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise BundleError(
+            f"execution provider(s) {missing} not available in this onnxruntime build "
+            f"(available: {available}); install onnxruntime-gpu for CUDAExecutionProvider"
+        )
+    return list(providers)
+
+
+def _is_onnxruntime_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("onnxruntime")
+
+
+_ORT_TYPES = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(float)": np.float32,
+              "tensor(double)": np.float64, "tensor(bool)": np.bool_}
 
 
 class BundleRuntime:
@@ -86,22 +159,21 @@ class BundleRuntime:
 
         self.path = Path(path)
         self.manifest = read_manifest(self.path, verify=verify)
-        available = ort.get_available_providers()
-        providers = list(providers or ["CPUExecutionProvider"])
-        missing = [p for p in providers if p not in available]
-        if missing:
-            raise BundleError(
-                f"execution provider(s) {missing} not available in this onnxruntime build "
-                f"(available: {available}); install onnxruntime-gpu for CUDAExecutionProvider"
-            )
+        providers = _check_providers(providers, ort.get_available_providers())
         graphs = self.manifest["graphs"]
         base = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                 "spinning": spinning}
+        if graph_options is not None and not isinstance(graph_options, Mapping):
+            raise BundleError(f"graph_options: expected a mapping of graph name to options, "
+                              f"found {_short(graph_options)}")
         graph_options = dict(graph_options or {})
         for name, given in graph_options.items():
             if name not in graphs:
                 raise BundleError(f"graph_options: no graph {name!r} in this bundle "
                                   f"(graphs: {', '.join(graphs)})")
+            if not isinstance(given, Mapping):
+                raise BundleError(f"graph_options[{name!r}]: expected a mapping of options, "
+                                  f"found {_short(given)}")
             unknown = sorted(set(given) - set(base))
             if unknown:
                 raise BundleError(f"graph_options[{name!r}]: unknown option(s) {unknown}; "
@@ -109,9 +181,16 @@ class BundleRuntime:
         self.sessions = {}
         for name, graph in graphs.items():
             opts = session_options(**{**base, **graph_options.get(name, {})})
-            self.sessions[name] = ort.InferenceSession(
-                str(self.path / graph["file"]), sess_options=opts, providers=providers
-            )
+            file = resolve_member(self.path, graph["file"], BundleError, BUNDLE_FILE)
+            try:
+                self.sessions[name] = ort.InferenceSession(
+                    str(file), sess_options=opts, providers=providers)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
+                if not _is_onnxruntime_error(exc):
+                    raise
+                raise BundleError(f"{file}: onnxruntime cannot load it "
+                                  f"({' '.join(str(exc).split())[:300]}); re-export the "
+                                  "bundle") from None
         self.family = self.manifest["family"]
         self.entry = self.manifest["entry"]
 
@@ -122,22 +201,110 @@ class BundleRuntime:
         )
 
     def asset(self, name: str) -> Path:
-        path = self.path / "assets" / name
+        """The path of ``assets/<name>``, which ``bundle.json`` must list (and, when the bundle
+        was verified, its sha256 matched): an unlisted file is never opened."""
+        rel = f"assets/{name}" if isinstance(name, str) else name
+        if not isinstance(name, str) or rel not in self.manifest["files"]:
+            raise BundleError(f"{self.path}: {_short(rel)} is not listed in {BUNDLE_FILE} "
+                              "(missing from the bundle); re-export the bundle")
+        path = resolve_member(self.path, rel, BundleError, BUNDLE_FILE)
         if not path.is_file():
-            raise BundleError(f"{self.path}: missing assets/{name}")
+            raise BundleError(f"{self.path}: missing {rel}")
         return path
 
+    def setting(self, key: str, default: Any = None) -> int:
+        """A positive integer of the manifest's ``preprocessing`` (``max_length``,
+        ``vocab_size``, ...), or ``BundleError`` naming it."""
+        value = self.manifest.get("preprocessing", {}).get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BundleError(f"{self.path / BUNDLE_FILE}: preprocessing.{key} must be an "
+                              f"integer >= 1, found {_short(value)}; re-export the bundle")
+        return value
+
+    def _graph(self, graph: Any) -> Any:
+        if not isinstance(graph, str) or graph not in self.sessions:
+            raise DataError(f"no graph {_short(graph)} in this bundle (graphs: "
+                            f"{', '.join(self.sessions)})")
+        return self.sessions[graph]
+
     def input_names(self, graph: str) -> list[str]:
-        return [i.name for i in self.sessions[graph].get_inputs()]
+        return [i.name for i in self._graph(graph).get_inputs()]
 
     def output_names(self, graph: str) -> list[str]:
-        return [o.name for o in self.sessions[graph].get_outputs()]
+        return [o.name for o in self._graph(graph).get_outputs()]
+
+    def _check_feeds(self, graph: str, feeds: Any) -> dict[str, np.ndarray]:
+        """Feed names, array types, dtypes and ranks against the graph's inputs."""
+        sess = self._graph(graph)
+        inputs = {i.name: i for i in sess.get_inputs()}
+        if not isinstance(feeds, Mapping):
+            raise DataError(f"{graph}: feeds must map input names to arrays, found "
+                            f"{type(feeds).__name__}; inputs: {', '.join(inputs)}")
+        missing = [n for n in inputs if n not in feeds]
+        unknown = [str(n) for n in feeds if n not in inputs]
+        if missing or unknown:
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"unknown {', '.join(_short(n, 40) for n in unknown)}"] if unknown else [])
+            raise DataError(f"{graph}: wrong feed names ({'; '.join(parts)}); this graph's "
+                            f"inputs are {', '.join(inputs)}")
+        checked = {}
+        for name, spec in inputs.items():
+            value = feeds[name]
+            if not isinstance(value, np.ndarray):
+                raise DataError(f"{graph}: input {name!r} must be a numpy array, found "
+                                f"{type(value).__name__}")
+            want = _ORT_TYPES.get(spec.type)
+            if want is not None and value.dtype != want:
+                raise DataError(f"{graph}: input {name!r} must have dtype "
+                                f"{np.dtype(want).name}, found {value.dtype}")
+            if len(spec.shape) != value.ndim:
+                raise DataError(f"{graph}: input {name!r} must have rank {len(spec.shape)} "
+                                f"({spec.shape}), found shape {value.shape}")
+            checked[name] = value
+        return checked
 
     def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one graph; returns its outputs by name."""
+        """Run one graph; returns its outputs by name. Wrong names, dtypes or ranks, and
+        anything onnxruntime rejects, raise ``DataError`` naming the graph and input."""
+        checked = self._check_feeds(graph, feeds)
         sess = self.sessions[graph]
         names = [o.name for o in sess.get_outputs()]
-        return dict(zip(names, sess.run(names, dict(feeds))))
+        try:
+            return dict(zip(names, sess.run(names, checked)))
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
+            if not _is_onnxruntime_error(exc):
+                raise
+            raise DataError(f"{graph}: onnxruntime rejected the inputs: "
+                            f"{' '.join(str(exc).split())[:300]}") from None
+
+
+def check_count(name: str, value: Any, what: str = "") -> int:
+    """An integer argument >= 1 (a batch size, a length), or ``ConfigError`` naming it: a
+    ``batch_size=-1`` must not return zeros."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
+            or value < 1:
+        hint = f" ({what})" if what else ""
+        raise ConfigError(f"{name}: expected an integer >= 1{hint}, found {_short(value)}")
+    return int(value)
+
+
+def as_texts(texts: Any, where: str, allow_empty: bool = False) -> list[str]:
+    """A string or a list of strings as a list, or ``DataError``: bytes, numbers, ``None`` or
+    a bare iterator are refused with what was found."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, (Sequence, np.ndarray)):
+        raise DataError(f"{where}: expected a string or a list of strings, found "
+                        f"{type(texts).__name__} (results come back in the order given, so "
+                        "an unordered set or a mapping is refused)")
+    texts = list(texts)
+    if not texts and not allow_empty:
+        raise DataError(f"{where}: empty list of texts")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(f"{where}: expected strings, found {type(text).__name__} at "
+                            f"position {i}")
+    return texts
 
 
 def check_tokens(tokens: Any, vocab_size: int, where: str = "tokens") -> np.ndarray:

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.io import atomic_directory, atomic_write_text, sha256_file
+from rnnzoo.io import (
+    atomic_directory,
+    atomic_write_text,
+    check_removable_bundle_dir,
+    sha256_file,
+)
 
 from .bundle import BUNDLE_FILE, BUNDLE_FORMAT
 from .errors import ExportError, ExportValidationError
@@ -206,6 +213,25 @@ def _bundle_meta(task: Any, copy: Any, opset: int) -> dict[str, Any]:
     }
 
 
+def _check_arguments(opset: Any, quantize: Any, tolerance: Any, eval_data: Any) -> None:
+    """Argument checks that run before any tracing (minutes for a large model)."""
+    import tf2onnx.constants
+
+    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 10 <= opset <= newest:
+        raise ExportError(f"opset: expected an integer in [10, {newest}] (the ONNX opsets this "
+                          f"tf2onnx writes; 17 is tested), found {opset!r}")
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize: expected None or 'int8', found {quantize!r}")
+    if tolerance is not None and (
+            not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool)
+            or not tolerance > 0 or tolerance == float("inf")):
+        raise ExportError(f"tolerance: expected a finite number > 0, found {tolerance!r}")
+    if eval_data is not None and quantize is None:
+        raise ExportError("eval_data (--data) compares int8 against fp32 accuracy: it needs "
+                          "quantize='int8' (--quantize int8)")
+
+
 def to_onnx(
     model_or_run_or_preset: Any,
     out_dir: str | os.PathLike,
@@ -224,19 +250,31 @@ def to_onnx(
     quantized operator exists) and re-validates it against the fp32 bundle on the task's own
     comparison (``Task.compare_runtimes``), on ``eval_data`` when given. ``tolerance`` is the
     largest |Keras - ONNX| accepted (default: each graph spec's, 1e-4).
-    Validation failures raise :class:`ExportValidationError`; nothing is written then.
+    Validation failures raise :class:`ExportValidationError`; nothing is written then: with
+    ``quantize``, both bundles appear together or neither does. ``overwrite`` replaces only
+    bundle directories (checked before any tracing), never another folder.
     """
-    if quantize not in (None, "int8"):
-        raise ExportError(f"quantize: expected None or 'int8', found {quantize!r}")
+    _check_arguments(opset, quantize, tolerance, eval_data)
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise ExportError(f"out_dir: expected a directory path, found {type(out_dir).__name__}")
     out_dir = Path(out_dir)
     targets = [out_dir] + ([out_dir.with_name(out_dir.name + "-int8")] if quantize else [])
-    for target in targets:
-        if target.exists() and not overwrite:  # fail before minutes of tracing, not after
-            raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) or "
-                              "pick another output directory")
+    for target in targets:  # fail before minutes of tracing, not after
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) "
+                                  "or pick another output directory")
+            check_removable_bundle_dir(target, ExportError)
+        else:
+            blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+            if blocker is not None:
+                raise ExportError(f"{target}: {blocker} is a file, not a folder; pick another "
+                                  "output directory")
     task = _resolve_task(model_or_run_or_preset)
     if not task.is_fitted:
         raise ExportError(f"{task.name!r} has no vocabulary: export a trained model")
+    if eval_data is not None:  # a bad --data fails now, not after both bundles are built
+        task.load_data(eval_data, seed=task.config.training.seed)
     copy = _export_copy(task)
     specs = copy.graph_specs()
     meta = _bundle_meta(task, copy, opset)
@@ -250,14 +288,26 @@ def to_onnx(
     meta["validation"] = {"validated": validate, "onnx_checker": "passed (full_check)",
                           "graphs": graph_reports}
 
-    atomic_directory(out_dir, lambda tmp: _write_bundle(tmp, copy, converted, meta), overwrite,
-                     ExportError)
     report = ExportReport(out_dir, task.name, task.config.family, opset, graph_reports)
-    if quantize == "int8":
-        report.int8_path = out_dir.with_name(out_dir.name + "-int8")
-        report.int8 = _quantize_bundle(
-            copy, out_dir, report.int8_path, specs, meta, eval_data, overwrite
-        )
+
+    def fill(tmp: Path) -> None:
+        _write_bundle(tmp, copy, converted, meta)
+        if quantize == "int8":
+            # Built and checked from the fp32 bundle's temporary folder: if quantization or
+            # its comparison fails, neither bundle appears.
+            report.int8_path = targets[1]
+            report.int8 = _quantize_bundle(copy, tmp, targets[1], specs, meta, eval_data,
+                                           overwrite, fp32_name=out_dir.name)
+
+    removable = functools.partial(check_removable_bundle_dir, error=ExportError)
+    try:
+        atomic_directory(out_dir, fill, overwrite, ExportError, removable=removable)
+    except BaseException:
+        # The int8 bundle is renamed into place just before the fp32 one; should that last
+        # rename fail, do not leave the int8 bundle alone.
+        if report.int8 is not None and targets[-1].is_dir():
+            shutil.rmtree(targets[-1], ignore_errors=True)
+        raise
     return report
 
 
@@ -269,12 +319,16 @@ def _quantize_bundle(
     meta: dict,
     eval_data: Any,
     overwrite: bool,
+    fp32_name: str,
 ) -> dict:
-    """Dynamic int8 quantization of every graph, re-validated against the fp32 bundle."""
+    """Dynamic int8 quantization of every graph, compared with the fp32 bundle in ``fp32_dir``
+    before the int8 directory is renamed into place (its manifest holds the comparison)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .runtime import load as load_runtime
+
+    result: dict = {}
 
     def fill(tmp: Path) -> None:
         quantized = {}
@@ -297,7 +351,7 @@ def _quantize_bundle(
             m["quantization"] = {
                 "method": "onnxruntime.quantization.quantize_dynamic",
                 "weight_type": "QInt8",
-                "fp32_bundle": fp32_dir.name,
+                "fp32_bundle": fp32_name,
             }
             for name, (_, model) in quantized.items():
                 counts = op_counts(model)
@@ -307,20 +361,18 @@ def _quantize_bundle(
                     if k in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "Loop", "Scan")
                 }
             _write_bundle(tmp, task, quantized, m)
+        result.update(task.compare_runtimes(load_runtime(fp32_dir), load_runtime(tmp),
+                                            eval_data))
+        ops = {k: v for g in m["graphs"].values() for k, v in g.get("op_counts", {}).items()}
+        result["op_counts"] = ops
+        if ops.get("GRU") or ops.get("RNN"):
+            result["note"] = (
+                "GRU/RNN recurrences stay fp32: onnxruntime has no quantized GRU or "
+                "RNN operator; only matrix multiplies and embeddings are int8"
+            )
+        m["validation_int8"] = result
+        atomic_write_text(tmp / BUNDLE_FILE, json.dumps(m, indent=2) + "\n")
 
-    atomic_directory(int8_dir, fill, overwrite, ExportError)
-    fp32 = load_runtime(fp32_dir)
-    int8 = load_runtime(int8_dir)
-    result = task.compare_runtimes(fp32, int8, eval_data)
-    manifest = json.loads((int8_dir / BUNDLE_FILE).read_text())
-    ops = {k: v for g in manifest["graphs"].values() for k, v in g.get("op_counts", {}).items()}
-    result["op_counts"] = ops
-    if ops.get("GRU") or ops.get("RNN"):
-        result["note"] = (
-            "GRU/RNN recurrences stay fp32: onnxruntime has no quantized GRU or "
-            "RNN operator; only matrix multiplies and embeddings are int8"
-        )
-    manifest["validation_int8"] = result
-    manifest_text = json.dumps(manifest, indent=2) + "\n"
-    atomic_write_text(int8_dir / BUNDLE_FILE, manifest_text)
+    removable = functools.partial(check_removable_bundle_dir, error=ExportError)
+    atomic_directory(int8_dir, fill, overwrite, ExportError, removable=removable)
     return result

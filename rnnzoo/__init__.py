@@ -29,6 +29,8 @@ _LAZY = {
     "UnknownModelError": "rnnzoo.errors",
     "DuplicateModelError": "rnnzoo.errors",
     "RunDirError": "rnnzoo.errors",
+    "StorageError": "rnnzoo.io",
+    "LockError": "rnnzoo.io",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,38 +69,63 @@ def _find_run_dir(weights: Path) -> Path:
     )
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The trained model named by NAME plus --run DIR or --weights FILE."""
-    from rnnzoo.registry import load
+def _source_dir(args: argparse.Namespace) -> Path:
+    """Where NAME's trained files are: --run DIR, the run of --weights FILE, or NAME itself as
+    a preset (``entry.tag``, a preset directory, archive or URL, verified before use)."""
+    from rnnzoo.presets import resolve_preset
+    from rnnzoo.registry import get_entry, list_models
 
     if args.weights:
         weights = Path(args.weights)
         if not weights.is_file():
             raise RunDirError(f"weights file not found: {weights}")
-        return load(_find_run_dir(weights), weights=weights, name=args.name)
-    if not args.run:
-        raise ConfigError("give --run DIR (a run directory) or --weights FILE")
-    return load(args.run, name=args.name)
+        return _find_run_dir(weights)
+    if args.run:
+        get_entry(args.name)  # unknown names fail with suggestions before any file work
+        return Path(args.run)
+    if "." not in args.name and "/" not in args.name:
+        entry = get_entry(args.name)
+        presets = list_models(f"{entry.name}.*", pretrained=True)
+        hint = f"a preset ({', '.join(presets)})" if presets else "a preset name"
+        raise ConfigError(f"{entry.name!r} is untrained: give --run DIR (a run directory), "
+                          f"--weights FILE, or {hint}")
+    return resolve_preset(args.name)
 
 
-def _task_class_of(name: str, command: str) -> Any:
-    """The task type of NAME; a verb used with the wrong kind of model names the verb that fits
-    (before any file is read)."""
-    from rnnzoo.registry import get_entry
+def _load(args: argparse.Namespace, directory: Path) -> Any:
+    """The trained model in ``directory`` (sha256 verified); NAME must match its entry."""
+    from rnnzoo.registry import load
+
+    name = args.name if (args.run or args.weights) else None
+    return load(directory, weights=args.weights, name=name)
+
+
+def _task_class_of(directory: Path, command: str) -> Any:
+    """The task type of the model in ``directory``; a verb used with the wrong kind of model
+    names the verb that fits (before any weights are read)."""
+    from rnnzoo.registry import read_config
     from rnnzoo.tasks import task_class
 
-    entry = get_entry(name)  # unknown names fail with suggestions before any file work
-    cls = task_class(entry.task)
-    if command not in (cls.verb, "evaluate", "export"):
-        raise ConfigError(f"{entry.name!r} is a {entry.task} model: `rnnzoo {command}` does not "
-                          f"apply; use `rnnzoo {cls.verb} {entry.name} ...`")
+    config = read_config(directory)
+    cls = task_class(config.task)
+    if command not in (cls.verb, "evaluate", "export", "finetune"):
+        raise ConfigError(f"{config.name!r} is a {config.task} model: `rnnzoo {command}` does "
+                          f"not apply; use `rnnzoo {cls.verb} {config.name} ...`")
     return cls
+
+
+def _loaded(args: argparse.Namespace, command: str) -> Any:
+    directory = _source_dir(args)
+    _task_class_of(directory, command)
+    return _load(args, directory)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from rnnzoo.registry import get_entry, list_models
 
-    names = list_models(args.pattern or "*", task=args.task, pretrained=args.pretrained)
+    if args.pretrained:
+        return _list_presets(args)
+    names = list_models(args.pattern or "*", task=args.task)
     if not names:
         print("no models match", file=sys.stderr)
         return 1
@@ -106,6 +133,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in names:
         entry = get_entry(name)
         print(f"{name:<{width}}  {entry.task:<22} {entry.description.splitlines()[0][:70]}")
+    return 0
+
+
+def _list_presets(args: argparse.Namespace) -> int:
+    """Shipped and cached presets with their headline metric (from verified metadata)."""
+    from rnnzoo.presets import list_presets, preset_info
+
+    names = list_presets(args.pattern or "*")
+    rows = []
+    for name in names:
+        meta = preset_info(name)
+        if args.task and meta["task"] != args.task:
+            continue
+        metric = ", ".join(f"{k} {v:g}" for k, v in list(meta["metrics"].items())[:2])
+        rows.append((name, meta["task"], f"{metric} ({meta['split']})"))
+    if not rows:
+        print("no presets match", file=sys.stderr)
+        return 1
+    width = max(len(r[0]) for r in rows)
+    for name, task, metric in rows:
+        print(f"{name:<{width}}  {task:<22} {metric}")
     return 0
 
 
@@ -126,16 +174,70 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides[key] = value
     if args.jit:
         overrides["jit_compile"] = True
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:  # SIGTERM (a scheduler's stop) acts as Ctrl-C
+        received.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if in_main else None
     try:
         result = train(args.name, args.data, out=args.out, strategy=args.strategy,
                        init_from=args.init_from, overwrite=args.overwrite, **overrides)
-    except KeyboardInterrupt:
-        print(f"rnnzoo: interrupted; run the same command with --out {args.out or 'DIR'} to "
-              "resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # TrainingInterrupted says what a rerun does
+        print(f"rnnzoo: {exc or 'interrupted'}", file=sys.stderr)
+        return 128 + (received[0] if received else signal.SIGINT)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     if result.metrics:
         headline = result.task.format_report(result.metrics).splitlines()[0]
         print(f"dev: {headline}  ->  {result.run_dir}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from rnnzoo.presets import finetune
+
+    overrides = _parse_set(args.set or [])
+    for key in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    out = finetune(args.preset, args.data, args.out, tag=args.tag,
+                   freeze_backbone=args.freeze_backbone, run_dir=args.run_dir,
+                   data_license=args.data_license, overwrite=args.overwrite,
+                   command="rnnzoo " + " ".join(sys.argv[1:]), **overrides)
+    meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"].items())
+    print(f"fine-tuned preset {meta['name']} -> {out} (dev: {metrics})")
+    return 0
+
+
+def cmd_save_preset(args: argparse.Namespace) -> int:
+    from rnnzoo.presets import save_measured_preset
+    from rnnzoo.registry import load
+
+    run = Path(args.run)
+    task = load(run)
+    log = json.loads((run / "train.log.json").read_text()) if (run / "train.log.json").is_file() \
+        else {}
+    meta = {"name": args.name, "dataset": args.dataset or log.get("data_description", args.data),
+            "metrics_command": f"rnnzoo evaluate {args.name} --data {args.data} "
+                               f"--split {args.split}",
+            "training_command": args.training_command or log.get("command") or "unknown",
+            "training_wall_time_s": float(args.wall_time if args.wall_time is not None
+                                          else log.get("fit_seconds", 0.0)),
+            "data_license": args.data_license}
+    for key in ("description", "tradeoffs", "notes"):
+        if getattr(args, key):
+            meta[key] = getattr(args, key)
+    if args.published:
+        meta["published"] = {k: float(v) for k, v in _parse_set(args.published).items()}
+    out = save_measured_preset(task, args.out, meta, args.data, args.split, args.storage,
+                               args.overwrite, check_limit=args.check_limit)
+    saved = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    print(f"preset {args.name} -> {out}: {saved['metrics']}")
     return 0
 
 
@@ -148,8 +250,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _task_class_of(args.name, "evaluate")
-    task = _load(args)
+    task = _loaded(args, "evaluate")
     data = task.load_data(args.data, seed=task.config.training.seed)
     reports = task.evaluate_reports(data, args.split, vars(args))
     if args.json:
@@ -163,14 +264,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_verb(args: argparse.Namespace) -> int:
     """A task type's verb (predict, translate, ...) on a trained model."""
-    cls = _task_class_of(args.name, args.command)
-    return int(cls.run_verb(_load(args), args) or 0)
+    directory = _source_dir(args)
+    cls = _task_class_of(directory, args.command)
+    return int(cls.run_verb(_load(args, directory), args) or 0)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from rnnzoo.export import to_onnx
 
-    task = _load(args)
+    task = _loaded(args, "export")
     report = to_onnx(task, args.out, opset=args.opset, quantize=args.quantize,
                      validate=not args.no_validate, strict=args.strict, eval_data=args.data,
                      overwrite=args.overwrite)
@@ -179,8 +281,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_trained_model_args(p: argparse.ArgumentParser) -> None:
-    """NAME plus where its trained weights are: a run/preset directory or a weights file."""
-    p.add_argument("name")
+    """NAME plus where its trained weights are: a preset (NAME itself: entry.tag, a preset
+    directory, archive or URL), or an entry with a run directory or a weights file."""
+    p.add_argument("name", help="a preset (e.g. sentiment_bilstm.sst2, a directory, an archive "
+                   "or a URL), or an entry name with --run/--weights")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--run", metavar="DIR", help="run or preset directory")
     g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
@@ -235,6 +339,53 @@ def _add_training_commands(sub: Any) -> None:
     p.add_argument("--timeout", type=float, metavar="S", help="stop all workers after S seconds")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     p.set_defaults(func=cmd_launch)
+
+
+def _add_preset_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "finetune", help="fine-tune a preset on your data into a new preset",
+        description="Fine-tune a preset with the shared loop; labels that differ from the "
+        "preset's get a new head. Writes a new preset (weights, metadata with dev metrics "
+        "measured on what is saved, model card) to --out.",
+    )
+    p.add_argument("preset", help="preset name, directory, archive or URL")
+    p.add_argument("--data", required=True, help="dataset folder or file")
+    p.add_argument("--out", required=True, help="the new preset directory")
+    p.add_argument("--tag", default="finetuned", help="the new preset is ENTRY.TAG")
+    p.add_argument("--freeze-backbone", dest="freeze_backbone", action="store_true",
+                   help="train only the new head")
+    p.add_argument("--run-dir", dest="run_dir", help="run directory (default: OUT-run)")
+    p.add_argument("--data-license", dest="data_license", default="unknown")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--learning-rate", dest="learning_rate", type=float)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "save-preset", help="save a trained run as a preset with measured metrics",
+        description="Write a run directory as a preset: weights (float16 by default), metadata "
+        "with the metrics measured on the saved weights, a model card and sha256 checksums.",
+    )
+    p.add_argument("name", help="ENTRY.TAG, e.g. sentiment_bilstm.sst2")
+    p.add_argument("--run", required=True, help="the trained run directory")
+    p.add_argument("--data", required=True, help="the data the metrics are measured on")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--out", required=True)
+    p.add_argument("--storage", choices=["float16", "float32"], default="float16")
+    p.add_argument("--dataset", help="dataset description (default: from the run)")
+    p.add_argument("--data-license", dest="data_license", required=True)
+    p.add_argument("--training-command", dest="training_command")
+    p.add_argument("--wall-time", dest="wall_time", type=float, help="training wall time, s")
+    p.add_argument("--description")
+    p.add_argument("--tradeoffs")
+    p.add_argument("--notes")
+    p.add_argument("--published", action="append", metavar="NAME=VALUE")
+    p.add_argument("--check-limit", dest="check_limit", type=int,
+                   help="also record the metric on the first N examples (re-measured in CI)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_save_preset)
 
 
 def _add_task_commands(sub: Any) -> None:
@@ -299,7 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_catalogue_commands(sub)
     _add_training_commands(sub)
     _add_task_commands(sub)
+    _add_preset_commands(sub)
     _add_export_command(sub)
+    for command in sub.choices.values():  # every command that reads a trained model
+        if {a.dest for a in command._actions} & {"run", "weights", "init_from"}:
+            command.add_argument(
+                "--no-verify", dest="no_verify", action="store_true",
+                help="load run/preset directories without checking their checksums.json "
+                "(only for files you trust)")
     return parser
 
 
@@ -315,14 +473,26 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command not in ("list", "info", "launch"):
         _import_tensorflow_quietly()
+    from rnnzoo.registry import verification
+
     try:
-        return int(args.func(args) or 0)
-    except RnnzooError as exc:
-        print(f"rnnzoo: error: {exc}", file=sys.stderr)
+        with verification(not getattr(args, "no_verify", False)):
+            return int(args.func(args) or 0)
+    except RnnzooError as exc:  # config, data, run directory, storage, lock, bundle, export
+        print(f"rnnzoo: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"rnnzoo: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file problem no rnnzoo check anticipated: still one line
+        print(f"rnnzoo: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("rnnzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line (a message from a library may span several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 if __name__ == "__main__":

@@ -48,9 +48,13 @@ from rnnzoo.errors import ConfigError
 ENTRY_KEYS = ("name", "family", "task", "description", "model", "data", "training", "presets")
 
 
-def _rule(default: Any, **metadata: Any) -> Any:
-    """A dataclass field with a default and value rules (see the module docstring)."""
+def rule(default: Any, **metadata: Any) -> Any:
+    """A dataclass field with a default and value rules (see the module docstring); families
+    use it for their ``ModelConfig`` / ``DataConfig`` fields."""
     return dataclasses.field(default=default, metadata=metadata)
+
+
+_rule = rule
 
 
 @dataclasses.dataclass
@@ -70,6 +74,9 @@ class TrainingConfig:
     # Gradient clipping by global norm is on by default: exploding gradients are the classic
     # RNN failure. Set to 0 to disable.
     clipnorm: float = _rule(1.0, min=0)
+    # Exponential moving average of the weights (0: off). Validation, checkpoints and the final
+    # model use the averaged weights, which are smoother than the last step's on small data.
+    ema_momentum: float = _rule(0.0, min=0, max=1, max_exclusive=True)
     early_stopping_patience: int = _rule(3, min=0)  # 0 disables early stopping
     monitor: str = _rule("val_loss", nonempty=True)
     # numpy (keras.utils.set_random_seed) only takes seeds in [0, 2**32).

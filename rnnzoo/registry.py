@@ -8,12 +8,14 @@ module sits above the families in the import order: it is where a config (from Y
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import fnmatch
 import functools
 import importlib.resources
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,13 @@ from rnnzoo.config import ENTRY_KEYS, EntryConfig, TrainingConfig, build_section
 from rnnzoo.errors import ConfigError, DuplicateModelError, RunDirError, UnknownModelError
 from rnnzoo.families import family_spec, known_families
 from rnnzoo.io import read_json
-from rnnzoo.saving import ASSETS_DIR, CONFIG_FILE, WEIGHTS_FILE, verify_checksums
+from rnnzoo.saving import (
+    ASSETS_DIR,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    verify_checksums,
+    verify_weights_file,
+)
 
 
 def _natural_key(name: str) -> list:
@@ -135,6 +143,9 @@ def _registry() -> dict[str, EntryConfig]:
 
 def get_entry(name: str) -> EntryConfig:
     """The validated config of a registered entry; unknown names suggest close matches."""
+    if not isinstance(name, str):
+        raise UnknownModelError(f"model name: expected a string such as 'sentiment_gru', found "
+                                f"{type(name).__name__}. See `rnnzoo list` for all models.")
     reg = _registry()
     base = name.split(".", 1)[0]
     if base not in reg:
@@ -151,7 +162,10 @@ def list_models(
 
     With ``pretrained=True`` the result lists preset names (``<entry>.<tag>``) instead.
     """
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    patterns = [pattern] if isinstance(pattern, str) else (
+        list(pattern) if isinstance(pattern, (list, tuple, set, frozenset)) else [pattern])
+    if not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"pattern: expected a glob string or a list of them, found {pattern!r}")
     names = []
     for name, entry in _registry().items():
         if task is not None and entry.task != task:
@@ -188,35 +202,69 @@ def task_from_config(entry: EntryConfig, preprocessor: Any = None) -> Any:
 
 def read_config(directory: Path) -> EntryConfig:
     """The entry config stored in a run or preset directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RunDirError(f"not a directory: {directory}")
     path = directory / CONFIG_FILE
     raw = read_json(path, RunDirError, "expected a run directory from `rnnzoo train` or a "
                     "saved model/preset directory")
     return entry_from_dict(raw, str(path))
 
 
+_VERIFY: contextvars.ContextVar[bool] = contextvars.ContextVar("rnnzoo_verify", default=True)
+
+
+@contextlib.contextmanager
+def verification(enabled: bool) -> Iterator[None]:
+    """Set the default of ``load(verify=...)`` inside the block: what the CLI's ``--no-verify``
+    uses, so every load a command makes follows the user's explicit choice. In code, prefer
+    ``load(directory, verify=False)``."""
+    token = _VERIFY.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _VERIFY.reset(token)
+
+
 def load(
-    directory: str | os.PathLike, weights: str | os.PathLike | None = None, name: str | None = None
+    directory: str | os.PathLike, weights: str | os.PathLike | None = None,
+    name: str | None = None, verify: bool | None = None,
 ) -> Any:
     """Load a saved model (run directory or preset): config, assets, then weights.
 
-    ``weights`` picks another weights file (e.g. ``checkpoints/last.weights.h5``); checksums are
-    verified for every file the directory lists. ``name``, when given, must match the entry.
+    Every file is checked against ``checksums.json`` before it is read: a directory without it,
+    a config/weights/asset file it does not list, or a file that differs is refused.
+    ``weights`` picks another weights file (e.g. ``checkpoints/last.weights.h5``), verified
+    against ``checkpoints/checksums.json``. ``verify=False`` skips all of this, for a directory
+    you trust (default: on, or as set by ``verification``). ``name``, when given, must match
+    the entry.
     """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise RunDirError(f"load: expected a directory path, found {type(directory).__name__}")
     directory = Path(directory)
     if not directory.is_dir():
         raise RunDirError(f"not a directory: {directory}")
+    if verify is None:
+        verify = _VERIFY.get()
+    weights_path = Path(weights) if weights is not None else directory / WEIGHTS_FILE
+    if not (directory / CONFIG_FILE).is_file():
+        read_config(directory)  # the error naming what this directory should be
+    if not weights_path.is_file():
+        raise RunDirError(
+            f"weights file not found: {weights_path} (training may not have finished; "
+            f"try {directory / 'checkpoints' / 'last.weights.h5'})"
+        )
+    if verify:
+        final = weights is None or weights_path.resolve() == (directory / WEIGHTS_FILE).resolve()
+        verify_checksums(directory, required=(CONFIG_FILE, WEIGHTS_FILE) if final
+                         else (CONFIG_FILE,))
+        if not final:
+            verify_weights_file(directory, weights_path)
     config = read_config(directory)
     if name is not None and name.split(".", 1)[0] != config.name:
         raise RunDirError(
             f"{directory} holds a {config.name!r} model, not {name!r}; "
             f"use `{config.name}` or another directory"
-        )
-    verify_checksums(directory)
-    weights_path = Path(weights) if weights is not None else directory / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise RunDirError(
-            f"weights file not found: {weights_path} (training may not have finished; "
-            f"try {directory / 'checkpoints' / 'last.weights.h5'})"
         )
     cls = family_spec(config.family).task_class
     task = cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))

@@ -6,10 +6,17 @@ A saved model (run directory or preset) is a directory:
     model.weights.h5     the weights (weights only: loading never deserialises code)
     assets/              tokenizer JSON, label names, ... (family-specific)
     checksums.json       sha256 of every file above, verified on load
+
+``checksums.json`` cannot be switched off by deleting it: ``verify_checksums`` refuses a directory
+without one, a file of the integrity scope (config, weights, assets) that it does not list, and a
+listed file that is missing or differs; only an explicit ``verify=False`` skips it. Checkpoints
+have their own ``checkpoints/checksums.json``, updated with every checkpoint written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
 import os
 from pathlib import Path
@@ -18,8 +25,11 @@ from typing import Any
 from rnnzoo.errors import RunDirError
 from rnnzoo.io import (
     atomic_write_text,
+    ensure_directory,
     read_json,
     sha256_file,
+    storage_errors,
+    unlisted_files,
     verify_files,
 )
 
@@ -43,26 +53,105 @@ def write_checksums(directory: Path, only: tuple[str, ...] | None = None) -> dic
     return sums
 
 
-def verify_checksums(directory: Path, required: tuple[str, ...] = ()) -> None:
-    """Raise ``RunDirError`` if a listed file is missing or its sha256 differs."""
+# What a loader opens by its name: each such file must be listed in checksums.json.
+INTEGRITY_SCOPE = (CONFIG_FILE, WEIGHTS_FILE, f"{ASSETS_DIR}/*")
+# Hidden temporary files of an interrupted atomic write: never opened, so never refused.
+_TEMPORARY = (".*.tmp", "*/.*.tmp", "*/.tmp-*", ".tmp-*")
+NO_VERIFY_HINT = ("pass verify=False (rnnzoo.load) or --no-verify (the CLI) to use it "
+                  "unverified")
+
+
+def verify_checksums(directory: Path, required: tuple[str, ...] = (),
+                     scope: tuple[str, ...] = INTEGRITY_SCOPE) -> dict[str, str]:
+    """Check ``directory`` against its ``checksums.json``; return the listing.
+
+    Raises ``RunDirError`` when the file is missing (deleting it must not switch the check off),
+    when it does not list one of ``required`` or a file present in ``scope`` (``fnmatch``
+    patterns), or when a listed file is missing, unsafe (``..``, a symbolic link) or differs."""
+    directory = Path(directory)
     path = directory / CHECKSUMS_FILE
     if not path.is_file():
-        return
+        raise RunDirError(f"{directory}: no {CHECKSUMS_FILE}, so its files cannot be verified "
+                          f"(a run that has not finished, or a copy missing a file); "
+                          f"{NO_VERIFY_HINT}")
     sums = read_json(path, RunDirError, "")
+    if not isinstance(sums, dict):
+        raise RunDirError(f"{path}: must map file names to sha256, found {type(sums).__name__}")
     for rel in required:
         if rel not in sums:
-            raise RunDirError(f"{path}: no checksum for {rel}; the directory was modified")
+            raise RunDirError(f"{path}: no checksum for {rel}; the directory was modified "
+                              f"(re-download or re-train it, or {NO_VERIFY_HINT})")
     verify_files(directory, sums, CHECKSUMS_FILE, RunDirError, "re-download or re-train it")
+    scoped = [rel for rel in unlisted_files(directory, sums, ignore=_TEMPORARY)
+              if any(fnmatch.fnmatchcase(rel, pattern) for pattern in scope)]
+    if scoped:
+        raise RunDirError(f"{directory}: {scoped[0]} is not listed in {CHECKSUMS_FILE}, so it "
+                          "cannot be verified; remove it, or re-train / re-download the model")
+    return sums
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def record_checkpoint(directory: Path, *files: Path) -> None:
+    """Add the sha256 of freshly written checkpoint ``files`` to ``directory/checksums.json``
+    (replaced atomically), so that ``--weights RUN/checkpoints/best.weights.h5`` is verified
+    like the final weights."""
+    directory = Path(directory)
+    listing = directory / CHECKSUMS_FILE
+    sums: dict[str, str] = {}
+    if listing.is_file():
+        with contextlib.suppress(RunDirError):
+            found = read_json(listing, RunDirError, "")
+            if isinstance(found, dict):
+                sums = {k: v for k, v in found.items() if (directory / k).is_file()}
+    for file in files:
+        sums[Path(file).relative_to(directory).as_posix()] = sha256_file(file)
+    atomic_write_text(listing, json.dumps(sums, indent=2, sort_keys=True))
+
+
+def verify_weights_file(directory: Path, weights: Path) -> None:
+    """Raise ``RunDirError`` unless ``weights`` (a file other than the run's final weights) is
+    listed, with a matching sha256, in the checksums of the folder it is in: the run's
+    ``checksums.json`` or ``checkpoints/checksums.json``."""
+    directory = Path(directory)
+    weights = Path(weights)
+    try:
+        rel = weights.resolve().relative_to(directory.resolve())
+    except (ValueError, OSError):
+        raise RunDirError(f"{weights}: not inside {directory}, so it cannot be verified; "
+                          f"{NO_VERIFY_HINT}") from None
+    for base in (directory / rel.parent, directory):
+        listing = base / CHECKSUMS_FILE
+        if not listing.is_file():
+            continue
+        sums = read_json(listing, RunDirError, "")
+        key = (directory / rel).relative_to(base).as_posix()
+        if isinstance(sums, dict) and key in sums:
+            verify_files(base, {key: sums[key]}, CHECKSUMS_FILE, RunDirError,
+                         "use another checkpoint, or re-train")
+            return
+    raise RunDirError(f"{weights}: no checksum lists this weights file (checkpoints are listed "
+                      f"in {directory / CHECKPOINTS_DIR / CHECKSUMS_FILE}); {NO_VERIFY_HINT}")
 
 
 def atomic_save_weights(model: Any, path: str | os.PathLike) -> None:
-    """Keras writes HDF5 in place; write to a temporary name and rename instead."""
+    """Keras writes HDF5 in place; write to a temporary name and rename instead. A full disk or
+    a permission problem is a ``StorageError`` naming ``path``; the previous file stays."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_directory(path.parent)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
-        model.save_weights(tmp)
-        os.replace(tmp, path)
+        with storage_errors(path):
+            try:
+                model.save_weights(tmp)
+                os.replace(tmp, path)
+            except OSError as exc:
+                if exc.filename is not None and str(exc.filename) == str(tmp):
+                    exc.filename = str(path)  # name the file the user knows, not our temporary
+                raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if tmp.exists():
+                tmp.unlink()

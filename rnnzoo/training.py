@@ -8,8 +8,15 @@ directory:
 
     config.json  assets/  model.weights.h5  checksums.json     (a loadable model, see rnnzoo.load)
     checkpoints/best.weights.h5  checkpoints/last.weights.h5  checkpoints/best.json
+    checkpoints/checksums.json   (sha256 of the checkpoints, updated with each one written)
     history.csv  history.json  training_curve.png  metrics.json  train.log.json
     backup/      (only while a run is unfinished: what a restart resumes from)
+    .lock  .lock.json            (held by the process writing the directory)
+
+Interruptions: the directory appears (locked) only once the model builds; a run stopped before
+its first backup starts again, one stopped later resumes from ``backup/``, and one killed after
+its last epoch writes its missing final files (``checksums.json`` is written last, and
+``backup/`` removed after it).
 """
 
 from __future__ import annotations
@@ -21,25 +28,44 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.config import TrainingConfig
-from rnnzoo.errors import ConfigError, DistributedError, RunDirError
-from rnnzoo.io import atomic_write_text
+from rnnzoo.config import TrainingConfig, validate_config
+from rnnzoo.errors import ConfigError, DataError, DistributedError, RunDirError
+from rnnzoo.io import (
+    LOCK_FILE,
+    LOCK_INFO_FILE,
+    RUN_DIR_NAMES,
+    atomic_write_text,
+    check_removable_run_dir,
+    empty_directory,
+    lock_directory,
+    read_json,
+    storage_errors,
+)
 from rnnzoo.registry import create_model, read_config, task_from_config
 from rnnzoo.registry import load as load_task
 from rnnzoo.saving import (
     ASSETS_DIR,
+    CHECKPOINTS_DIR,
+    CHECKSUMS_FILE,
     CONFIG_FILE,
     WEIGHTS_FILE,
     atomic_save_weights,
+    record_checkpoint,
+    verify_checksums,
     write_checksums,
 )
-from rnnzoo.tasks.base import Task
+from rnnzoo.tasks.base import Task, out_of_memory
+
+BACKUP_DIR = "backup"
+BACKUP_METADATA = "training_metadata.json"  # what keras' BackupAndRestore resumes from
+FINISHED_MARKER = "finished.json"  # in backup/: training ended, final files being written
 
 
 @dataclasses.dataclass
@@ -51,6 +77,19 @@ class TrainResult:
     epochs_run: int
     resumed_from_epoch: int
     seconds: float
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a callback raising ``KeyboardInterrupt``) stopped ``train``; ``str()`` says
+    what is on disk and what running the same command again does."""
+
+    def __init__(self, run_dir: Path, message: str) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _log(msg: str) -> None:
@@ -160,6 +199,8 @@ def make_optimizer(recipe: TrainingConfig, steps_per_epoch: int) -> Any:
     kw: dict[str, Any] = {"learning_rate": lr}
     if recipe.clipnorm:
         kw["global_clipnorm"] = recipe.clipnorm
+    if recipe.ema_momentum:
+        kw.update(use_ema=True, ema_momentum=recipe.ema_momentum)
     if recipe.optimizer == "adam":
         return keras.optimizers.Adam(**kw)
     if recipe.optimizer == "adamw":
@@ -169,13 +210,27 @@ def make_optimizer(recipe: TrainingConfig, steps_per_epoch: int) -> Any:
     return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw)
 
 
+def _read_best(path: Path, default: float) -> float:
+    """The best monitored value of ``checkpoints/best.json``; a damaged file (a kill while it
+    was replaced cannot cause one, an editor can) counts as no best yet."""
+    try:
+        value = read_json(path, RunDirError, "").get("value")
+    except (RunDirError, AttributeError):
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
+
+
 def _checkpoint_callback(run_dir: Path, monitor: str, mode: str, strategy: Any) -> Any:
-    """Best and last weights, written atomically; the best score survives a restart.
-    ``mode`` ("max"/"min") is the monitored metric's direction, declared by the task type."""
+    """Best and last weights, written atomically and listed with their sha256 in
+    ``checkpoints/checksums.json`` (``--weights`` verifies them); the best score survives a
+    restart. ``mode`` ("max"/"min") is the monitored metric's direction, declared by the task
+    type."""
     import keras
     import numpy as np
 
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / CHECKPOINTS_DIR
     best_file = ckpt_dir / "best.json"
 
     class AtomicCheckpoint(keras.callbacks.Callback):
@@ -184,19 +239,22 @@ def _checkpoint_callback(run_dir: Path, monitor: str, mode: str, strategy: Any) 
             self.mode = mode
             self.best = -np.inf if self.mode == "max" else np.inf
             if best_file.is_file():
-                self.best = json.loads(best_file.read_text())["value"]
+                self.best = _read_best(best_file, self.best)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if not _is_chief(strategy):
                 return
-            atomic_save_weights(self.model, ckpt_dir / "last.weights.h5")
+            written = [ckpt_dir / "last.weights.h5"]
+            atomic_save_weights(self.model, written[0])
             value = (logs or {}).get(monitor)
-            if value is None:
-                return
-            better = value > self.best if self.mode == "max" else value < self.best
+            better = value is not None and (
+                value > self.best if self.mode == "max" else value < self.best)
             if better:
                 self.best = float(value)
-                atomic_save_weights(self.model, ckpt_dir / "best.weights.h5")
+                written.append(ckpt_dir / "best.weights.h5")
+                atomic_save_weights(self.model, written[1])
+            record_checkpoint(ckpt_dir, *written)
+            if better:
                 atomic_write_text(best_file, json.dumps(
                     {"monitor": monitor, "value": self.best, "epoch": epoch + 1}))
 
@@ -211,6 +269,8 @@ def _backup_callback(backup_dir: Path, save_freq: Any, strategy: Any) -> Any:
     workers take weights, optimizer state and epoch from it by a collective broadcast, so a worker
     restarted on another machine (with no local state) resumes exactly like the chief.
     ``restored_epoch`` is the number of epochs the run resumed after (0 for a fresh run).
+    The backup outlives ``fit``: ``train`` removes it only once the final files are written, so
+    a kill between the last epoch and the checksums still leaves a run that resumes.
     """
     import keras
 
@@ -223,7 +283,8 @@ def _backup_callback(backup_dir: Path, save_freq: Any, strategy: Any) -> Any:
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             if info.is_chief:
-                super().on_train_begin(logs)
+                with storage_errors(backup_dir):
+                    super().on_train_begin(logs)
             epoch = int(self.model._initial_epoch or 0)
             if info.multi_worker:
                 epoch = int(allgather_numbers(strategy, [epoch])[0][0])  # the chief's
@@ -244,11 +305,24 @@ def _backup_callback(backup_dir: Path, save_freq: Any, strategy: Any) -> Any:
             atomic_write_text(Path(self._training_metadata_path), json.dumps(
                 {"epoch": self._current_epoch, "batch": self._last_batch_seen}))
 
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if info.is_chief:
-                super().on_train_end(logs)
+    return Backup(str(backup_dir), save_freq=save_freq, delete_checkpoint=False)
 
-    return Backup(str(backup_dir), save_freq=save_freq, delete_checkpoint=True)
+
+def _csv_logger(path: Path) -> Any:
+    """Keras' ``CSVLogger`` (appending across restarts) whose full-disk or permission errors
+    are one ``StorageError`` naming the file."""
+    import keras
+
+    class CSVLogger(keras.callbacks.CSVLogger):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            with storage_errors(path):
+                super().on_train_begin(logs)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            with storage_errors(path):
+                super().on_epoch_end(epoch, logs)
+
+    return CSVLogger(str(path), append=True)
 
 
 def _progress_callback(steps: int, every_seconds: float = 60.0) -> Any:
@@ -281,23 +355,34 @@ def _is_chief(strategy: Any) -> bool:
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv (appended across restarts) -> columns, keeping the last row per epoch."""
+    """history.csv (appended across restarts) -> columns, keeping the last row per epoch; a row
+    cut short by a kill is skipped."""
     if not path.is_file():
         return {}
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) < 2:
         return {}
     header = lines[0].split(",")
-    rows: dict[int, list[str]] = {}
+    if header[0] != "epoch":
+        return {}
+    rows: dict[int, list[float]] = {}
     for ln in lines[1:]:
         parts = ln.split(",")
         if parts[0] == "epoch" or len(parts) != len(header):
             continue
-        rows[int(parts[0])] = parts
+        try:
+            rows[int(parts[0])] = [float(v) if v not in ("", "nan") else math.nan
+                                   for v in parts]
+        except ValueError:
+            continue
     hist: dict[str, list[float]] = {h: [] for h in header}
     for epoch in sorted(rows):
         for h, v in zip(header, rows[epoch]):
-            hist[h].append(float(v) if v not in ("", "nan") else math.nan)
+            hist[h].append(v)
     hist["epoch"] = [int(e) + 1 for e in hist["epoch"]]
     return hist
 
@@ -324,9 +409,14 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
     fig.suptitle(title)
     fig.tight_layout()
     tmp = path.with_name(f".tmp-{path.name}")
-    fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with storage_errors(path):
+            fig.savefig(tmp, dpi=90, format="png")
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _versions() -> dict[str, str]:
@@ -339,28 +429,98 @@ def _versions() -> dict[str, str]:
             "keras": keras.__version__, "python": platform.python_version()}
 
 
-def _prepare_run_dir(run_dir: Path, task: Task, overwrite: bool) -> bool:
-    """Create or validate the run directory; return True if resuming an unfinished run."""
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if overwrite:
-            import shutil
+def _listing(run_dir: Path) -> set[str]:
+    """Names in ``run_dir`` less the lock files and hidden temporary files (empty if absent)."""
+    try:
+        entries = list(os.scandir(run_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    return {e.name for e in entries if e.name not in (LOCK_FILE, LOCK_INFO_FILE)
+            and not (e.name.startswith(".") and e.is_file(follow_symlinks=False))}
 
-            shutil.rmtree(run_dir)
-        elif (run_dir / "backup").exists() and (run_dir / CONFIG_FILE).is_file():
-            previous = read_config(run_dir)
-            if previous.to_dict() != task.config.to_dict():
-                raise RunDirError(
-                    f"{run_dir} holds an unfinished run with a different config; resume it with "
-                    "the same command, or pass a new --out (or --overwrite)"
-                )
-            return True
-        else:
+
+def _check_out(run_dir: Path, overwrite: bool) -> None:
+    """Before anything is written: ``--out`` must be a folder (or not exist yet), and a folder
+    that holds anything must be an rnnzoo run directory (``--overwrite``: one it may remove)."""
+    with storage_errors(run_dir):
+        blocker = next((p for p in [run_dir, *run_dir.parents]
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise RunDirError(f"--out {run_dir}: {blocker} is a file, not a folder; pick another "
+                              "path")
+        names = _listing(run_dir)
+    if not names:
+        return
+    if overwrite:
+        if not _never_started(run_dir, names):
+            check_removable_run_dir(run_dir, RunDirError)
+    elif CONFIG_FILE not in names:
+        raise RunDirError(f"{run_dir} already exists and is not an rnnzoo run directory (no "
+                          f"{CONFIG_FILE}); pass a new --out")
+
+
+def _never_started(run_dir: Path, names: set[str]) -> bool:
+    """A run directory whose training never reached a backup (a failed or interrupted start):
+    ``config.json`` and only other run files, none holding progress (weights, checkpoints,
+    a backup to resume from). Starting it again loses nothing."""
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    progress = ((run_dir / WEIGHTS_FILE).exists()
+                or (run_dir / BACKUP_DIR / BACKUP_METADATA).exists()
+                or (checkpoints.is_dir() and any(checkpoints.glob("*.weights.h5"))))
+    return CONFIG_FILE in names and names <= set(RUN_DIR_NAMES) and not progress
+
+
+def _empty_run_dir(run_dir: Path) -> None:
+    """Empty ``run_dir`` (keeping its lock) for a fresh start. The backup's metadata goes first
+    and ``config.json`` last: an interruption leaves a directory that is still recognised as a
+    run, and never half a backup to resume from."""
+    with storage_errors(run_dir):
+        (run_dir / BACKUP_DIR / BACKUP_METADATA).unlink(missing_ok=True)
+        empty_directory(run_dir, keep=(LOCK_FILE, LOCK_INFO_FILE, CONFIG_FILE))
+        (run_dir / CONFIG_FILE).unlink(missing_ok=True)
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether the run wrote its final checksums (the last file of a finished run)."""
+    try:
+        sums = read_json(run_dir / CHECKSUMS_FILE, RunDirError, "")
+    except RunDirError:
+        return False
+    return isinstance(sums, dict) and WEIGHTS_FILE in sums
+
+
+def _run_dir_state(run_dir: Path, task: Task, overwrite: bool) -> str:
+    """What to do with the run directory, decided under its lock, changing nothing:
+    ``"new"``; ``"resume"`` (from its backup); ``"restart"`` (a start that stopped before its
+    first backup: nothing there is worth keeping); ``"replace"`` (``--overwrite``). A
+    directory is emptied only once the new model builds."""
+    names = _listing(run_dir)
+    if not names:
+        return "new"
+    if overwrite:
+        if not _never_started(run_dir, names):
+            check_removable_run_dir(run_dir, RunDirError)
+        return "replace"
+    if CONFIG_FILE not in names:
+        raise RunDirError(f"{run_dir} already exists and is not an rnnzoo run directory (no "
+                          f"{CONFIG_FILE}); pass a new --out")
+    if (run_dir / BACKUP_DIR / BACKUP_METADATA).is_file():
+        previous = read_config(run_dir)
+        if previous.to_dict() != task.config.to_dict():
             raise RunDirError(
-                f"{run_dir} already exists and holds no unfinished run to resume; pass a new "
-                "--out, or --overwrite to replace it"
+                f"{run_dir} holds an unfinished run with a different config; resume it with "
+                "the same command, or pass a new --out (or --overwrite)"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return False
+        return "resume"
+    if _finished(run_dir):
+        raise RunDirError(f"{run_dir} already exists and holds no unfinished run to resume (its "
+                          "training finished); pass a new --out, or --overwrite to replace it")
+    if _never_started(run_dir, names):
+        return "restart"
+    raise RunDirError(
+        f"{run_dir} already exists and holds no unfinished run to resume (no backup); pass a "
+        "new --out, or --overwrite to replace it"
+    )
 
 
 def _log_distribution(strategy: Any, recipe: TrainingConfig) -> Any:
@@ -441,6 +601,9 @@ def _build_and_compile(task: Task, strategy: Any, precision: str, recipe: Traini
     compile with the recipe's optimizer."""
     import keras
 
+    # A task that already holds weights (loaded, or given a new head) keeps them: the model is
+    # rebuilt under the strategy scope and dtype policy, then they are copied in.
+    weights = task.model.get_weights() if task.is_built and init_from is None else None
     previous_policy = keras.config.dtype_policy()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
@@ -452,31 +615,44 @@ def _build_and_compile(task: Task, strategy: Any, precision: str, recipe: Traini
             keras.config.set_dtype_policy(previous_policy)
         if init_from is not None:
             model.load_weights(Path(init_from) / WEIGHTS_FILE)
+        elif weights is not None:
+            model.set_weights(weights)
+        for layer in model.layers:
+            if layer.name in task.frozen_layers:
+                layer.trainable = False
         model.compile(optimizer=make_optimizer(recipe, steps), loss=task.loss(),
                       metrics=task.metrics(), jit_compile=jit, steps_per_execution=1)
     return model
 
 
 def _callbacks(task: Task, run_dir: Path, monitor: str, mode: str, strategy: Any,
-               recipe: TrainingConfig, chief: bool, verbose: Any, steps: int) -> list:
+               recipe: TrainingConfig, chief: bool, verbose: Any, steps: int
+               ) -> tuple[list, Any]:
+    """rnnzoo's callbacks and the backup among them. At an epoch's end the history row is
+    written before the backup, and the backup before the checkpoints: a kill between two of
+    them redoes the epoch (its row is replaced), and a checkpoint never exists without a
+    backup to resume from."""
     import keras
 
-    found = [_backup_callback(run_dir / "backup", recipe.backup_every, strategy),
-             _checkpoint_callback(run_dir, monitor, mode, strategy)]
-    if chief:
-        found.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
+    backup = _backup_callback(run_dir / BACKUP_DIR, recipe.backup_every, strategy)
+    found = [_csv_logger(run_dir / "history.csv")] if chief else []
+    found += [backup, _checkpoint_callback(run_dir, monitor, mode, strategy)]
+    if recipe.ema_momentum:
+        # First: validation, backups and checkpoints at an epoch's end see the averaged
+        # weights (the raw ones are swapped back in when the next epoch starts).
+        found.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if recipe.early_stopping_patience > 0:
         found.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=recipe.early_stopping_patience, mode=mode))
     if verbose == 2:
         found.append(_progress_callback(steps))
-    return found
+    return found, backup
 
 
 def _final_task(task: Task, run_dir: Path, precision: str, strategy: Any) -> Task:
     """The model as a user will load it (float32): the best checkpoint, else the last."""
-    best = run_dir / "checkpoints" / "best.weights.h5"
-    final = best if best.is_file() else run_dir / "checkpoints" / "last.weights.h5"
+    best = run_dir / CHECKPOINTS_DIR / "best.weights.h5"
+    final = best if best.is_file() else run_dir / CHECKPOINTS_DIR / "last.weights.h5"
     if precision != "float32" or strategy is not None:
         eval_task = task_from_config(task.config, task.preprocessor)
         eval_task.model.load_weights(final)
@@ -486,7 +662,8 @@ def _final_task(task: Task, run_dir: Path, precision: str, strategy: Any) -> Tas
 
 
 def _write_reports(run_dir: Path, task: Task, dataset: Any, history: dict, log: dict) -> dict:
-    """Weights, dev metrics, history, curve, train.log.json and checksums of a finished run."""
+    """Weights, dev metrics, history, curve, train.log.json and checksums of a finished run;
+    the checksums come last, so a run that lists its weights has all its files."""
     atomic_save_weights(task.model, run_dir / WEIGHTS_FILE)
     metrics: dict = {}
     if dataset.num_dev:
@@ -499,6 +676,41 @@ def _write_reports(run_dir: Path, task: Task, dataset: Any, history: dict, log: 
     atomic_write_text(run_dir / "train.log.json", json.dumps(log, indent=2))
     write_checksums(run_dir, only=(CONFIG_FILE, WEIGHTS_FILE, ASSETS_DIR))
     return metrics
+
+
+def _interrupted_message(run_dir: Path) -> str:
+    """What an interruption left in ``run_dir``, and what the same command does next."""
+    metadata = run_dir / BACKUP_DIR / BACKUP_METADATA
+    if metadata.is_file():
+        try:
+            epoch = int(read_json(metadata, RunDirError, "")["epoch"])
+            after = f"after epoch {epoch}" if epoch else "in the first epoch"
+        except (RunDirError, KeyError, TypeError, ValueError):
+            after = "of the last epoch"
+        return (f"interrupted; {run_dir} keeps its backup ({after}): run the same command "
+                f"with --out {run_dir} to resume from it")
+    if not _listing(run_dir):
+        return "interrupted before training started; nothing was written"
+    return (f"interrupted before the first backup of {run_dir}; run the same command with "
+            f"--out {run_dir} to start it again")
+
+
+def _remove_backup(run_dir: Path) -> None:
+    """Delete the backup of a finished run (its final files and checksums are written)."""
+    backup = run_dir / BACKUP_DIR
+    if backup.is_dir():
+        with storage_errors(backup):
+            shutil.rmtree(backup)
+
+
+def _finished_epochs(run_dir: Path) -> int | None:
+    """Epochs of a run whose training ended (last epoch or early stopping) before it was
+    killed while writing its final files, from ``backup/finished.json``; else None."""
+    try:
+        done = read_json(run_dir / BACKUP_DIR / FINISHED_MARKER, RunDirError, "")["epochs"]
+    except (RunDirError, KeyError, TypeError):
+        return None
+    return done if isinstance(done, int) and not isinstance(done, bool) and done >= 0 else None
 
 
 def train(
@@ -520,16 +732,35 @@ def train(
     ``init_from`` starts from a trained run/preset's weights and vocabulary (fine-tuning).
     ``callbacks`` are extra Keras callbacks, run after rnnzoo's own (backup, checkpoints).
     Overrides change any config key (``epochs=3``, ``units=64``, ``precision="mixed_bfloat16"``).
-    Running the same command again on an unfinished run directory resumes it.
+    Running the same command again on an unfinished run directory resumes it, whenever it was
+    interrupted; while a run writes ``out`` the directory is locked against a second trainer.
+    ``--overwrite`` replaces only an rnnzoo run directory. Ctrl-C raises
+    ``TrainingInterrupted`` (a ``KeyboardInterrupt``) saying what a rerun does.
     """
     t_start = time.time()
     task = _resolve_task(model, overrides)
+    for section in ("model", "data", "training"):  # a task made in code skipped build_section
+        validate_config(getattr(task.config, section), f"{task.name}: {section}")
     recipe: TrainingConfig = task.config.training
     task.metric_direction(recipe.monitor)  # a bad monitor fails before any file is written
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise RunDirError(f"out: expected a directory path, found {type(out).__name__}")
+    run_dir = Path(out) if out is not None else Path("runs") / (
+        f"{task.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    _check_out(run_dir, overwrite)
     configure_threads(recipe.intra_op_threads, recipe.inter_op_threads)
 
     import keras
 
+    if not isinstance(data, (str, os.PathLike)):
+        raise DataError(f"data: expected a dataset file or folder path, found "
+                        f"{type(data).__name__}")
+    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+        raise ConfigError(f"verbose: expected 0, 1, 2 or 'auto', found {verbose!r}")
+    if callbacks is not None and (not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, keras.callbacks.Callback) for c in callbacks)):
+        raise ConfigError(f"callbacks: expected a list of keras.callbacks.Callback, found "
+                          f"{callbacks!r}"[:200])
     strategy = resolve_strategy(strategy)
     precision, jit = _speed_options(recipe, strategy)
     if init_from is not None:
@@ -539,21 +770,45 @@ def train(
                               f"not {task.config.family!r}")
         task.preprocessor = source.preprocessor
 
-    run_dir = Path(out) if out is not None else Path("runs") / (
-        f"{task.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     keras.utils.set_random_seed(recipe.seed)
-    dataset = task.load_data(data, seed=recipe.seed)
     chief = _is_chief(strategy)
+    # One writer per run directory (the chief): a second `rnnzoo train` on the same --out fails
+    # here at once, naming this process. Non-chief workers never touch the run directory.
+    lock = (lock_directory(run_dir, "rnnzoo train", RunDirError) if chief
+            else contextlib.nullcontext())
+    try:
+        with lock:
+            return _train_locked(task, data, run_dir, strategy, precision, jit, init_from,
+                                 overwrite, verbose, callbacks, t_start)
+    except KeyboardInterrupt as exc:
+        if not chief or isinstance(exc, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(run_dir, _interrupted_message(run_dir)) from exc
+
+
+def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision: str,
+                  jit: bool, init_from: Any, overwrite: bool, verbose: Any,
+                  callbacks: list | None, t_start: float) -> TrainResult:
+    """The body of ``train`` once the run directory is locked: nothing is written into it
+    before the model builds, and the backup is removed only after the final checksums."""
+    recipe: TrainingConfig = task.config.training
+    chief = _is_chief(strategy)
+    dataset = task.load_data(data, seed=recipe.seed)
     # Non-chief workers never touch the run directory (their machine may not even have it):
     # they build the vocabulary from the same data, and _check_workers_agree compares it.
-    resuming = _prepare_run_dir(run_dir, task, overwrite) if chief else False
+    state = _run_dir_state(run_dir, task, overwrite) if chief else "new"
+    resuming = state == "resume"
     if resuming:
-        # Same vocabulary as the interrupted run, or the restored weights mean nothing.
+        # Same vocabulary as the interrupted run, or the restored weights mean nothing; the
+        # files are checked against the checksums written when the run started.
+        if not (run_dir / CHECKSUMS_FILE).is_file():
+            raise RunDirError(f"{run_dir}: no {CHECKSUMS_FILE} to check its config and "
+                              "vocabulary against before resuming; start it again with "
+                              "--overwrite (or pass a new --out)")
+        verify_checksums(run_dir, required=(CONFIG_FILE,), scope=(CONFIG_FILE, f"{ASSETS_DIR}/*"))
         task.preprocessor = type(task).load_preprocessor(task.config, run_dir / ASSETS_DIR)
     else:
         task.adapt(dataset)
-        if chief:
-            task.write_artifacts(run_dir, weights=False)
 
     train_ds, dev_ds, steps = task.datasets(
         dataset, batch_size=recipe.batch_size, seed=recipe.seed,
@@ -568,19 +823,45 @@ def train(
         _check_workers_agree(strategy, task, dataset, steps)
 
     model_ = _build_and_compile(task, strategy, precision, recipe, steps, jit, init_from)
+    if chief and not resuming:
+        # Only now that the model builds is the directory (re)started.
+        if state == "restart":
+            _log(f"{run_dir}: the previous start stopped before its first backup; starting over")
+        if state in ("replace", "restart"):
+            _empty_run_dir(run_dir)
+        task.write_artifacts(run_dir, weights=False)
+        write_checksums(run_dir, only=(CONFIG_FILE, ASSETS_DIR))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    own = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose, steps)
-    backup = own[0]
+    own, backup = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose,
+                             steps)
+    epochs = recipe.epochs
     epochs_logged = 0  # epochs in history.csv before this invocation (chief)
     if resuming:
         epochs_logged = len(_read_history(run_dir / "history.csv").get("epoch", []))
-        _log(f"resuming unfinished run in {run_dir} from its backup")
+        done = _finished_epochs(run_dir)
+        if done is not None and not workers.multi_worker:
+            # Training had ended (last epoch or early stopping); only the final files are left.
+            epochs = min(epochs, done)
+            _log(f"{run_dir}: training had finished after epoch {done}; writing its final files")
+        else:
+            _log(f"resuming unfinished run in {run_dir} from its backup")
     t_fit = time.time()
-    fit_hist = task.fit(train_ds, dev_ds, recipe.epochs, own + list(callbacks or []), verbose)
+    try:
+        with storage_errors(run_dir):
+            fit_hist = task.fit(train_ds, dev_ds, epochs, own + list(callbacks or []), verbose)
+    except Exception as exc:  # noqa: BLE001 - only memory exhaustion is translated
+        problem = out_of_memory(exc)
+        if problem is None:
+            raise
+        raise ConfigError(f"training does not fit in memory ({problem}); lower batch_size or "
+                          "max_length, or make the model smaller") from None
     fit_seconds = time.time() - t_fit
     epochs_run = len(fit_hist.epoch)
     resumed_from = backup.restored_epoch
+    if chief:
+        atomic_write_text(run_dir / BACKUP_DIR / FINISHED_MARKER,
+                          json.dumps({"epochs": resumed_from + epochs_run}))
     # Epochs finished (and logged) before the interruption but after the last backup: trained
     # twice. With backup_every=N steps the steps of the interrupted epoch are replayed as well.
     epochs_redone = max(0, epochs_logged - resumed_from)
@@ -615,6 +896,7 @@ def train(
             "versions": _versions(),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         })
+        _remove_backup(run_dir)
     else:  # a non-chief worker: its in-memory model (identical to the chief's), no files
         history = {"epoch": [e + 1 for e in fit_hist.epoch],
                    **{k: [float(x) for x in v] for k, v in fit_hist.history.items()}}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rnnzoo.export import runtime
 
 import rnnzoo
-from rnnzoo.export import runtime
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy_v0"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

@@ -158,8 +158,9 @@ def test_two_workers_train_identical_weights_and_match_one_device(
     history = json.loads((out / "history.json").read_text())
     assert history["loss"] == pytest.approx(reference["one"]["loss"], abs=1e-5)
     assert history["val_loss"] == pytest.approx(reference["one"]["val_loss"], abs=1e-5)
-    # Only the chief wrote the run directory; nothing of a second writer is in it.
-    assert sorted(p.name for p in out.iterdir()) == sorted([
+    # Only the chief wrote the run directory (and holds its lock); nothing of a second writer.
+    names = sorted(p.name for p in out.iterdir() if p.name not in (".lock", ".lock.json"))
+    assert names == sorted([
         "assets", "checkpoints", "checksums.json", "config.json", "history.csv", "history.json",
         "metrics.json", "model.weights.h5", "train.log.json", "training_curve.png"])
     assert len((out / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs, once

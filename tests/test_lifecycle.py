@@ -17,9 +17,9 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from rnnzoo.export import to_onnx
 
 import rnnzoo
-from rnnzoo.export import to_onnx
 from rnnzoo.families import family_spec
 from rnnzoo.registry import get_entry
 

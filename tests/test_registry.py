@@ -119,3 +119,53 @@ def test_overrides_route_to_sections_and_reject_unknown_keys():
 def test_yaml_scientific_notation_is_a_number():
     cfg = build_section(TrainingConfig, {"learning_rate": "1e-3"}, "t")
     assert cfg.learning_rate == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_entry_and_its_defaults_satisfy_the_value_rules(name):
+    """The ranges on the family configs (units >= 1, dropout in [0, 1), ...) accept every
+    shipped entry, its family's defaults and the tiny test overrides."""
+    from rnnzoo.config import config_problems
+    from rnnzoo.families import family_spec
+    from rnnzoo.registry import get_entry
+
+    entry = get_entry(name)
+    spec = family_spec(entry.family)
+    for section in (entry.model, entry.data, entry.training,
+                    spec.model_config(), spec.data_config(), TrainingConfig()):
+        assert config_problems(section) == [], (name, section)
+    tiny = entry.with_overrides(**spec.tiny_overrides)
+    assert [config_problems(s) for s in (tiny.model, tiny.data, tiny.training)] == [[], [], []]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"units": 0}, r"model\.units: expected an integer >= 1, found 0"),
+    ({"units": -8}, r"model\.units: expected an integer >= 1, found -8"),
+    ({"dropout": 1.5}, r"model\.dropout: expected a number in \[0, 1\), found 1\.5"),
+    ({"embedding_dropout": 1.0}, r"model\.embedding_dropout: expected a number in \[0, 1\)"),
+    ({"num_classes": 1}, r"model\.num_classes: expected an integer >= 2, found 1"),
+    ({"vocab_size": 2}, r"model\.vocab_size: expected an integer >= 3, found 2"),
+    ({"hidden_units": -1}, r"model\.hidden_units: expected an integer >= 0, found -1"),
+    ({"max_length": 0}, r"data\.max_length: expected an integer >= 1, found 0"),
+    ({"dev_fraction": 1.0}, r"data\.dev_fraction: expected a number in \[0, 1\), found 1\.0"),
+    ({"min_freq": 0}, r"data\.min_freq: expected an integer >= 1, found 0"),
+])
+def test_sentiment_values_out_of_range_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        rnnzoo.create_model("sentiment_gru", **override)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"decoder_units": 0}, r"model\.decoder_units: expected an integer >= 1, found 0"),
+    ({"tgt_vocab_size": 4}, r"model\.tgt_vocab_size: expected an integer >= 5, found 4"),
+    ({"output_units": -1}, r"model\.output_units: expected an integer >= 0, found -1"),
+    ({"dropout": -0.1}, r"model\.dropout: expected a number in \[0, 1\), found -0\.1"),
+    ({"source_column": 2}, r"data\.source_column: expected an integer in \[0, 1\], found 2"),
+    ({"data": {"source_column": 0, "target_column": 0}},
+     r"data\.target_column: expected a column other than source_column \(0\), found 0"),
+    ({"data": {"dev_fraction": 0.5, "test_fraction": 0.5}},
+     r"data\.test_fraction: dev_fraction \+ test_fraction must be < 1"),
+])
+def test_translator_values_out_of_range_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        rnnzoo.create_model("translator_gru", **override)

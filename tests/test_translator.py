@@ -104,9 +104,17 @@ def test_output_units_sets_the_width_of_the_output_projection(name, output_units
 def test_negative_output_units_is_a_config_error():
     from rnnzoo.errors import ConfigError
 
-    task = rnnzoo.create_model("translator_gru", model={**TINY_OVERRIDES["model"],
-                                                        "output_units": -1})
-    with pytest.raises(ConfigError, match="output_units must be >= 0"):
+    with pytest.raises(ConfigError, match=r"model\.output_units: expected an integer >= 0, "
+                                          r"found -1"):
+        rnnzoo.create_model("translator_gru", model={**TINY_OVERRIDES["model"],
+                                                     "output_units": -1})
+    # A config changed in code skips build_section; building the model still checks it.
+    import dataclasses
+
+    task = rnnzoo.create_model("translator_gru", model=TINY_OVERRIDES["model"])
+    task.config = dataclasses.replace(
+        task.config, model=dataclasses.replace(task.config.model, output_units=-1))
+    with pytest.raises(ConfigError, match=r"model\.output_units: expected an integer >= 0"):
         task.model  # noqa: B018  (the model is built lazily)
 
 

@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.config import rule
 from rnnzoo.tasks.text_classification import DataConfig, TextClassificationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -17,20 +18,23 @@ __all__ = ["DataConfig", "ModelConfig", "Task"]
 
 @dataclasses.dataclass
 class ModelConfig:
-    vocab_size: int = 20000
-    embedding_dim: int = 128
+    # Ranges are checked when a config is read (rnnzoo.config), before anything is built or
+    # written: a negative width or a dropout of 1.5 would otherwise fail deep inside Keras.
+    # The vocabulary holds <pad> and <unk> plus at least one word.
+    vocab_size: int = rule(20000, min=3)
+    embedding_dim: int = rule(128, min=1)
     cell: Literal["simple", "lstm", "gru"] = "lstm"
-    units: int = 128
-    num_layers: int = 1
+    units: int = rule(128, min=1)
+    num_layers: int = rule(1, min=1)
     bidirectional: bool = True
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
     reset_after: bool = True  # GRU only
     # "max"/"mean" pool over valid steps of the sequence output; "last" uses the final state(s).
     pooling: Literal["max", "mean", "last"] = "max"
-    embedding_dropout: float = 0.2
-    dropout: float = 0.3
-    hidden_units: int = 0  # optional dense layer before the classifier
-    num_classes: int = 2
+    embedding_dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
+    dropout: float = rule(0.3, min=0.0, max=1.0, max_exclusive=True)
+    hidden_units: int = rule(0, min=0)  # optional dense layer before the classifier (0: none)
+    num_classes: int = rule(2, min=2)
 
 
 class Task(TextClassificationTask):

@@ -19,7 +19,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from rnnzoo.errors import ConfigError
+from rnnzoo.config import rule
 from rnnzoo.tasks.translation import DataConfig, TranslationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -27,23 +27,25 @@ __all__ = ["DataConfig", "ModelConfig", "Task"]
 
 @dataclasses.dataclass
 class ModelConfig:
-    src_vocab_size: int = 16000
-    tgt_vocab_size: int = 12000
-    embedding_dim: int = 256
+    # Ranges are checked when a config is read (rnnzoo.config), before anything is built or
+    # written. Vocabularies hold <pad>, <unk> (and <s>, </s> on the target side) plus a word.
+    src_vocab_size: int = rule(16000, min=3)
+    tgt_vocab_size: int = rule(12000, min=5)
+    embedding_dim: int = rule(256, min=1)
     cell: Literal["simple", "lstm", "gru"] = "gru"
-    encoder_units: int = 256  # per direction
-    encoder_layers: int = 1
+    encoder_units: int = rule(256, min=1)  # per direction
+    encoder_layers: int = rule(1, min=1)
     encoder_bidirectional: bool = True
-    decoder_units: int = 512
-    decoder_layers: int = 1
+    decoder_units: int = rule(512, min=1)
+    decoder_layers: int = rule(1, min=1)
     attention: Literal["additive", "multiplicative", "none"] = "additive"
-    attention_units: int = 256
+    attention_units: int = rule(256, min=1)
     # Width of the vector fed to the output projection (Luong's attentional hidden state):
     # 0 means decoder_units. At batch 1 a decoding step is bound by reading the weights, and the
     # [output_units, tgt_vocab_size] projection is most of them, so a narrower output layer
     # decodes proportionally faster.
-    output_units: int = 0
-    dropout: float = 0.2
+    output_units: int = rule(0, min=0)
+    dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
 
 
 def key_dim(cfg: ModelConfig) -> int:
@@ -67,9 +69,6 @@ class Task(TranslationTask):
         from rnnzoo.layers import RecurrentStack, SequenceAttention, TokenMask
 
         m = self.config.model
-        if m.output_units < 0:
-            raise ConfigError(f"{self.name}: model.output_units must be >= 0 (0 means "
-                              f"decoder_units), found {m.output_units}")
         L = keras.layers
         self.layers_: dict[str, Any] = {}
         lay = self.layers_

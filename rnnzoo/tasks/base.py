@@ -19,15 +19,22 @@ import abc
 import argparse
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from rnnzoo.config import EntryConfig
+from rnnzoo.config import EntryConfig, validate_config
 from rnnzoo.errors import ConfigError, RunDirError
-from rnnzoo.io import atomic_directory, atomic_write_text
+from rnnzoo.io import (
+    atomic_directory,
+    atomic_write_text,
+    check_removable_preset_dir,
+    check_removable_run_dir,
+    ensure_directory,
+)
 from rnnzoo.saving import (
     ASSETS_DIR,
     CONFIG_FILE,
@@ -55,11 +62,15 @@ class Task(abc.ABC):
     task_type: ClassVar[str] = ""
     verb: ClassVar[str] = ""
     metric_directions: ClassVar[dict[str, Direction]] = {"loss": "min"}
+    # Output layers a fine-tuning run re-initialises when the labels change.
+    head_layers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: EntryConfig, preprocessor: Any = None) -> None:
         self.config = config
         self.preprocessor = preprocessor if preprocessor is not None else self.new_preprocessor()
         self._model = None
+        # Layers kept frozen when the training loop builds the model (fine-tuning a head).
+        self.frozen_layers: frozenset[str] = frozenset()
 
     # -- family hooks ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -130,8 +141,9 @@ class Task(abc.ABC):
         """A console block for one report; its first line is the headline."""
 
     def evaluate_reports(self, data: Any, split: str, options: Mapping[str, Any]) -> list[dict]:
-        """What ``rnnzoo evaluate`` prints: one report, or several (greedy and beam)."""
-        return [self.evaluate_data(data, split)]
+        """What ``rnnzoo evaluate`` prints and a preset records: one report, or several (greedy
+        and beam). ``options["limit"]`` keeps the first N examples of the split."""
+        return [self.evaluate_data(data, split, limit=options.get("limit"))]
 
     # -- task-type hooks: export and runtime --------------------------------------------------
     @abc.abstractmethod
@@ -196,7 +208,19 @@ class Task(abc.ABC):
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = self.build_model()
+            # A config changed in code (dataclasses.replace) skipped the checks of
+            # build_section: check it here, before Keras fails on it with a traceback.
+            for section in ("model", "data", "training"):
+                validate_config(getattr(self.config, section), f"{self.name}: {section}")
+            try:
+                self._model = self.build_model()
+            except Exception as exc:  # noqa: BLE001 - only memory exhaustion is translated
+                problem = out_of_memory(exc)
+                if problem is None:
+                    raise
+                raise ConfigError(f"{self.name}: the model does not fit in memory ({problem}); "
+                                  "make it smaller (units, vocab_size, embedding_dim, "
+                                  "num_layers)") from None
         return self._model
 
     @property
@@ -220,9 +244,46 @@ class Task(abc.ABC):
             self._keras_graphs = (self.model, KerasGraphs(self.graph_specs()))
         return self._keras_graphs[1]
 
+    def head_overrides(self, data: Any) -> dict[str, Any]:
+        """What fine-tuning on ``data`` must change (e.g. ``num_classes`` and a fresh head when
+        the labels differ); nothing by default."""
+        return {}
+
+    def with_new_head(self, freeze_backbone: bool = False, reset_head: bool = False,
+                      **overrides: Any) -> Task:
+        """A copy for fine-tuning: ``overrides`` change the config (``num_classes=5``), every
+        layer whose weights still fit keeps them, the others (the new head, and the task's
+        ``head_layers`` with ``reset_head``) start fresh. ``freeze_backbone=True`` trains only
+        the fresh layers."""
+        from rnnzoo.registry import task_from_config
+
+        self.require_fitted()
+        config = self.config.with_overrides(**overrides) if overrides else self.config
+        new = task_from_config(config, self.preprocessor)
+        fresh = []
+        old_layers = {layer.name: layer for layer in self.model.layers}
+        for layer in new.model.layers:
+            old = old_layers.get(layer.name)
+            shapes = [tuple(w.shape) for w in layer.get_weights()]
+            keep = not (reset_head and layer.name in self.head_layers)
+            if keep and old is not None and shapes == [tuple(w.shape)
+                                                       for w in old.get_weights()]:
+                layer.set_weights(old.get_weights())
+            elif shapes:
+                fresh.append(layer.name)
+        if freeze_backbone:
+            if not fresh:
+                raise ConfigError("freeze_backbone: no new layer to train (the config change "
+                                  "keeps every layer's shape); give e.g. num_classes=")
+            new.frozen_layers = frozenset(
+                layer.name for layer in new.model.layers
+                if layer.name not in fresh and layer.get_weights())
+        new.new_head_layers = fresh
+        return new
+
     def write_artifacts(self, directory: Path, weights: bool = True) -> None:
         """Write config, assets (and weights) into an existing directory, file by file."""
-        directory.mkdir(parents=True, exist_ok=True)
+        ensure_directory(directory)
         atomic_write_text(
             directory / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2) + "\n"
         )
@@ -231,12 +292,45 @@ class Task(abc.ABC):
             atomic_save_weights(self.model, directory / WEIGHTS_FILE)
 
     def save(self, directory: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Save config, weights and assets to a new directory (written whole, then renamed)."""
+        """Save config, weights and assets to a new directory (written whole, then renamed).
+        ``overwrite`` replaces only a saved model, run or preset directory, never a folder
+        holding anything else."""
         def fill(tmp: Path) -> None:
             self.write_artifacts(tmp)
             write_checksums(tmp)
 
-        return atomic_directory(Path(directory), fill, overwrite, RunDirError)
+        return atomic_directory(Path(directory), fill, overwrite, RunDirError,
+                                removable=check_removable_model_dir)
+
+
+_OOM = re.compile(r"OOM when allocating tensor with shape\s*\[[^\]]*\]")
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """A short description when ``exc`` is memory exhaustion (``MemoryError``, TensorFlow's
+    ``ResourceExhaustedError``), else None: a model or batch too large for the machine is a
+    configuration problem to report in one line, not a traceback."""
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if type(exc).__name__ != "ResourceExhaustedError":
+        return None
+    found = _OOM.search(str(exc))
+    return found.group(0) if found else "out of memory"
+
+
+def check_removable_model_dir(path: Path) -> None:
+    """Raise ``RunDirError`` unless ``path`` is a saved model, a run or a preset directory
+    (what ``Task.save(overwrite=True)`` may replace)."""
+    try:
+        check_removable_run_dir(path, RunDirError)
+    except RunDirError:
+        try:
+            check_removable_preset_dir(path, RunDirError)
+        except RunDirError:
+            pass
+        else:
+            return
+        raise
 
 
 class KerasGraphs:

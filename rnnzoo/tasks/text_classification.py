@@ -18,24 +18,32 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnzoo.config import EntryConfig
+from rnnzoo.config import EntryConfig, rule
 from rnnzoo.data.batching import length_sorted_batches
 from rnnzoo.data.readers import TextClassificationData, load_text_classification
 from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import ConfigError, DataError, RunDirError
-from rnnzoo.export.bundle import MODEL_FILE, BundleRuntime, check_tokens
+from rnnzoo.export.bundle import (
+    MODEL_FILE,
+    BundleError,
+    BundleRuntime,
+    as_texts,
+    check_count,
+    check_tokens,
+)
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
-from rnnzoo.io import atomic_write_text
+from rnnzoo.io import atomic_write_text, read_json
 from rnnzoo.metrics import classification_report, format_report
 from rnnzoo.tasks.base import Task
 
 
 @dataclasses.dataclass
 class DataConfig:
-    max_length: int = 100  # tokens; longer texts are truncated at the end
+    max_length: int = rule(100, min=1)  # tokens; longer texts are truncated at the end
     lowercase: bool = True
-    min_freq: int = 1
-    dev_fraction: float = 0.1  # held out when a dataset has no dev split (MR, a CSV file)
+    min_freq: int = rule(1, min=1)
+    # Held out when a dataset has no dev split (MR, a CSV file); 0 trains on everything.
+    dev_fraction: float = rule(0.1, min=0.0, max=1.0, max_exclusive=True)
 
 
 class Prediction(NamedTuple):
@@ -76,13 +84,7 @@ def split_texts(data: TextClassificationData, split: str) -> tuple[list[str], li
 
 
 def _as_texts(texts: Sequence[str] | str) -> list[str]:
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts:
-        raise DataError("predict: empty list of texts")
-    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
-    if bad:
-        raise DataError(f"predict: expected strings, found {bad[0]}")
-    return texts
+    return as_texts(texts, "predict")
 
 
 class _Classifier(abc.ABC):
@@ -102,6 +104,7 @@ class _Classifier(abc.ABC):
         """Class probabilities [n, num_classes]; batches are grouped by length for speed (the
         fused recurrent operators do not skip padded steps)."""
         texts = _as_texts(texts)
+        batch_size = check_count("batch_size", batch_size)
         seqs = self.preprocessor.encode(texts)
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         for idx, batch in length_sorted_batches(seqs, batch_size):
@@ -116,9 +119,13 @@ class _Classifier(abc.ABC):
     def evaluate(self, texts: Sequence[str], labels: Sequence[int | str],
                  batch_size: int = 64) -> dict:
         """Accuracy, macro-F1 and the confusion matrix; labels are names or indices."""
-        texts = _as_texts(texts)
+        texts = as_texts(texts, "evaluate")
+        if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)):
+            raise DataError(f"evaluate: labels must be a list (one per text), found "
+                            f"{type(labels).__name__}")
         if len(texts) != len(labels):
-            raise DataError(f"got {len(texts)} texts but {len(labels)} labels")
+            raise DataError(f"evaluate: got {len(texts)} texts but {len(labels)} labels; pass "
+                            "one label per text")
         index = {n: i for i, n in enumerate(self.label_names)}
         ids = []
         for y in labels:
@@ -127,7 +134,8 @@ class _Classifier(abc.ABC):
                     raise DataError(f"label {y!r} is not a class of this model "
                                     f"({', '.join(self.label_names)})")
                 ids.append(index[y])
-            elif isinstance(y, (int, np.integer)) and 0 <= int(y) < len(index):
+            elif (isinstance(y, (int, np.integer)) and not isinstance(y, bool)
+                  and 0 <= int(y) < len(index)):
                 ids.append(int(y))
             else:
                 raise DataError(f"label {y!r}: expected a class name or an index in "
@@ -142,6 +150,7 @@ class TextClassificationTask(_Classifier, Task):
     task_type = "text-classification"
     verb = "predict"
     metric_directions = {"loss": "min", "accuracy": "max"}
+    head_layers = ("probs",)
 
     def new_preprocessor(self) -> TextClassifierPreprocessor:
         n = self.config.model.num_classes
@@ -219,9 +228,16 @@ class TextClassificationTask(_Classifier, Task):
         self.require_fitted()
         return self.keras_graphs().run("model", {"tokens": tokens})["probs"]
 
+    def head_overrides(self, data: TextClassificationData) -> dict[str, Any]:
+        """Other labels than the model's: a fresh classifier for them (never a silent remap)."""
+        if list(data.label_names) == list(self.label_names):
+            return {}
+        return {"num_classes": len(data.label_names), "reset_head": True}
+
     def evaluate_data(self, data: TextClassificationData, split: str = "dev",
-                      **options: Any) -> dict:
+                      limit: int | None = None, **options: Any) -> dict:
         texts, labels = split_texts(data, split)
+        texts, labels = texts[:limit], labels[:limit]
         if not texts:
             raise DataError(f"{data.description}: the {split} split is empty")
         if list(data.label_names) != list(self.label_names):
@@ -325,12 +341,16 @@ class TextClassifierRuntime(_Classifier, BundleRuntime):
 
     def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
-        pre = self.manifest.get("preprocessing", {})
-        labels = json.loads(self.asset("labels.json").read_text(encoding="utf-8"))
-        self.preprocessor = TextClassifierPreprocessor(
-            WordTokenizer.load(self.asset("tokenizer.json")), labels,
-            int(pre.get("max_length", 100)))
-        self.vocab_size = int(pre.get("vocab_size", self.preprocessor.tokenizer.vocab_size))
+        labels_path = self.asset("labels.json")
+        labels = read_json(labels_path, BundleError, "re-export the bundle")
+        if not isinstance(labels, list) or len(labels) < 2 or not all(
+                isinstance(label, str) for label in labels):
+            raise BundleError(f"{labels_path}: expected a list of at least 2 class names, found "
+                              f"{str(labels)[:60]}; re-export the bundle")
+        tokenizer = WordTokenizer.load(self.asset("tokenizer.json"))
+        self.preprocessor = TextClassifierPreprocessor(tokenizer, labels,
+                                                       self.setting("max_length", 100))
+        self.vocab_size = self.setting("vocab_size", tokenizer.vocab_size)
 
     @property
     def tokenizer(self) -> WordTokenizer:

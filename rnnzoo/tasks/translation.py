@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -22,28 +23,49 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.config import EntryConfig
+from rnnzoo.config import EntryConfig, rule
 from rnnzoo.data.batching import length_sorted_batches
 from rnnzoo.data.parallel import ParallelData, detokenize, grouped_split, normalize, read_pairs
 from rnnzoo.data.tokenizer import BOS, EOS, WordTokenizer
-from rnnzoo.errors import ConfigError, DataError, RunDirError
-from rnnzoo.export.bundle import DECODER_FILE, ENCODER_FILE, BundleRuntime, check_tokens
+from rnnzoo.errors import ConfigError, DataError, RnnzooError, RunDirError
+from rnnzoo.export.bundle import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    BundleError,
+    BundleRuntime,
+    as_texts,
+    check_count,
+    check_tokens,
+)
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
-from rnnzoo.generation import GraphRunner, generate, graph_step
-from rnnzoo.io import atomic_write_text
+from rnnzoo.generation import BeamSampler, GraphRunner, generate, get_sampler, graph_step
+from rnnzoo.io import atomic_write_text, storage_errors
 from rnnzoo.tasks.base import Task
 
 
 @dataclasses.dataclass
 class DataConfig:
     # spa.txt is "English<TAB>Spanish": Spanish -> English reads column 1, writes column 0.
-    source_column: int = 1
-    target_column: int = 0
+    # A line has 2 or 3 tab-separated columns (the third is Tatoeba's attribution).
+    source_column: int = rule(1, min=0, max=1)
+    target_column: int = rule(0, min=0, max=1)
     lowercase: bool = True
-    max_length: int = 30  # tokens; longer training pairs are dropped (dev/test are kept)
-    min_freq: int = 1
-    dev_fraction: float = 0.02
-    test_fraction: float = 0.03
+    max_length: int = rule(30, min=1)  # tokens; longer training pairs are dropped (dev/test kept)
+    min_freq: int = rule(1, min=1)
+    dev_fraction: float = rule(0.02, min=0.0, max=1.0, max_exclusive=True)
+    test_fraction: float = rule(0.03, min=0.0, max=1.0, max_exclusive=True)
+
+    def check(self) -> list[str]:
+        """Cross-field rules: two different columns, and something left to train on."""
+        problems = []
+        if self.source_column == self.target_column:
+            problems.append(f"target_column: expected a column other than source_column "
+                            f"({self.source_column}), found {self.target_column}")
+        if self.dev_fraction + self.test_fraction >= 1:
+            problems.append(f"test_fraction: dev_fraction + test_fraction must be < 1 (the rest "
+                            f"is the training split), found {self.dev_fraction:g} + "
+                            f"{self.test_fraction:g}")
+        return problems
 
 
 class TranslatorPreprocessor:
@@ -113,20 +135,33 @@ class _Translator(abc.ABC):
 
         With ``return_attention=True`` returns ``(translations, [attention [T, S] per text])``.
         """
-        runner = self._runner()
         pre = self.preprocessor
         single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
-        if not texts:
-            raise DataError("translate: empty list of texts")
-        if any(not isinstance(t, str) for t in texts):
-            raise DataError("translate: expected strings")
+        texts = as_texts(texts, "translate")
+        batch_size = check_count("batch_size", batch_size)
+        if max_length is not None:
+            max_length = check_count("max_length", max_length, "tokens per translation")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+                                 or seed < 0):
+            raise ConfigError(f"seed: expected an integer >= 0 or None, found {seed!r}")
+        vocab = pre.target.vocab_size
         if beam is not None:
-            vocab = pre.target.vocab_size
             if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= vocab:
-                raise DataError(f"beam: expected an integer in [1, {vocab}] (the target "
-                                f"vocabulary), got {beam!r}")
+                raise ConfigError(f"beam: expected an integer in [1, {vocab}] (the target "
+                                  f"vocabulary), got {beam!r}")
+            if sampler not in (None, "beam"):
+                raise ConfigError(f"beam={beam} is beam search: drop sampler={sampler!r}, or "
+                                  "drop beam to sample")
             sampler, sampler_kwargs = "beam", {"width": beam, **sampler_kwargs}
+        try:  # sampler names and options (k, p, temperature, ...) fail before any decoding
+            chosen = get_sampler(sampler or "greedy", **sampler_kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"translate: {exc}") from None
+        width = getattr(chosen, "width", 1)
+        if isinstance(chosen, BeamSampler) and width > vocab:
+            raise ConfigError(f"beam width: expected an integer in [1, {vocab}] (the target "
+                              f"vocabulary), got {width}")
+        runner = self._runner()
         max_length = max_length or pre.max_length + 10
         bos, eos = pre.target.index[BOS], pre.target.index[EOS]
         seqs = [pre.encode_source(t)[: pre.max_length * 2] for t in texts]
@@ -138,15 +173,16 @@ class _Translator(abc.ABC):
                 state = encode_sources(runner, tokens)
                 record = ("attention",) if return_attention and "source_mask" in state else ()
                 out = generate(step, np.full(len(idx), bos, np.int32), state,
-                               max_length=max_length, end_token=eos,
-                               sampler=sampler or "greedy", seed=seed, record=record,
-                               **sampler_kwargs)
+                               max_length=max_length, end_token=eos, sampler=chosen,
+                               seed=seed, record=record)
                 for row, i in enumerate(idx):
                     n = int(out.lengths[row])
                     results[i] = pre.decode_target(out.tokens[row, :n])
                     if record:
                         attentions[i] = out.recorded["attention"][row, :n, : len(seqs[i])]
-        except ValueError as exc:  # sampler options, batch sizes
+        except ValueError as exc:  # the decoding engine's own checks
+            if isinstance(exc, RnnzooError):
+                raise
             raise DataError(f"translate: {exc}") from None
         if return_attention:
             return (results[0], attentions[0]) if single else (results, attentions)
@@ -155,11 +191,14 @@ class _Translator(abc.ABC):
     def evaluate(self, sources: Sequence[str], references: Sequence[str],
                  beam: int | None = None) -> dict:
         """Corpus BLEU and chrF (sacrebleu) of the translations of ``sources``."""
+        sources = as_texts(sources, "evaluate sources", allow_empty=True)
+        references = as_texts(references, "evaluate references", allow_empty=True)
         if len(sources) != len(references):
-            raise DataError(f"got {len(sources)} sources but {len(references)} references")
+            raise DataError(f"evaluate: got {len(sources)} sources but {len(references)} "
+                            "references; pass one reference per source")
         if not sources:
             raise DataError("nothing to evaluate: no sentences")
-        hyps = self.translate(list(sources), beam=beam)
+        hyps = self.translate(sources, beam=beam)
         return score_translations(hyps, list(references), self.preprocessor.lowercase, beam)
 
 
@@ -280,8 +319,8 @@ class TranslationTask(_Translator, Task):
         return self.keras_graphs()
 
     def evaluate_data(self, data: ParallelData, split: str = "dev", beam: int | None = None,
-                      **options: Any) -> dict:
-        pairs = split_pairs(data, split)
+                      limit: int | None = None, **options: Any) -> dict:
+        pairs = split_pairs(data, split)[:limit]
         report = self.evaluate([s for s, _ in pairs], [t for _, t in pairs], beam=beam)
         report.update(split=split, data=data.description)
         return report
@@ -289,8 +328,9 @@ class TranslationTask(_Translator, Task):
     def evaluate_reports(self, data: ParallelData, split: str,
                          options: Mapping[str, Any]) -> list[dict]:
         """Greedy and beam-search scores on the same split."""
-        return [self.evaluate_data(data, split),
-                self.evaluate_data(data, split, beam=options.get("beam") or 5)]
+        limit = options.get("limit")
+        return [self.evaluate_data(data, split, limit=limit),
+                self.evaluate_data(data, split, beam=options.get("beam") or 5, limit=limit)]
 
     def format_report(self, report: dict) -> str:
         lines = [f"{report['decoding']}: BLEU {report['bleu']:.2f}  chrF {report['chrf']:.2f}  "
@@ -328,7 +368,8 @@ class TranslationTask(_Translator, Task):
     def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         texts = ["¿dónde está la estación?", "tengo hambre.", "me gusta leer libros."]
         if eval_data is not None:
-            texts = [s for s, _ in self.load_data(eval_data, self.config.training.seed).test[:200]]
+            data = self.load_data(eval_data, self.config.training.seed)
+            texts = [s for s, _ in (data.test or data.dev or data.train)[:200]]
         a, b = reference.translate(texts), candidate.translate(texts)
         same = sum(x == y for x, y in zip(a, b)) / len(texts)
         return {"sentences": len(texts), "identical_greedy_translations": same,
@@ -423,9 +464,14 @@ def plot_attention(pre: TranslatorPreprocessor, source: str, translation: str,
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
-    fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with storage_errors(path):
+            fig.savefig(tmp, dpi=100, format="png")
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return path
 
 
@@ -451,15 +497,21 @@ class TranslatorRuntime(_Translator, BundleRuntime):
 
     def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
-        pre = self.manifest["preprocessing"]
+        lowercase = self.manifest["preprocessing"].get("lowercase", True)
+        if not isinstance(lowercase, bool):
+            raise BundleError(f"{self.path / 'bundle.json'}: preprocessing.lowercase must be "
+                              f"true or false, found {lowercase!r}; re-export the bundle")
+        target = WordTokenizer.load(self.asset("target_tokenizer.json"))
+        if BOS not in target.index or EOS not in target.index:
+            raise BundleError(f"{self.path}: assets/target_tokenizer.json has no {BOS}/{EOS} "
+                              "tokens, so it cannot decode; re-export the bundle")
         self.preprocessor = TranslatorPreprocessor(
-            WordTokenizer.load(self.asset("source_tokenizer.json")),
-            WordTokenizer.load(self.asset("target_tokenizer.json")),
-            bool(pre["lowercase"]), int(pre["max_length"]))
-        self.src_vocab_size = int(pre["src_vocab_size"])
+            WordTokenizer.load(self.asset("source_tokenizer.json")), target,
+            lowercase, self.setting("max_length"))
+        self.src_vocab_size = self.setting("src_vocab_size")
 
     def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if graph == "encoder":
+        if graph == "encoder" and isinstance(feeds, Mapping) and "source" in feeds:
             check_tokens(feeds["source"], self.src_vocab_size, "source")
         return super().run(graph, feeds)
 
