@@ -150,6 +150,24 @@ def _storage_error(exc: BaseException, target: Path | str,
                         filename=where)
 
 
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as PNG atomically (temporary name, then rename) and close it;
+    a full disk or a permission problem is a ``StorageError`` naming ``path``."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with storage_errors(path):
+            fig.savefig(tmp, dpi=dpi, format="png")
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def storage_errors(target: str | os.PathLike) -> Iterator[None]:
     """Turn a storage ``OSError`` raised inside the block into a ``StorageError`` naming

@@ -46,6 +46,7 @@ from rnnzoo.io import (
     empty_directory,
     lock_directory,
     read_json,
+    save_figure,
     storage_errors,
 )
 from rnnzoo.registry import create_model, read_config, task_from_config
@@ -408,15 +409,7 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        with storage_errors(path):
-            fig.savefig(tmp, dpi=90, format="png")
-            os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    save_figure(fig, path, dpi=90)
 
 
 def _versions() -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -39,7 +38,7 @@ from rnnzoo.export.bundle import (
 )
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
 from rnnzoo.generation import BeamSampler, GraphRunner, generate, get_sampler, graph_step
-from rnnzoo.io import atomic_write_text, storage_errors
+from rnnzoo.io import atomic_write_text, save_figure
 from rnnzoo.tasks.base import Task
 
 
@@ -462,17 +461,7 @@ def plot_attention(pre: TranslatorPreprocessor, source: str, translation: str,
     ax.set_xlabel("source")
     ax.set_ylabel("translation")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        with storage_errors(path):
-            fig.savefig(tmp, dpi=100, format="png")
-            os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def score_translations(hyps: Sequence[str], refs: Sequence[str], lowercase: bool,
