@@ -779,6 +779,67 @@ def train(
         raise TrainingInterrupted(run_dir, _interrupted_message(run_dir)) from exc
 
 
+def _restore_or_adapt(task: Task, dataset: Any, run_dir: Path, resuming: bool) -> None:
+    """A resumed run takes the interrupted run's vocabulary (checked against the checksums
+    written when it started: the restored weights mean nothing with another); a new run fits
+    the preprocessor on the training split."""
+    if not resuming:
+        task.adapt(dataset)
+        return
+    if not (run_dir / CHECKSUMS_FILE).is_file():
+        raise RunDirError(f"{run_dir}: no {CHECKSUMS_FILE} to check its config and "
+                          "vocabulary against before resuming; start it again with "
+                          "--overwrite (or pass a new --out)")
+    verify_checksums(run_dir, required=(CONFIG_FILE,), scope=(CONFIG_FILE, f"{ASSETS_DIR}/*"))
+    task.preprocessor = type(task).load_preprocessor(task.config, run_dir / ASSETS_DIR)
+
+
+def _epochs_left(run_dir: Path, epochs: int, resuming: bool, multi_worker: bool
+                 ) -> tuple[int, int]:
+    """(epochs to pass to fit, epochs already in history.csv). A run whose training had ended
+    (last epoch or early stopping) before a kill only writes its final files."""
+    if not resuming:
+        return epochs, 0
+    logged = len(_read_history(run_dir / "history.csv").get("epoch", []))
+    done = _finished_epochs(run_dir)
+    if done is not None and not multi_worker:
+        _log(f"{run_dir}: training had finished after epoch {done}; writing its final files")
+        return min(epochs, done), logged
+    _log(f"resuming unfinished run in {run_dir} from its backup")
+    return epochs, logged
+
+
+def _fit(task: Task, run_dir: Path, train_ds: Any, dev_ds: Any, epochs: int, callbacks: list,
+         verbose: Any) -> Any:
+    """``task.fit`` with storage and out-of-memory failures as one-line rnnzoo errors."""
+    try:
+        with storage_errors(run_dir):
+            return task.fit(train_ds, dev_ds, epochs, callbacks, verbose)
+    except Exception as exc:  # noqa: BLE001 - only memory exhaustion is translated
+        problem = out_of_memory(exc)
+        if problem is None:
+            raise
+        raise ConfigError(f"training does not fit in memory ({problem}); lower batch_size or "
+                          "max_length, or make the model smaller") from None
+
+
+def _provenance() -> dict[str, Any]:
+    return {"command": " ".join(sys.argv) if sys.argv and "rnnzoo" in sys.argv[0] else None,
+            "versions": _versions(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+
+
+def _start_run_dir(task: Task, run_dir: Path, state: str) -> None:
+    """Write the config and vocabulary (with their checksums) into a new run directory, only
+    once the model has built, so a failed start leaves nothing that blocks the next one."""
+    if state == "restart":
+        _log(f"{run_dir}: the previous start stopped before its first backup; starting over")
+    if state in ("replace", "restart"):
+        _empty_run_dir(run_dir)
+    task.write_artifacts(run_dir, weights=False)
+    write_checksums(run_dir, only=(CONFIG_FILE, ASSETS_DIR))
+
+
 def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision: str,
                   jit: bool, init_from: Any, overwrite: bool, verbose: Any,
                   callbacks: list | None, t_start: float) -> TrainResult:
@@ -791,17 +852,7 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
     # they build the vocabulary from the same data, and _check_workers_agree compares it.
     state = _run_dir_state(run_dir, task, overwrite) if chief else "new"
     resuming = state == "resume"
-    if resuming:
-        # Same vocabulary as the interrupted run, or the restored weights mean nothing; the
-        # files are checked against the checksums written when the run started.
-        if not (run_dir / CHECKSUMS_FILE).is_file():
-            raise RunDirError(f"{run_dir}: no {CHECKSUMS_FILE} to check its config and "
-                              "vocabulary against before resuming; start it again with "
-                              "--overwrite (or pass a new --out)")
-        verify_checksums(run_dir, required=(CONFIG_FILE,), scope=(CONFIG_FILE, f"{ASSETS_DIR}/*"))
-        task.preprocessor = type(task).load_preprocessor(task.config, run_dir / ASSETS_DIR)
-    else:
-        task.adapt(dataset)
+    _restore_or_adapt(task, dataset, run_dir, resuming)
 
     train_ds, dev_ds, steps = task.datasets(
         dataset, batch_size=recipe.batch_size, seed=recipe.seed,
@@ -817,38 +868,16 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
 
     model_ = _build_and_compile(task, strategy, precision, recipe, steps, jit, init_from)
     if chief and not resuming:
-        # Only now that the model builds is the directory (re)started.
-        if state == "restart":
-            _log(f"{run_dir}: the previous start stopped before its first backup; starting over")
-        if state in ("replace", "restart"):
-            _empty_run_dir(run_dir)
-        task.write_artifacts(run_dir, weights=False)
-        write_checksums(run_dir, only=(CONFIG_FILE, ASSETS_DIR))
+        _start_run_dir(task, run_dir, state)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     own, backup = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose,
                              steps)
-    epochs = recipe.epochs
-    epochs_logged = 0  # epochs in history.csv before this invocation (chief)
-    if resuming:
-        epochs_logged = len(_read_history(run_dir / "history.csv").get("epoch", []))
-        done = _finished_epochs(run_dir)
-        if done is not None and not workers.multi_worker:
-            # Training had ended (last epoch or early stopping); only the final files are left.
-            epochs = min(epochs, done)
-            _log(f"{run_dir}: training had finished after epoch {done}; writing its final files")
-        else:
-            _log(f"resuming unfinished run in {run_dir} from its backup")
+    epochs, epochs_logged = _epochs_left(run_dir, recipe.epochs, resuming,
+                                         workers.multi_worker)
     t_fit = time.time()
-    try:
-        with storage_errors(run_dir):
-            fit_hist = task.fit(train_ds, dev_ds, epochs, own + list(callbacks or []), verbose)
-    except Exception as exc:  # noqa: BLE001 - only memory exhaustion is translated
-        problem = out_of_memory(exc)
-        if problem is None:
-            raise
-        raise ConfigError(f"training does not fit in memory ({problem}); lower batch_size or "
-                          "max_length, or make the model smaller") from None
+    fit_hist = _fit(task, run_dir, train_ds, dev_ds, epochs, own + list(callbacks or []),
+                    verbose)
     fit_seconds = time.time() - t_fit
     epochs_run = len(fit_hist.epoch)
     resumed_from = backup.restored_epoch
@@ -885,9 +914,7 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
             "resumed_after_epoch": resumed_from,
             "epochs_redone": epochs_redone,
             "fit_seconds": round(fit_seconds, 2),
-            "command": " ".join(sys.argv) if sys.argv and "rnnzoo" in sys.argv[0] else None,
-            "versions": _versions(),
-            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            **_provenance(),
         })
         _remove_backup(run_dir)
     else:  # a non-chief worker: its in-memory model (identical to the chief's), no files

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from rnnzoo.data.batching import pad_rows
+
 DEFAULT_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512)
 
 
@@ -79,11 +81,8 @@ def count_batches(
 
 
 def _pad_rows(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    out = np.zeros((len(seqs), int(lengths.max(initial=1))), dtype=np.int32)
-    for row, s in enumerate(seqs):
-        out[row, : len(s)] = s
-    return out, lengths
+    """Post-padded rows and their lengths (the lengths slice each row back in the pipeline)."""
+    return pad_rows(seqs), np.array([len(s) for s in seqs], dtype=np.int64)
 
 
 def pair_dataset(

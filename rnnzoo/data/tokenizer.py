@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnzoo.data.batching import pad_rows
 from rnnzoo.errors import DataError
 from rnnzoo.io import atomic_write_text
 
@@ -123,11 +124,9 @@ class WordTokenizer:
         seqs = [self.encode(t) for t in texts]
         if max_length is not None:
             seqs = [s[:max_length] for s in seqs]
-        width = max([min_length] + [len(s) for s in seqs])
-        out = np.zeros((len(seqs), width), dtype=np.int32)
-        for row, seq in enumerate(seqs):
-            out[row, : len(seq)] = seq
-        return out
+        if not seqs:
+            return np.zeros((0, min_length), dtype=np.int32)
+        return pad_rows(seqs, min_length=min_length)
 
     # -- serialisation -------------------------------------------------------------------------
     def to_json(self) -> str:
