@@ -84,3 +84,18 @@ def test_console_entry_point_runs_in_a_fresh_process():
     assert "sentiment_bilstm" in proc.stdout
     proc = run_cli("info", "nope")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def test_wrong_verb_names_the_right_one_and_split_all_scores_the_whole_file(tmp_path,
+                                                                            sentiment_csv,
+                                                                            capsys):
+    out = tmp_path / "run"
+    assert main(["train", "sentiment_gru", "--data", str(sentiment_csv), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "16", *TINY_SET]) == 0
+    capsys.readouterr()
+    assert main(["translate", "sentiment_gru", "--run", str(out), "hola"]) == 2
+    err = capsys.readouterr().err
+    assert "is a text-classification model" in err and "use `rnnzoo predict sentiment_gru" in err
+    assert main(["evaluate", "sentiment_gru", "--run", str(out), "--data", str(sentiment_csv),
+                 "--split", "all", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 480

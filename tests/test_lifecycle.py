@@ -3,8 +3,9 @@ overrides and synthetic data, goes through what a user does with it. No branch o
 a new family gets all of this by implementing its task type's hooks.
 
 build -> train through the real loop (interrupted, then resumed from the backup) -> reload with
-checksums, identical outputs -> fine-tune from the run -> export with validation -> the runtime,
-with TensorFlow unimportable, gives the same user-call results as Keras.
+checksums, identical outputs -> fine-tune from the run -> save and load a preset -> export with
+validation -> the runtime, with TensorFlow unimportable, gives the same user-call results as
+Keras.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rnnzoo.export import to_onnx
 
 import rnnzoo
 from rnnzoo.families import family_spec
+from rnnzoo.presets import save_preset
 from rnnzoo.registry import get_entry
 
 
@@ -96,6 +98,15 @@ def test_lifecycle(name, tmp_path):
     assert (tmp_path / "tuned" / "assets").is_dir()
     for asset in (run / "assets").iterdir():
         assert (tmp_path / "tuned" / "assets" / asset.name).read_bytes() == asset.read_bytes()
+
+    # Save as a preset (verified format) and load it back: identical outputs.
+    preset = save_preset(again, tmp_path / "preset", {
+        "name": f"{name}.lifecycle", "dataset": "synthetic", "split": "dev",
+        "metrics": {"loss": float(result.history["loss"][-1])}, "metrics_command": "test",
+        "training_command": "test", "training_wall_time_s": 0.0, "data_license": "generated"},
+        storage="float32")
+    for a, b in zip(_outputs(again, x), _outputs(rnnzoo.from_preset(preset), x)):
+        np.testing.assert_array_equal(a, b)
 
     # Export with validation (fused ops, parity) and run the bundle without TensorFlow.
     report = to_onnx(again, tmp_path / "bundle", strict=True)
