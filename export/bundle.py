@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.errors import ConfigError, DataError, RnnzooError
+from rnnzoo.errors import ConfigError, DataError, RnnzooError, short_repr
 from rnnzoo.io import read_json, resolve_member, unlisted_files, verify_files
 
 BUNDLE_FILE = "bundle.json"
@@ -83,8 +83,7 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 def _check_threads(name: str, value: Any) -> int:

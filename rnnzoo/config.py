@@ -43,7 +43,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin
 
-from rnnzoo.errors import ConfigError
+from rnnzoo.errors import ConfigError, short_repr
 
 ENTRY_KEYS = ("name", "family", "task", "description", "model", "data", "training", "presets")
 
@@ -187,12 +187,7 @@ _RULE_KEYS = frozenset(
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    """``repr`` cut to one readable line."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real problem
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 def _bounds(meta: Mapping[str, Any]) -> tuple[Any, bool, Any, bool]:

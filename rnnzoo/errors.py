@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RnnzooError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
@@ -32,3 +34,13 @@ class RunDirError(RnnzooError, FileNotFoundError):
 
 class DistributedError(RnnzooError, RuntimeError):
     """Multi-worker training cannot proceed (Keras internals moved, workers disagree, ...)."""
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """A value as one short line for an error message: ``repr`` cut at ``limit`` characters
+    (an exception as its message; a broken ``__repr__`` must not hide the real problem)."""
+    try:
+        text = " ".join(str(value).split()) if isinstance(value, BaseException) else repr(value)
+    except Exception:  # noqa: BLE001
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.errors import RnnzooError
+from rnnzoo.errors import RnnzooError, short_repr
 
 __all__ = [
     "BUNDLE_DIR_NAMES",
@@ -366,8 +366,7 @@ def resolve_member(directory: Path, rel: Any, error: type[Exception], listing: s
 
 
 def _quote(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 def verify_files(directory: Path, sums: dict[str, str], listing: str, error: type[Exception],

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnzoo.data.batching import pad_rows
-from rnnzoo.errors import DataError
+from rnnzoo.errors import DataError, short_repr
 from rnnzoo.io import atomic_write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -188,8 +188,7 @@ class WordTokenizer:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 def check_post_padded(tokens: np.ndarray, where: str = "tokens") -> np.ndarray:

@@ -40,7 +40,7 @@ import numpy as np
 
 from rnnzoo.config import EntryConfig, rule
 from rnnzoo.data.batching import length_sorted_batches
-from rnnzoo.errors import ConfigError, DataError
+from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE, BundleRuntime
 from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.generation import GraphRunner, graph_step
@@ -551,8 +551,7 @@ def _check_temperature(value: Any) -> float:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = " ".join(str(value).split()) if isinstance(value, BaseException) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 class _MusicGenerator(abc.ABC):
