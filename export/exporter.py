@@ -254,6 +254,9 @@ def to_onnx(
     ``quantize``, both bundles appear together or neither does. ``overwrite`` replaces only
     bundle directories (checked before any tracing), never another folder.
     """
+    from rnnzoo.extras import require_training
+
+    require_training("ONNX export")
     _check_arguments(opset, quantize, tolerance, eval_data)
     if not isinstance(out_dir, (str, os.PathLike)):
         raise ExportError(f"out_dir: expected a directory path, found {type(out_dir).__name__}")

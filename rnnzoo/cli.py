@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +24,44 @@ _TF_BANNERS = (
 )
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up banners filtered out of stderr (they are printed
-    before any log-level setting applies); any other message is passed through."""
+def _quiet(verbose: bool) -> None:
+    """Without ``--verbose``: no TensorFlow C++ log lines (``TF_CPP_MIN_LOG_LEVEL=3``), no
+    TensorFlow/absl Python log lines below ERROR, and no warnings raised inside TensorFlow,
+    Keras or tf2onnx (about their internals: nothing a user of this command can act on). Set
+    before TensorFlow is imported, which is only on the commands that need it."""
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "tf2onnx", "keras"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(tensorflow|keras|tf2onnx|absl|h5py)(\.|$)")
+
+
+def _keras(purpose: str, verbose: bool = False) -> None:
+    """Check that the train extra is installed (one-line error with the install command
+    otherwise), then import TensorFlow quietly."""
+    from rnnzoo.extras import require_training
+
+    require_training(purpose)
+    _import_tensorflow_quietly(verbose)
+
+
+def _import_tensorflow_quietly(verbose: bool = False) -> None:
+    """Import TensorFlow and Keras with the C++ start-up banners filtered out of stderr (they
+    are printed before any log-level setting applies); any other message is passed through,
+    and everything with ``--verbose``."""
     import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
 
     with tempfile.TemporaryFile(mode="w+b") as capture:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(capture.fileno(), 2)
         try:
+            import keras  # noqa: F401
             import tensorflow  # noqa: F401
         finally:
             sys.stderr.flush()
@@ -39,7 +69,7 @@ def _import_tensorflow_quietly() -> None:
             os.close(saved)
             capture.seek(0)
             for line in capture.read().decode("utf-8", "replace").splitlines():
-                if line.strip() and not any(b in line for b in _TF_BANNERS):
+                if line.strip() and (verbose or not any(b in line for b in _TF_BANNERS)):
                     print(line, file=sys.stderr)
 
 
@@ -117,6 +147,43 @@ def _task_class_of(directory: Path, command: str) -> Any:
 def _loaded(args: argparse.Namespace, command: str) -> Any:
     directory = _source_dir(args)
     _task_class_of(directory, command)
+    _keras(f"rnnzoo {command}", _verbose(args))
+    return _load(args, directory)
+
+
+def _verbose(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "verbose", False))
+
+
+def _preset_metadata(args: argparse.Namespace, directory: Path) -> dict | None:
+    """The metadata of the preset NAME resolved to (verified by ``_source_dir``), or None for
+    a run directory (``--run``/``--weights``)."""
+    if args.run or args.weights or not (directory / "metadata.json").is_file():
+        return None
+    return json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
+
+
+def _inference_model(args: argparse.Namespace, directory: Path, command: str) -> Any:
+    """The model an inference verb runs: the preset's ONNX bundle through onnxruntime (no
+    TensorFlow import) unless ``--backend keras``, or when NAME has no bundle; Keras then."""
+    from rnnzoo.presets import PresetError, has_bundle, open_runtime
+
+    meta = _preset_metadata(args, directory)
+    precision = "int8" if getattr(args, "int8", False) else "fp32"
+    backend = getattr(args, "backend", None)
+    if backend is None:
+        backend = "onnx" if meta is not None and (has_bundle(meta) or precision == "int8") \
+            else "keras"
+    if backend == "onnx":
+        if meta is None:
+            raise PresetError("--backend onnx and --int8 run a preset's ONNX bundle; a run "
+                              "directory has none (export one: rnnzoo export ... --out DIR)")
+        return open_runtime(directory, meta, precision)
+    if precision == "int8":
+        raise PresetError("--int8 runs the preset's int8 ONNX bundle: drop --backend keras")
+    hint = "" if meta is None else (" (this preset has no ONNX bundle; one runs without them: "
+                                    f"rnnzoo preset-bundle {meta['name']} --out DIR)")
+    _keras(f"rnnzoo {command} with Keras{hint}", _verbose(args))
     return _load(args, directory)
 
 
@@ -174,17 +241,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides[key] = value
     if args.jit:
         overrides["jit_compile"] = True
+    if args.diagnose is not None:
+        overrides["diagnose_every"] = args.diagnose
     received: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:  # SIGTERM (a scheduler's stop) acts as Ctrl-C
         received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
+    _keras("rnnzoo train", _verbose(args))
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if in_main else None
     try:
         result = train(args.name, args.data, out=args.out, strategy=args.strategy,
-                       init_from=args.init_from, overwrite=args.overwrite, **overrides)
+                       init_from=args.init_from, overwrite=args.overwrite, limit=args.limit,
+                       **overrides)
     except KeyboardInterrupt as exc:  # TrainingInterrupted says what a rerun does
         print(f"rnnzoo: {exc or 'interrupted'}", file=sys.stderr)
         return 128 + (received[0] if received else signal.SIGINT)
@@ -204,10 +275,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for key in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
+    _keras("rnnzoo finetune", _verbose(args))
     out = finetune(args.preset, args.data, args.out, tag=args.tag,
                    freeze_backbone=args.freeze_backbone, run_dir=args.run_dir,
                    data_license=args.data_license, overwrite=args.overwrite,
-                   command="rnnzoo " + " ".join(sys.argv[1:]), **overrides)
+                   command="rnnzoo " + " ".join(sys.argv[1:]), onnx=not args.no_onnx,
+                   **overrides)
     meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"].items())
     print(f"fine-tuned preset {meta['name']} -> {out} (dev: {metrics})")
@@ -218,6 +291,7 @@ def cmd_save_preset(args: argparse.Namespace) -> int:
     from rnnzoo.presets import save_measured_preset
     from rnnzoo.registry import load
 
+    _keras("rnnzoo save-preset", _verbose(args))
     run = Path(args.run)
     task = load(run)
     log = json.loads((run / "train.log.json").read_text()) if (run / "train.log.json").is_file() \
@@ -235,9 +309,33 @@ def cmd_save_preset(args: argparse.Namespace) -> int:
     if args.published:
         meta["published"] = {k: float(v) for k, v in _parse_set(args.published).items()}
     out = save_measured_preset(task, args.out, meta, args.data, args.split, args.storage,
-                               args.overwrite, check_limit=args.check_limit)
+                               args.overwrite, check_limit=args.check_limit,
+                               onnx=not args.no_onnx, int8=not args.no_int8)
     saved = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     print(f"preset {args.name} -> {out}: {saved['metrics']}")
+    _print_bundles(saved)
+    return 0
+
+
+def _print_bundles(meta: dict) -> None:
+    info = meta.get("onnx") or {}
+    for precision in ("fp32", "int8"):
+        if precision in info:
+            print(f"  ONNX {precision}: {info[precision]['path']} "
+                  f"({info[precision]['bytes'] / 1e6:.1f} MB)")
+    if info.get("int8_rejected"):
+        print(f"  int8 not shipped: {info['int8_rejected']}")
+
+
+def cmd_preset_bundle(args: argparse.Namespace) -> int:
+    from rnnzoo.presets import add_bundle
+
+    _keras("rnnzoo preset-bundle", _verbose(args))
+    out = add_bundle(args.preset, args.out, eval_data=args.data, int8=not args.no_int8,
+                     overwrite=args.overwrite)
+    meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    print(f"preset {meta['name']} -> {out}")
+    _print_bundles(meta)
     return 0
 
 
@@ -250,6 +348,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit: expected an integer >= 1, found {args.limit}")
     task = _loaded(args, "evaluate")
     data = task.load_data(args.data, seed=task.config.training.seed)
     reports = task.evaluate_reports(data, args.split, vars(args))
@@ -266,7 +366,37 @@ def cmd_verb(args: argparse.Namespace) -> int:
     """A task type's verb (predict, translate, ...) on a trained model."""
     directory = _source_dir(args)
     cls = _task_class_of(directory, args.command)
-    return int(cls.run_verb(_load(args, directory), args) or 0)
+    return int(cls.run_verb(_inference_model(args, directory, args.command), args) or 0)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Gradient-through-time diagnostics of a trained model (rnnzoo/diagnostics.py)."""
+    directory = _source_dir(args)
+    _keras("rnnzoo diagnose", _verbose(args))
+    from rnnzoo.diagnostics import diagnose
+
+    report = diagnose(_load(args, directory), args.data, split=args.split,
+                      probe_size=args.probe_size, out=args.out)
+    print(report["summary"])
+    if args.out:
+        print(f"report.json and plots -> {args.out}")
+    return 0
+
+
+def _add_diagnose_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "diagnose", help="gradient flow through time of a trained model",
+        description="Temporal gradient profile ||dL/dh_t||, effective memory length, gate "
+        "saturation (LSTM/GRU), spectral radius and singular values of every recurrent matrix, "
+        "on a probe batch of --data; JSON and PNG plots with --out.",
+    )
+    _add_trained_model_args(p)
+    p.add_argument("--data", required=True, help="dataset the probe batch is drawn from")
+    p.add_argument("--split", choices=["dev", "train"], default="dev")
+    p.add_argument("--probe-size", dest="probe_size", type=int, default=32,
+                   help="examples in the probe batch (default 32)")
+    p.add_argument("--out", metavar="DIR", help="write report.json and the plots here")
+    p.set_defaults(func=cmd_diagnose)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -316,10 +446,16 @@ def _add_training_commands(sub: Any) -> None:
     p.add_argument("--learning-rate", dest="learning_rate", type=float)
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"])
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--diagnose", nargs="?", type=int, const=100, metavar="N",
+                   help="gradient diagnostics every N steps (default 100): norms per layer, "
+                   "clipping, ||dL/dh_t|| -> RUN/diagnostics.{json,png}")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config key, e.g. --set units=64 (repeatable)")
     p.add_argument("--init-from", dest="init_from", metavar="DIR",
-                   help="fine-tune: start from this run/preset's weights and vocabulary")
+                   help="fine-tune: start from this run/preset's architecture, weights and "
+                   "vocabulary (other labels in --data get a new head)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="at most N examples per split (a seeded sample): quick trials")
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default=None)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_train)
@@ -361,6 +497,8 @@ def _add_preset_commands(sub: Any) -> None:
     p.add_argument("--learning-rate", dest="learning_rate", type=float)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-onnx", dest="no_onnx", action="store_true",
+                   help="do not build the preset's ONNX bundles")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
@@ -385,7 +523,26 @@ def _add_preset_commands(sub: Any) -> None:
     p.add_argument("--check-limit", dest="check_limit", type=int,
                    help="also record the metric on the first N examples (re-measured in CI)")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-onnx", dest="no_onnx", action="store_true",
+                   help="do not build the validated ONNX bundles (onnx/fp32, onnx/int8)")
+    p.add_argument("--no-int8", dest="no_int8", action="store_true",
+                   help="build only the fp32 bundle")
     p.set_defaults(func=cmd_save_preset)
+
+    p = sub.add_parser(
+        "preset-bundle", help="add validated ONNX bundles to an existing preset",
+        description="Export a preset's stored weights to ONNX (fp32, and int8 when it passes "
+        "the task's acceptance rule on --data), validate them against Keras, and write the "
+        "preset with onnx/ added (metadata, model card and checksums updated) to --out; "
+        "--out may be the preset's own directory with --overwrite.",
+    )
+    p.add_argument("preset", help="preset name, directory, archive or URL")
+    p.add_argument("--out", required=True, help="the preset directory to write")
+    p.add_argument("--data", help="data to compare int8 against fp32 on (the task's metric)")
+    p.add_argument("--no-int8", dest="no_int8", action="store_true",
+                   help="build only the fp32 bundle")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_preset_bundle)
 
 
 def _add_task_commands(sub: Any) -> None:
@@ -402,6 +559,8 @@ def _add_task_commands(sub: Any) -> None:
                    help="which part of the data (translators: the grouped test split is "
                    "'test'; 'all': the whole file)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="score only the first N examples of the split (quick trials)")
     for cls in classes:
         cls.add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
@@ -418,6 +577,12 @@ def _add_task_commands(sub: Any) -> None:
         _add_trained_model_args(p)
         for cls in owners:
             cls.add_verb_arguments(p)
+        p.add_argument("--backend", choices=["onnx", "keras"],
+                       help="onnx: the preset's validated ONNX bundle through onnxruntime, no "
+                       "TensorFlow (default for presets that carry one); keras: the Keras model "
+                       "(train extra)")
+        p.add_argument("--int8", action="store_true",
+                       help="run the preset's int8 ONNX bundle (faster, validated against fp32)")
         p.set_defaults(func=cmd_verb)
 
 
@@ -452,7 +617,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_commands(sub)
     _add_preset_commands(sub)
     _add_export_command(sub)
+    _add_diagnose_command(sub)
     for command in sub.choices.values():  # every command that reads a trained model
+        command.add_argument("--verbose", action="store_true",
+                             help="show TensorFlow/Keras log lines and warnings")
         if {a.dest for a in command._actions} & {"run", "weights", "init_from"}:
             command.add_argument(
                 "--no-verify", dest="no_verify", action="store_true",
@@ -470,9 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "texts") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.texts = list(args.texts) + extra
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command not in ("list", "info", "launch"):
-        _import_tensorflow_quietly()
+    _quiet(_verbose(args))
     from rnnzoo.registry import verification
 
     try:

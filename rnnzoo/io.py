@@ -423,11 +423,12 @@ def unlisted_files(directory: str | os.PathLike, listed: Iterable[str],
 RUN_DIR_NAMES = (
     "config.json", "model.weights.h5", "assets", "checksums.json", "checkpoints", "history.csv",
     "history.json", "training_curve.png", "metrics.json", "train.log.json", "backup",
+    "diagnostics.json", "diagnostics.png",
 )
 RUN_DIR_MARKERS = ("checksums.json", "history.csv", "backup", "train.log.json", "checkpoints")
 BUNDLE_DIR_NAMES = ("bundle.json", "*.onnx", "assets")
 PRESET_DIR_NAMES = ("config.json", "model.weights.h5", "assets", "metadata.json", "README.md",
-                    "checksums.json")
+                    "checksums.json", "onnx")
 LOCK_FILE = ".lock"
 LOCK_INFO_FILE = ".lock.json"
 

@@ -110,6 +110,8 @@ METADATA_SCHEMA: dict[str, MetadataField] = {
     "check": MetadataField("check", False, "{'limit': N, 'metrics': {...}}: metrics on the "
                            "first N examples of the split, re-measured by the test suite"),
     "notes": MetadataField("string", False, "free text for the model card"),
+    "onnx": MetadataField("onnx", False, "{'fp32': {'path': 'onnx/fp32', ...}, 'int8': ...}: "
+                          "the validated ONNX bundles the preset carries (rnnzoo.preset_bundle)"),
 }
 VERSION_KEYS = ("rnnzoo", "keras", "tensorflow")
 
@@ -158,6 +160,15 @@ def _check_kind(kind: str, value: Any) -> str | None:
         return _check_kind("metrics", value["metrics"])
     if kind == "storage":
         return None if value in STORAGES else f"expected {' or '.join(map(repr, STORAGES))}"
+    if kind == "onnx":
+        if not isinstance(value, Mapping) or not isinstance(value.get("fp32"), Mapping):
+            return "expected {'fp32': {'path': 'onnx/fp32', ...}, optionally 'int8': {...}}"
+        for precision in ("fp32", "int8"):
+            entry = value.get(precision)
+            if entry is not None and (not isinstance(entry, Mapping)
+                                      or entry.get("path") != f"onnx/{precision}"):
+                return f"{precision}: expected {{'path': 'onnx/{precision}', ...}}"
+        return None
     raise AssertionError(f"unknown metadata kind {kind!r}")
 
 
@@ -318,12 +329,15 @@ def _complete_metadata(task: Any, metadata: Mapping[str, Any], storage: str) -> 
 
 
 def save_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, Any],
-                storage: str = "float16", overwrite: bool = False) -> Path:
+                storage: str = "float16", overwrite: bool = False, onnx: bool = False,
+                eval_data: str | os.PathLike | None = None, int8: bool = True) -> Path:
     """Write ``task`` as a preset directory (whole or not at all) and return its path.
 
     ``metadata`` gives what only the caller knows (name, dataset, split, metrics and the commands
     that produced them, wall time, data licence, optionally published anchors and notes); the
     rest is filled in. The saved weights are reloaded and compared before the directory appears.
+    ``onnx=True`` also builds the validated ONNX bundles from the stored weights
+    (``rnnzoo.preset_bundle``: fp32, and int8 when it passes on ``eval_data``).
     """
     meta = _complete_metadata(task, metadata, storage)
     final = Path(directory)
@@ -332,6 +346,8 @@ def save_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, 
         try:
             task.write_artifacts(tmp)
             rewrite_weights(tmp / WEIGHTS_FILE, storage)
+            if onnx:
+                _add_bundles(tmp, meta, eval_data, int8)
             atomic_write_text(tmp / METADATA_FILE, json.dumps(meta, indent=2) + "\n")
             atomic_write_text(tmp / README_FILE, render_model_card(meta, tmp))
             _write_checksums(tmp)
@@ -340,6 +356,98 @@ def save_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, 
             raise PresetError(str(exc).replace(str(tmp), str(final))) from None
 
     return atomic_directory(final, fill, overwrite, PresetError)
+
+
+def _add_bundles(directory: Path, meta: dict, eval_data: Any, int8: bool) -> None:
+    """Build the ONNX bundles of the preset being written in ``directory`` from its stored
+    weights and record them in ``meta`` (validated again)."""
+    import rnnzoo
+    from rnnzoo.preset_bundle import build_bundles
+
+    stored = rnnzoo.load(directory, verify=False)  # being written: no checksums yet
+    meta["onnx"] = build_bundles(stored, directory, eval_data=eval_data, int8=int8)
+    validate_metadata(meta, f"{directory / METADATA_FILE}")
+
+
+def add_bundle(source: str | os.PathLike, out: str | os.PathLike, *,
+               eval_data: str | os.PathLike | None = None, int8: bool = True,
+               overwrite: bool = False) -> Path:
+    """Give an existing preset its validated ONNX bundles: a copy of the verified preset with
+    ``onnx/`` (any old one replaced), its metadata, model card and checksums, written to
+    ``out`` whole or not at all (``out`` may be the preset itself, with ``overwrite``)."""
+    directory, meta = _resolve(source)
+    meta = {k: v for k, v in meta.items() if k != "onnx"}
+
+    def fill(tmp: Path) -> None:
+        for item in directory.iterdir():
+            if item.name in (ONNX_DIR_NAME, CHECKSUMS_FILE, METADATA_FILE, README_FILE):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name)
+            else:
+                shutil.copy2(item, tmp / item.name)
+        try:
+            _add_bundles(tmp, meta, eval_data, int8)
+            atomic_write_text(tmp / METADATA_FILE, json.dumps(meta, indent=2) + "\n")
+            atomic_write_text(tmp / README_FILE, render_model_card(meta, tmp))
+            _write_checksums(tmp)
+        except PresetError as exc:
+            raise PresetError(str(exc).replace(str(tmp), str(out))) from None
+
+    return atomic_directory(Path(out), fill, overwrite, PresetError)
+
+
+ONNX_DIR_NAME = "onnx"
+BACKENDS = ("keras", "onnx")
+
+
+def has_bundle(meta: Mapping[str, Any], precision: str = "fp32") -> bool:
+    """Whether a preset (its verified metadata) carries an ONNX bundle of ``precision``."""
+    return isinstance(meta.get("onnx"), Mapping) and isinstance(meta["onnx"].get(precision),
+                                                                Mapping)
+
+
+def open_runtime(directory: str | os.PathLike, meta: Mapping[str, Any],
+                 precision: str = "fp32", **runtime_options: Any) -> Any:
+    """The onnxruntime model of a verified preset's bundle (TF-free): the runtime class of its
+    task type, with the same user call as the Keras model, and ``preset_metadata``.
+    ``runtime_options`` go to ``rnnzoo.export.runtime.load`` (threads, providers)."""
+    from rnnzoo.export import runtime
+
+    if precision not in ("fp32", "int8"):
+        raise PresetError(f"precision: expected 'fp32' or 'int8', found {precision!r}")
+    if not has_bundle(meta, precision):
+        why = ""
+        if precision == "int8" and has_bundle(meta):
+            why = f" ({meta['onnx'].get('int8_rejected', 'not built')}); use precision='fp32'"
+        elif not has_bundle(meta):
+            why = (f"; add one with: rnnzoo preset-bundle {meta['name']} --out DIR (needs the "
+                   "train extra), or load it with Keras")
+        raise PresetError(f"{meta['name']}: this preset carries no {precision} ONNX bundle{why}")
+    # The preset was verified file by file (bundles included) before this point.
+    runtime_options.setdefault("verify", False)
+    model = runtime.load(Path(directory) / meta["onnx"][precision]["path"], **runtime_options)
+    model.preset_metadata = dict(meta)
+    return model
+
+
+def choose_backend(backend: str | None, meta: Mapping[str, Any], needs_keras: bool) -> str:
+    """``"keras"`` or ``"onnx"`` for a preset: ``None`` is Keras when the train extra is
+    installed (a trainable model), else the preset's ONNX bundle."""
+    from rnnzoo.extras import has_training, require_training
+
+    if backend is not None and backend not in BACKENDS:
+        raise PresetError(f"backend: expected 'keras', 'onnx' or None (Keras if installed, else "
+                          f"ONNX), found {backend!r}")
+    if backend is None:
+        backend = "keras" if needs_keras or has_training() or not has_bundle(meta) else "onnx"
+    if backend == "onnx" and needs_keras:
+        raise PresetError(f"{meta['name']}: overrides (a new head) need the Keras model: use "
+                          "backend='keras' (train extra)")
+    if backend == "keras":
+        require_training(f"loading preset {meta['name']} with Keras"
+                         + ("" if not has_bundle(meta) else " (or use backend='onnx')"))
+    return backend
 
 
 def report_metrics(reports: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -363,11 +471,13 @@ def measure(task: Any, data: str | os.PathLike, split: str, limit: int | None = 
 
 def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, Any],
                          data: str | os.PathLike, split: str, storage: str = "float16",
-                         overwrite: bool = False, check_limit: int | None = None) -> Path:
+                         overwrite: bool = False, check_limit: int | None = None,
+                         onnx: bool = True, int8: bool = True) -> Path:
     """Save ``task`` as a preset whose metrics are measured on exactly what ships: the weights
     are stored (float16 rounding included), loaded back and evaluated on ``split`` of
     ``data``. ``check_limit`` also records the metrics on the first N examples of the split,
-    the fixed subset the test suite re-measures when the full split is too slow for CI."""
+    the fixed subset the test suite re-measures when the full split is too slow for CI.
+    ``onnx`` builds the validated bundles (int8 compared on ``data``)."""
     import tempfile
 
     import rnnzoo
@@ -381,14 +491,15 @@ def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapp
         if check_limit:
             meta["check"] = {"limit": int(check_limit),
                              "metrics": measure(shipped, data, split, check_limit)}
-        return save_preset(shipped, directory, meta, storage, overwrite)
+        return save_preset(shipped, directory, meta, storage, overwrite, onnx=onnx,
+                           eval_data=data, int8=int8)
 
 
 def finetune(source: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
              tag: str = "finetuned", freeze_backbone: bool = False,
              run_dir: str | os.PathLike | None = None, data_license: str = "unknown",
              storage: str = "float16", command: str = "", overwrite: bool = False,
-             **overrides: Any) -> Path:
+             onnx: bool = True, **overrides: Any) -> Path:
     """Fine-tune a preset on ``data`` with the shared loop and write the result as a new preset
     at ``out`` (the run directory goes to ``run_dir``, default ``<out>-run``). A dataset whose
     labels differ from the preset's gets a new head (``Task.head_overrides``);
@@ -423,7 +534,7 @@ def finetune(source: str | os.PathLike, data: str | os.PathLike, out: str | os.P
         "data_license": data_license,
         "notes": f"fine-tuned from {meta['name']}"
                  + (" with the backbone frozen" if freeze_backbone else ""),
-    }, data, "dev", storage=storage, overwrite=overwrite)
+    }, data, "dev", storage=storage, overwrite=overwrite, onnx=onnx)
 
 
 # -- model card --------------------------------------------------------------------------------
@@ -454,6 +565,7 @@ def _duration(seconds: float) -> str:
 _CLI_BY_TASK = {
     "text-classification": 'rnnzoo predict {name} "a quietly moving film"',
     "translation": 'rnnzoo translate {name} "¿Dónde está la estación?"',
+    "music-generation": "rnnzoo generate {name} --out piece.mid",
 }
 
 
@@ -502,6 +614,7 @@ def render_model_card(meta: Mapping[str, Any], directory: Path | None = None) ->
     lines += ["## Trade-offs", "", meta["tradeoffs"].strip() or "None.", ""]
     if meta.get("notes"):
         lines += ["## Notes", "", meta["notes"].strip(), ""]
+    lines += _onnx_card(meta)
     cli = _CLI_BY_TASK.get(meta["task"], "rnnzoo info {name}").format(name=name)
     lines += [
         "## Usage", "", "```python", "import rnnzoo", "",
@@ -511,6 +624,35 @@ def render_model_card(meta: Mapping[str, Any], directory: Path | None = None) ->
         "refuses unlisted files) before loading anything.", "",
     ]
     return "\n".join(lines)
+
+
+def _onnx_card(meta: Mapping[str, Any]) -> list[str]:
+    """The model card's ONNX section: which bundles ship and what was checked."""
+    info = meta.get("onnx")
+    if not isinstance(info, Mapping):
+        return []
+    lines = ["## ONNX bundles (no TensorFlow needed)", "",
+             f"Built and validated from the stored weights when the preset was made "
+             f"(onnxruntime {info.get('onnxruntime', '?')}, opset {info.get('opset', '?')}); "
+             "used by the CLI's inference commands and by "
+             f"`rnnzoo.from_preset(\"{meta['name']}\", backend=\"onnx\")`.", ""]
+    for precision in ("fp32", "int8"):
+        entry = info.get(precision)
+        if not isinstance(entry, Mapping):
+            continue
+        lines.append(f"- `{entry['path']}` ({_size(int(entry.get('bytes', 0)))})")
+        for graph, g in (entry.get("graphs") or {}).items():
+            diffs = ", ".join(f"{k} {v:.1e}" for k, v in g.get("max_abs_diff_vs_keras",
+                                                                 {}).items())
+            lines.append(f"  - {graph}: fused {g.get('recurrent_ops')}, loops "
+                         f"{g.get('loop_ops')}, max abs diff vs Keras: {diffs}")
+        if entry.get("keras_parity"):
+            lines.append(f"  - {entry['keras_parity']}")
+        if isinstance(entry.get("comparison"), Mapping):
+            lines.append(f"  - vs fp32: {entry['comparison'].get('summary', '')}")
+    if info.get("int8_rejected"):
+        lines.append(f"- int8 not shipped: {info['int8_rejected']}")
+    return lines + [""]
 
 
 # -- verification ------------------------------------------------------------------------------
@@ -968,15 +1110,24 @@ def preset_info(source: str | os.PathLike) -> dict:
 
 
 def from_preset(source: str | os.PathLike, /, *, expected_sha256: str | None = None,
-                **overrides: Any) -> Any:
-    """Load a preset (name, directory, archive or URL) as a task, after verifying every file.
+                backend: str | None = None, precision: str = "fp32", **overrides: Any) -> Any:
+    """Load a preset (name, directory, archive or URL) after verifying every file.
 
-    The task carries ``preset_metadata``. Overrides (e.g. a new number of classes) go to the
-    task's ``with_new_head`` hook, for fine-tuning; tasks without it accept none.
+    ``backend="keras"``: the Keras task (trainable; train extra). ``backend="onnx"``: the
+    preset's validated ONNX bundle through onnxruntime (``precision`` ``"fp32"`` or
+    ``"int8"``), a runtime object with the same user call and no TensorFlow. ``None`` (the
+    default) is Keras when the train extra is installed, else ONNX. Either carries
+    ``preset_metadata``. Overrides (e.g. a new number of classes) go to the task's
+    ``with_new_head`` hook, for fine-tuning (Keras only); tasks without it accept none.
     """
     import rnnzoo
 
     directory, meta = _resolve(source, expected_sha256)
+    if choose_backend(backend, meta, needs_keras=bool(overrides)) == "onnx":
+        return open_runtime(directory, meta, precision)
+    if precision != "fp32":
+        raise PresetError(f"precision={precision!r} applies to backend='onnx' (the Keras model "
+                          "runs in float32)")
     task = rnnzoo.load(directory)
     if overrides:
         hook = getattr(task, "with_new_head", None)

@@ -717,12 +717,17 @@ def train(
     overwrite: bool = False,
     verbose: int | str = "auto",
     callbacks: list | None = None,
+    limit: int | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train (or fine-tune) a zoo model on a dataset and write a run directory.
 
     ``model`` is an entry name or a task (e.g. from ``rnnzoo.load`` to continue training).
-    ``init_from`` starts from a trained run/preset's weights and vocabulary (fine-tuning).
+    ``init_from`` starts from a trained run/preset's weights and vocabulary (fine-tuning): its
+    architecture (model and data sections) is inherited, so only what you override changes, and
+    data whose labels differ from the source's get a new head (with a note, never a silent
+    remap). ``limit`` keeps at most that many examples per split (a seeded sample), for quick
+    trials.
     ``callbacks`` are extra Keras callbacks, run after rnnzoo's own (backup, checkpoints).
     Overrides change any config key (``epochs=3``, ``units=64``, ``precision="mixed_bfloat16"``).
     Running the same command again on an unfinished run directory resumes it, whenever it was
@@ -731,6 +736,13 @@ def train(
     ``TrainingInterrupted`` (a ``KeyboardInterrupt``) saying what a rerun does.
     """
     t_start = time.time()
+    from rnnzoo.extras import require_training
+
+    require_training("training")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                              or limit < 1):
+        raise ConfigError(f"limit: expected an integer >= 1 (examples per split), found "
+                          f"{limit!r}")
     task = _resolve_task(model, overrides)
     for section in ("model", "data", "training"):  # a task made in code skipped build_section
         validate_config(getattr(task.config, section), f"{task.name}: {section}")
@@ -757,11 +769,8 @@ def train(
     strategy = resolve_strategy(strategy)
     precision, jit = _speed_options(recipe, strategy)
     if init_from is not None:
-        source = load_task(init_from)
-        if source.config.family != task.config.family:
-            raise ConfigError(f"init_from: {init_from} is a {source.config.family!r} model, "
-                              f"not {task.config.family!r}")
-        task.preprocessor = source.preprocessor
+        task = _inherit(task, init_from, data, overrides)
+        init_from = None  # the task now holds the source's weights (and any new head)
 
     keras.utils.set_random_seed(recipe.seed)
     chief = _is_chief(strategy)
@@ -772,11 +781,46 @@ def train(
     try:
         with lock:
             return _train_locked(task, data, run_dir, strategy, precision, jit, init_from,
-                                 overwrite, verbose, callbacks, t_start)
+                                 overwrite, verbose, callbacks, t_start, limit)
     except KeyboardInterrupt as exc:
         if not chief or isinstance(exc, TrainingInterrupted):
             raise
         raise TrainingInterrupted(run_dir, _interrupted_message(run_dir)) from exc
+
+
+def _inherit(task: Task, init_from: str | os.PathLike, data: str | os.PathLike,
+             overrides: dict[str, Any]) -> Task:
+    """The task to fine-tune: the source's architecture, vocabulary and weights, with the
+    architecture keys the caller overrode, a new head when ``data`` has other labels (a note
+    says so), and the recipe (training section) of ``task``."""
+    source = load_task(init_from)
+    if source.config.family != task.config.family:
+        raise ConfigError(f"init_from: {init_from} is a {source.config.family!r} model, "
+                          f"not {task.config.family!r}")
+    sections = {"model": dataclasses.asdict(source.config.model),
+                "data": dataclasses.asdict(source.config.data)}
+    arch = {k: v for k, v in overrides.items()
+            if k in sections or any(k in keys for keys in sections.values())}
+    dataset = source.load_data(data, seed=task.config.training.seed)
+    head = source.head_overrides(dataset)
+    if head or arch:
+        new = source.with_new_head(**{**arch, **head})
+        if new.new_head_layers:
+            before = getattr(source, "label_names", None)
+            after = getattr(dataset, "label_names", None)
+            why = (f"the data's labels {after} differ from the source's {before}"
+                   if head and after is not None else "the config changes their shapes")
+            _log(f"init_from {init_from}: {why}; new layer(s) {', '.join(new.new_head_layers)} "
+                 "start from scratch, the rest keeps the source's weights"
+                 + (f" (to keep the source's head, name the labels {before})"
+                    if head and before is not None else ""))
+    else:
+        new = source
+    config = dataclasses.replace(new.config, training=task.config.training)
+    inherited = task_from_config(config, new.preprocessor)
+    inherited._model = new.model
+    inherited.frozen_layers = new.frozen_layers
+    return inherited
 
 
 def _restore_or_adapt(task: Task, dataset: Any, run_dir: Path, resuming: bool) -> None:
@@ -842,12 +886,15 @@ def _start_run_dir(task: Task, run_dir: Path, state: str) -> None:
 
 def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision: str,
                   jit: bool, init_from: Any, overwrite: bool, verbose: Any,
-                  callbacks: list | None, t_start: float) -> TrainResult:
+                  callbacks: list | None, t_start: float, limit: int | None = None
+                  ) -> TrainResult:
     """The body of ``train`` once the run directory is locked: nothing is written into it
     before the model builds, and the backup is removed only after the final checksums."""
     recipe: TrainingConfig = task.config.training
     chief = _is_chief(strategy)
     dataset = task.load_data(data, seed=recipe.seed)
+    if limit is not None:
+        dataset = task.limit_data(dataset, limit, seed=recipe.seed)
     # Non-chief workers never touch the run directory (their machine may not even have it):
     # they build the vocabulary from the same data, and _check_workers_agree compares it.
     state = _run_dir_state(run_dir, task, overwrite) if chief else "new"
@@ -873,6 +920,12 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
         verbose = 1 if sys.stdout.isatty() else 2
     own, backup = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose,
                              steps)
+    if recipe.diagnose_every and chief:  # gradient diagnostics (rnnzoo/diagnostics.py)
+        from rnnzoo.diagnostics import training_callback
+
+        hook = training_callback(task, dataset, run_dir, recipe.diagnose_every,
+                                 recipe.clipnorm, recipe.seed, strategy)
+        own += [hook] if hook is not None else []
     epochs, epochs_logged = _epochs_left(run_dir, recipe.epochs, resuming,
                                          workers.multi_worker)
     t_fit = time.time()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -131,6 +132,34 @@ class Task(abc.ABC):
         """Random ``(inputs, targets)`` for ``self.model`` (post-padded, with a full-length and a
         length-1 row): the lifecycle harness trains and round-trips every entry on it."""
 
+    def limit_data(self, data: Any, limit: int, seed: int = 0) -> Any:
+        """At most ``limit`` examples in each split (``train``, ``dev``, ``test``), a seeded
+        sample kept in file order: ``rnnzoo train --limit N`` for quick trials. The default
+        handles dataclass data objects whose per-split lists are named ``<split>`` or
+        ``<split>_*`` (``train_texts``, ``train_labels``); other layouts override it."""
+        if not dataclasses.is_dataclass(data):
+            raise ConfigError(f"limit: {self.task_type} data cannot be cut to N examples "
+                              "(its task type does not implement limit_data)")
+        names = [f.name for f in dataclasses.fields(data)]
+        changes: dict[str, Any] = {}
+        rng = np.random.default_rng(seed)
+        for split in ("train", "dev", "test"):
+            group = [n for n in names if n == split or n.startswith(f"{split}_")]
+            lists = [getattr(data, n) for n in group if isinstance(getattr(data, n), list)]
+            if not lists or len(lists[0]) <= limit:
+                continue
+            size = len(lists[0])
+            keep = np.sort(rng.choice(size, limit, replace=False))
+            for n in group:
+                value = getattr(data, n)
+                if isinstance(value, list) and len(value) == size:
+                    changes[n] = [value[i] for i in keep]
+        if not changes:
+            return data
+        if isinstance(getattr(data, "description", None), str):
+            changes["description"] = f"{data.description} (at most {limit} examples per split)"
+        return dataclasses.replace(data, **changes)
+
     # -- task-type hooks: evaluation ----------------------------------------------------------
     @abc.abstractmethod
     def evaluate_data(self, data: Any, split: str = "dev", **options: Any) -> dict:
@@ -159,6 +188,12 @@ class Task(abc.ABC):
     def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much a candidate bundle (int8) changes results against a reference (fp32), on
         the task's metric when ``eval_data`` is given; has a ``summary`` line."""
+
+    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+        """Why an int8 bundle, compared with ``compare_runtimes``, is not good enough to ship
+        inside a preset (None: ship it). The default ships fp32 only: a task type opts in
+        with its own rule on its own metric."""
+        return f"no int8 acceptance rule for {self.task_type} models (fp32 only)"
 
     @classmethod
     @abc.abstractmethod
@@ -208,6 +243,9 @@ class Task(abc.ABC):
     @property
     def model(self) -> Any:
         if self._model is None:
+            from rnnzoo.extras import require_training
+
+            require_training(f"building the Keras model of {self.name!r}")
             # A config changed in code (dataclasses.replace) skipped the checks of
             # build_section: check it here, before Keras fails on it with a traceback.
             for section in ("model", "data", "training"):

@@ -32,7 +32,7 @@ import math
 import os
 import sys
 import wave
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -780,6 +780,13 @@ class MusicGenerationTask(_MusicGenerator, Task):
                 "max_prob_drift": drift,
                 "summary": f"frame NLL fp32 {a['nll']:.4f} -> int8 {b['nll']:.4f} on "
                            f"{len(pieces)} pieces; max probability drift {drift:.4f}"}
+
+    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+        """int8 ships when its frame NLL is at most 0.5% above fp32's."""
+        a, b = comparison.get("nll_fp32"), comparison.get("nll_int8")
+        if a is None or b is None or b > a * 1.005:
+            return "int8 frame NLL more than 0.5% above fp32's"
+        return None
 
     @classmethod
     def example_inputs(cls) -> list:

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -287,6 +287,17 @@ class TextClassificationTask(_Classifier, Task):
                         f"({acc_new - acc_ref:+.4f}) on {len(texts)} examples")
         out["summary"] = summary
         return out
+
+    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+        """int8 ships when it loses at most half a point of accuracy on the evaluation data
+        (or, without data, agrees with fp32 on at least 99% of random inputs)."""
+        if "accuracy_difference" in comparison:
+            if comparison["accuracy_difference"] < -0.005:
+                return "int8 loses more than 0.5 points of accuracy"
+            return None
+        if comparison.get("argmax_agreement", 0.0) < 0.99:
+            return "int8 disagrees with fp32 on more than 1% of random inputs"
+        return None
 
     @classmethod
     def example_inputs(cls) -> list:

@@ -374,6 +374,12 @@ class TranslationTask(_Translator, Task):
         return {"sentences": len(texts), "identical_greedy_translations": same,
                 "summary": f"{same:.1%} identical greedy translations on {len(texts)} sentences"}
 
+    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+        """int8 ships when at least 90% of its greedy translations equal fp32's."""
+        if comparison.get("identical_greedy_translations", 0.0) < 0.9:
+            return "fewer than 90% of int8 greedy translations equal fp32's"
+        return None
+
     @classmethod
     def example_inputs(cls) -> list:
         return ["the movie was good", "bad plot", "a"]
