@@ -43,6 +43,8 @@ __all__ = [
     "TokenSampler",
     "TopKSampler",
     "TopPSampler",
+    "ctc_greedy_decode",
+    "ctc_prefix_beam_search",
     "generate",
     "graph_step",
     "get_sampler",
@@ -799,3 +801,63 @@ def graph_step(runner: GraphRunner, graph: str = "decoder") -> StepFn:
         return outs[outputs[0]], new
 
     return step
+
+
+# ---------------------------------------------------------------------------------------------
+# CTC decoding: per-frame log-probabilities -> label sequences (speech recognition)
+# ---------------------------------------------------------------------------------------------
+
+
+def ctc_greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
+    """Best path: the most likely label per frame, repeats merged, blanks removed (Graves et
+    al. 2006). ``log_probs`` is ``[T, C]`` (only the valid frames of one utterance)."""
+    lp = np.asarray(log_probs)
+    if lp.ndim != 2:
+        raise ValueError(f"ctc_greedy_decode: expected [frames, classes], got shape {lp.shape}")
+    if not len(lp):
+        return []
+    best = lp.argmax(axis=-1)
+    keep = np.ones(len(best), dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return [int(c) for c in best[keep] if c != blank]
+
+
+def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: int = 0,
+                           prune: float = -30.0) -> list[tuple[list[int], float]]:
+    """CTC prefix beam search (Hannun et al. 2014, without a language model): the
+    ``beam_width`` most probable label sequences with their log-probabilities, best first.
+
+    Unlike the best path, a prefix's score sums over every alignment that collapses to it
+    (blank-ending and label-ending paths kept apart, so ``a a`` needs a blank between), so it
+    returns the most probable *sequence* when the beam holds every live prefix. Labels whose
+    frame log-probability is below ``prune`` are not extended (they cannot matter in float64
+    next to a path of log-probability > ``prune``)."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    if lp.ndim != 2:
+        raise ValueError(f"ctc_prefix_beam_search: expected [frames, classes], got shape "
+                         f"{lp.shape}")
+    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
+            or beam_width < 1:
+        raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    neg = -np.inf
+    # prefix -> [log P(prefix, ending in blank), log P(prefix, ending in its last label)]
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}
+    for row in lp:
+        labels = [c for c in range(len(row)) if c != blank and row[c] > prune]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            here = nxt.setdefault(prefix, [neg, neg])
+            here[0] = np.logaddexp(here[0], total + row[blank])
+            last = prefix[-1] if prefix else None
+            for c in labels:
+                ext = nxt.setdefault(prefix + (c,), [neg, neg])
+                if c == last:  # "aa" needs a blank between; "a a" without one stays "a"
+                    ext[1] = np.logaddexp(ext[1], pb + row[c])
+                    here[1] = np.logaddexp(here[1], pnb + row[c])
+                else:
+                    ext[1] = np.logaddexp(ext[1], total + row[c])
+        ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(*kv[1]))
+        beams = dict(ranked[:beam_width])
+    ranked = sorted(beams.items(), key=lambda kv: -np.logaddexp(*kv[1]))
+    return [(list(p), float(np.logaddexp(*s))) for p, s in ranked]

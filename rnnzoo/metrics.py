@@ -49,3 +49,28 @@ def format_report(report: dict) -> str:
     for name, row in zip(names, report["confusion_matrix"]):
         lines.append(f"{name:>{width}}  " + " ".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+def edit_distance(ref: Sequence, hyp: Sequence) -> int:
+    """Levenshtein distance (substitutions, insertions, deletions all cost 1) between two
+    sequences: the numerator of the label/character error rate. Plain dynamic programming,
+    one row at a time: transcripts here are short, so no extra dependency is worth it."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def label_error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> dict:
+    """Corpus label error rate (total edit distance / total reference length, as in Graves et
+    al. 2006), string accuracy (exact matches) and the counts behind them."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"label_error_rate: {len(refs)} references but {len(hyps)} hypotheses")
+    edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
+    length = sum(len(r) for r in refs)
+    exact = sum(list(r) == list(h) for r, h in zip(refs, hyps))
+    return {"ler": edits / max(length, 1), "string_accuracy": exact / max(len(refs), 1),
+            "edits": edits, "reference_labels": length, "num_strings": len(refs)}

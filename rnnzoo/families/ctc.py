@@ -1,0 +1,120 @@
+"""CTC recognizer: log-mel frames -> optional strided convolution -> bidirectional recurrent
+stack -> per-frame softmax over the alphabet plus blank (Graves et al. 2006).
+
+Data, features, ``transcribe``, decoding, metrics, export and the runtime come from the
+``speech-recognition`` task type; this family only builds the Keras model. The convolution
+(``conv_filters > 0``) shortens the sequence by ``conv_stride`` before the recurrent layers,
+which is most of the training time; its window is centred on every ``conv_stride``-th frame
+with explicit zero padding, so a row gives the same outputs alone as in a padded batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rnnzoo.config import rule
+from rnnzoo.tasks.speech_recognition import DataConfig, SpeechRecognitionTask, write_wav
+
+__all__ = ["DataConfig", "ModelConfig", "Task"]
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    num_labels: int = rule(10, min=1)  # alphabet size; the output has one more (the blank)
+    conv_filters: int = rule(0, min=0)  # 0: no convolution front end
+    conv_kernel: int = rule(5, min=1)  # odd: centred on the kept frames
+    conv_stride: int = rule(1, min=1, max=8)
+    cell: Literal["simple", "lstm", "gru"] = "lstm"
+    units: int = rule(128, min=1)
+    num_layers: int = rule(2, min=1)
+    reset_after: bool = True  # GRU only
+    input_dropout: float = rule(0.1, min=0.0, max=1.0, max_exclusive=True)
+    dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.conv_kernel % 2 == 0:
+            problems.append(f"conv_kernel: must be odd (centred on the kept frames), found "
+                            f"{self.conv_kernel}")
+        if self.conv_stride > 1 and not self.conv_filters:
+            problems.append("conv_stride: striding needs the convolution front end; set "
+                            "conv_filters > 0 or conv_stride: 1")
+        return problems
+
+
+class Task(SpeechRecognitionTask):
+    """A CTC recognizer. ``transcribe(["a.wav", "b.wav"])`` returns their transcripts."""
+
+    def build_model(self) -> Any:
+        import keras
+
+        from rnnzoo.layers import RecurrentStack
+        from rnnzoo.layers.ctc import FrameSubsample, MaskedLogSoftmax
+
+        m = self.config.model
+        L = keras.layers
+        features = keras.Input((None, self.config.data.n_mels), name="features")
+        mask = keras.Input((None,), name="mask")
+        # Padded frames are zeroed, so the convolution sees what a lone row's padding gives.
+        x = L.Multiply(name="masked_features")([features, L.Reshape((-1, 1))(mask)])
+        frames = mask
+        if m.conv_filters:
+            pad = m.conv_kernel // 2
+            x = L.ZeroPadding1D((pad, pad), name="conv_pad")(x)
+            x = L.Conv1D(m.conv_filters, m.conv_kernel, strides=m.conv_stride,
+                         activation="relu", name="conv")(x)
+            frames = FrameSubsample(m.conv_stride, name="frame_mask")(mask)
+        x = L.Dropout(m.input_dropout, name="input_dropout")(x)
+        x = RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers, bidirectional=True,
+                           dropout=m.dropout, reset_after=m.reset_after, return_sequences=True,
+                           name="encoder")(x, mask=keras.ops.cast(frames, "bool"))
+        x = L.Dropout(m.dropout, name="dropout")(x)
+        logits = L.Dense(m.num_labels + 1, dtype="float32", name="logits")(x)
+        log_probs = MaskedLogSoftmax(name="log_probs")(logits, frames)
+        return keras.Model([features, mask], log_probs, name=self.config.name)
+
+
+# -- test support -------------------------------------------------------------------------------
+TINY_OVERRIDES = {
+    "model": {"num_labels": 3, "conv_filters": 8, "conv_kernel": 3, "conv_stride": 2,
+              "units": 8, "num_layers": 1, "input_dropout": 0.0, "dropout": 0.0},
+    "data": {"n_mels": 16, "beam_width": 2},
+    "training": {"epochs": 1, "batch_size": 16, "warmup_steps": 0, "early_stopping_patience": 0},
+}
+
+# Synthetic "speech": each symbol is a tone burst of its own pitch.
+TONES = {"a": 500.0, "b": 1200.0, "c": 2200.0}
+
+
+def tone_string(text: str, rng: np.random.Generator, rate: int = 8000) -> np.ndarray:
+    """Tone bursts (0.08-0.16 s) for the symbols of ``text``, separated by short silences,
+    with random amplitude and a faint noise floor."""
+    parts = [np.zeros(int(rng.integers(0, int(0.05 * rate))), np.float32)]
+    for ch in text:
+        n = int(rng.uniform(0.08, 0.16) * rate)
+        t = np.arange(n) / rate
+        env = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+        amp = rng.uniform(0.2, 0.6)
+        parts.append((amp * env * np.sin(2 * np.pi * TONES[ch] * t)).astype(np.float32))
+        parts.append(np.zeros(int(rng.uniform(0.03, 0.08) * rate), np.float32))
+    audio = np.concatenate(parts)
+    return audio + rng.normal(0, 1e-3, audio.shape).astype(np.float32)
+
+
+def synthetic_dataset(directory: str | Path, n: int = 300, seed: int = 0) -> Path:
+    """A learnable folder in the user layout: ``n`` WAV files (8 kHz) of 1-4 tone bursts from
+    three pitches, and ``transcripts.tsv`` with their symbols (``a``, ``b``, ``c``)."""
+    rng = np.random.default_rng(seed)
+    folder = Path(directory) / "synthetic_speech"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        text = "".join(rng.choice(list(TONES), size=int(rng.integers(1, 5))))
+        write_wav(folder / f"utt{i:04d}.wav", tone_string(text, rng), 8000)
+        lines.append(f"utt{i:04d}.wav\t{text}")
+    (folder / "transcripts.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
