@@ -1,0 +1,168 @@
+"""rnnzoo's echo-state network against reservoirpy on Mackey-Glass: NRMSE and fit time side by
+side, the same reservoir hyperparameters, the same series, in one run.
+
+    pip install -e '.[bench]'          # reservoirpy
+    python benchmarks/bench_esn.py [--seeds 5] [--units 500] [--horizon 1] [--json out.json]
+
+The series is rnnzoo's Mackey-Glass generator (tau = 17, 10,000 samples after a transient,
+seeded), z-scored with the train rows' mean and std and split chronologically 70/10/20, exactly
+what ``rnnzoo train esn_forecaster --data mackey-glass`` reads. For every reservoir seed:
+
+* **rnnzoo**: ``rnnzoo.train("esn_forecaster", "mackey-glass", ...)``, the real training path
+  (run directory, non-gradient ``fit`` hook: states over the train rows, washout, ridge).
+  Fit time = the hook's readout fit (reservoir states + ridge solve); the whole ``train`` call
+  (with Keras' reporting epoch, checkpoints and reports) is listed too.
+* **reservoirpy**: ``Reservoir(units, lr, sr, input_scaling, rc_connectivity,
+  input_connectivity, seed) >> Ridge(ridge)``, ``fit(train inputs, next values, warmup=washout)``.
+
+Both are then scored the same way, teacher-forced: the reservoir continues from the end of the
+train rows over the dev and test rows, and the readout's test-row forecasts give NRMSE (RMSE
+over the standard deviation of the truth). rnnzoo's own windowed evaluation (the reservoir
+started from zero at each ``lookback``-row window, as ``forecast(window)`` runs it) is listed
+as well. The reservoirs' random draws differ between the libraries (same distributions, other
+generators), so the comparison is over several seeds: mean and spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def nrmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    return math.sqrt(float(np.mean((pred - truth) ** 2))) / float(np.std(truth))
+
+
+def targets_of(series: np.ndarray, horizon: int) -> np.ndarray:
+    """Row t -> the next ``horizon`` values [rows - horizon, horizon]."""
+    return np.stack([series[1 + k: len(series) - horizon + 1 + k] for k in range(horizon)],
+                    axis=1)
+
+
+def run_rnnzoo(hp: dict, seed: int, horizon: int, lookback: int, work: Path) -> dict:
+    import rnnzoo
+
+    t0 = time.perf_counter()
+    result = rnnzoo.train(
+        "esn_forecaster", "mackey-glass", out=work / f"rnnzoo-{seed}", verbose=0,
+        model={**hp, "reservoir_seed": seed},
+        data={"lookback": lookback, "horizon": horizon, "target": "x"})
+    train_wall = time.perf_counter() - t0
+    task = result.task
+    data = task.load_data("mackey-glass", seed=task.config.training.seed)
+    series = task.preprocessor.scale(data.series.values)[:, 0]
+    (_, n_train), (_, _), (test_lo, test_hi) = (data.borders[s] for s in ("train", "dev",
+                                                                            "test"))
+    # Teacher-forced over the whole series from zero = the train states, then continuing.
+    states = task.series_states(series[:, None])
+    w, b = task.model.get_layer("readout").get_weights()
+    first = test_lo + lookback  # the test split's own rows (after its look-back overlap)
+    rows = np.arange(first - 1, test_hi - horizon)
+    pred = states[rows] @ w + b
+    truth = targets_of(series, horizon)[rows]
+    windowed = task.evaluate_data(data, "test")
+    return {"nrmse": nrmse(pred, truth), "nrmse_windowed": windowed["nrmse"],
+            "fit_s": task.readout_fit["fit_seconds"], "train_call_s": train_wall,
+            "series": series, "first": first, "n_train": n_train, "test_hi": test_hi}
+
+
+def run_reservoirpy(hp: dict, seed: int, horizon: int, series: np.ndarray, n_train: int,
+                    first: int, test_hi: int) -> dict:
+    from reservoirpy import verbosity
+    from reservoirpy.nodes import Reservoir, Ridge
+
+    verbosity(0)
+    reservoir = Reservoir(hp["units"], lr=hp["leak_rate"], sr=hp["spectral_radius"],
+                          input_scaling=hp["input_scaling"], rc_connectivity=hp["connectivity"],
+                          input_connectivity=hp["input_connectivity"], bias=0.0, seed=seed)
+    readout = Ridge(ridge=hp["ridge"])
+    esn = reservoir >> readout
+    y = targets_of(series, horizon)
+    x_train = series[: n_train - horizon, None]
+    t0 = time.perf_counter()
+    esn.fit(x_train, y[: n_train - horizon], warmup=hp["washout"])
+    fit_s = time.perf_counter() - t0
+    # Continue from the end of the train inputs over every later row, teacher-forced.
+    rest = esn.run(series[n_train - horizon: test_hi - horizon, None])
+    rows = np.arange(first - 1, test_hi - horizon)
+    pred = np.asarray(rest)[rows - (n_train - horizon)]
+    return {"nrmse": nrmse(pred, y[rows]), "fit_s": fit_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--units", type=int, default=500)
+    parser.add_argument("--horizon", type=int, default=1)
+    parser.add_argument("--lookback", type=int, default=200)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    try:
+        import reservoirpy
+    except ImportError:
+        print("reservoirpy is not installed: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    from rnnzoo.registry import get_entry
+
+    model = get_entry("esn_forecaster").model
+    hp = {"units": args.units, "spectral_radius": model.spectral_radius,
+          "leak_rate": model.leak_rate, "input_scaling": model.input_scaling,
+          "connectivity": model.connectivity, "input_connectivity": model.input_connectivity,
+          "ridge": model.ridge, "washout": model.washout}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            ours = run_rnnzoo(hp, seed, args.horizon, args.lookback, Path(tmp))
+            theirs = run_reservoirpy(hp, seed, args.horizon, ours.pop("series"),
+                                     ours.pop("n_train"), ours.pop("first"),
+                                     ours.pop("test_hi"))
+            rows.append({"seed": seed, "rnnzoo": ours, "reservoirpy": theirs})
+            print(f"seed {seed}: rnnzoo NRMSE {ours['nrmse']:.3e} (windowed "
+                  f"{ours['nrmse_windowed']:.3e}), fit {ours['fit_s']:.2f}s | reservoirpy "
+                  f"NRMSE {theirs['nrmse']:.3e}, fit {theirs['fit_s']:.2f}s", flush=True)
+
+    def stat(lib: str, key: str) -> tuple[float, float]:
+        v = np.array([r[lib][key] for r in rows])
+        return float(v.mean()), float(v.std())
+
+    summary = {
+        "hyperparameters": hp, "horizon": args.horizon, "seeds": args.seeds,
+        "series": "rnnzoo mackey_glass(n=10000, tau=17, seed=1234), z-scored, 70/10/20",
+        "reservoirpy_version": reservoirpy.__version__,
+        "rnnzoo": {k: stat("rnnzoo", k) for k in ("nrmse", "nrmse_windowed", "fit_s",
+                                                   "train_call_s")},
+        "reservoirpy": {k: stat("reservoirpy", k) for k in ("nrmse", "fit_s")},
+        "runs": rows,
+    }
+    ratio = summary["rnnzoo"]["nrmse"][0] / summary["reservoirpy"]["nrmse"][0]
+    summary["nrmse_ratio"] = ratio
+    print()
+    print(f"Mackey-Glass (tau 17), {args.horizon} step(s) ahead, {args.seeds} seeds, "
+          + ", ".join(f"{k}={v}" for k, v in hp.items()))
+    print(f"{'':24}{'test NRMSE (mean +- std)':>28}{'fit time, s':>16}")
+    for lib, label in (("rnnzoo", "rnnzoo"), ("reservoirpy", f"reservoirpy "
+                                                               f"{reservoirpy.__version__}")):
+        m, s = summary[lib]["nrmse"]
+        f, fs = summary[lib]["fit_s"]
+        print(f"{label:24}{m:>18.3e} +- {s:.1e}{f:>12.2f} +- {fs:.2f}")
+    m, s = summary["rnnzoo"]["nrmse_windowed"]
+    print(f"{'rnnzoo, windowed eval':24}{m:>18.3e} +- {s:.1e}"
+          f"   (reservoir from zero per {args.lookback}-row window)")
+    print(f"rnnzoo / reservoirpy NRMSE: {ratio:.3f} (target: within 10%)")
+    print(f"rnnzoo whole train() call: {summary['rnnzoo']['train_call_s'][0]:.1f}s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
