@@ -88,6 +88,9 @@ class TrainingConfig:
     intra_op_threads: int = _rule(1, min=0)  # 0 lets TensorFlow decide
     inter_op_threads: int = _rule(2, min=0)
     backup_every: Literal["epoch"] | int = _rule("epoch", min=1)  # BackupAndRestore save_freq
+    # Gradient diagnostics every N optimizer steps (0: off): gradient norms per layer, clipping,
+    # the temporal profile ||dL/dh_t|| of a probe batch -> RUN/diagnostics.{json,png}.
+    diagnose_every: int = _rule(0, min=0)
 
     def check(self) -> list[str]:
         """Cross-field rules (see ``build_section``)."""
