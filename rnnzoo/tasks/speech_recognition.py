@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -896,6 +896,17 @@ class SpeechRecognitionTask(_Recognizer, Task):
                                for x, y in zip(la, lb)]))
         return {"transcript_agreement": agree, "max_log_prob_drift": drift,
                 "summary": f"transcript agreement {agree:.0%}, max log-prob drift {drift:.4f}"}
+
+    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+        """int8 ships when its label error rate is at most 0.5 points above fp32's (or, without
+        data, every transcript of the random inputs is the same)."""
+        if "ler_int8" in comparison:
+            if comparison["ler_int8"] > comparison["ler_fp32"] + 0.005:
+                return "int8 label error rate more than 0.5 points above fp32's"
+            return None
+        if comparison.get("transcript_agreement", 0.0) < 1.0:
+            return "int8 transcripts differ from fp32's on random inputs"
+        return None
 
     @classmethod
     def example_inputs(cls) -> list:
