@@ -121,6 +121,12 @@ def sample_feeds(inputs: Sequence[InputSpec], sizes: Sequence[Mapping[str, int]]
             if spec.kind == "tokens":
                 if axis is None:
                     value = rng.integers(1, spec.vocab_size, size=shape)
+                elif len(shape) == 3:
+                    # [batch, time, symbols] (a tagger's characters per word): every step
+                    # holds 1..symbols ids, post-padded; padded steps hold none.
+                    inner = rng.integers(1, shape[2] + 1, size=shape[0] * shape[1])
+                    value = random_tokens(rng, inner, shape[2], spec.vocab_size).reshape(shape)
+                    value[np.arange(shape[1])[None, :] >= lengths[axis][:, None]] = 0
                 else:
                     value = random_tokens(rng, lengths[axis], shape[1], spec.vocab_size)
             elif spec.kind == "mask":
