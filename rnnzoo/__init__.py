@@ -16,6 +16,7 @@ _LAZY = {
     "create_model": "rnnzoo.registry",
     "model_info": "rnnzoo.registry",
     "train": "rnnzoo.training",
+    "diagnose": "rnnzoo.diagnostics",
     "load": "rnnzoo.registry",
     "from_preset": "rnnzoo.presets",
     "list_presets": "rnnzoo.presets",
