@@ -400,9 +400,9 @@ def _add_diagnose_command(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    task = _loaded(args, "export")
     from rnnzoo.export import to_onnx
 
-    task = _loaded(args, "export")
     report = to_onnx(task, args.out, opset=args.opset, quantize=args.quantize,
                      validate=not args.no_validate, strict=args.strict, eval_data=args.data,
                      overwrite=args.overwrite)

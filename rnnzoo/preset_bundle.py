@@ -163,6 +163,8 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
             "keras_parity": _user_call_parity(task, fp32),
         },
     }
+    if not int8:
+        info["int8_rejected"] = "not built (int8=False / --no-int8)"
     if report.int8_path is not None:
         made = report.int8_path
         comparison = {k: v for k, v in (report.int8 or {}).items() if k != "op_counts"}

@@ -18,7 +18,6 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from rnnzoo.export import to_onnx
 
 import rnnzoo
 from rnnzoo.families import family_spec
@@ -99,27 +98,32 @@ def test_lifecycle(name, tmp_path):
     for asset in (run / "assets").iterdir():
         assert (tmp_path / "tuned" / "assets" / asset.name).read_bytes() == asset.read_bytes()
 
-    # Save as a preset (verified format) and load it back: identical outputs.
+    # Save as a preset (verified format) with its validated ONNX bundle, and load it back:
+    # identical outputs from Keras.
     preset = save_preset(again, tmp_path / "preset", {
         "name": f"{name}.lifecycle", "dataset": "synthetic", "split": "dev",
         "metrics": {"loss": float(result.history["loss"][-1])}, "metrics_command": "test",
         "training_command": "test", "training_wall_time_s": 0.0, "data_license": "generated"},
-        storage="float32")
+        storage="float32", onnx=True, int8=False)
     for a, b in zip(_outputs(again, x), _outputs(rnnzoo.from_preset(preset), x)):
         np.testing.assert_array_equal(a, b)
 
-    # Export with validation (fused ops, parity) and run the bundle without TensorFlow.
-    report = to_onnx(again, tmp_path / "bundle", strict=True)
-    for info in report.graphs.values():
+    # The preset's bundle was exported with validation (fused ops, parity with Keras) ...
+    bundle = json.loads((preset / "metadata.json").read_text())["onnx"]["fp32"]
+    for info in bundle["graphs"].values():
         assert info["loop_ops"] == 0 and info["recurrent_ops"], info
-        assert max(info["max_abs_diff"].values()) <= 1e-4, info
+        assert max(info["max_abs_diff_vs_keras"].values()) <= 1e-4, info
+    assert "identical to Keras" in bundle["keras_parity"]
+    # ... and the preset runs through it with TensorFlow unimportable: the same user-call
+    # results as Keras.
     inputs = type(again).example_inputs()
     expected = type(again).example_outputs(again, inputs)
     out = run_without_tensorflow(f"""
         import json
-        from rnnzoo.export import runtime
-        from rnnzoo.tasks import task_class
-        rt = runtime.load({str(tmp_path / 'bundle')!r})
+        import rnnzoo
+        from rnnzoo.tasks import runtime_class, task_class
+        rt = rnnzoo.from_preset({str(preset)!r})   # no train extra: the ONNX bundle
+        assert isinstance(rt, runtime_class({again.config.task!r})), type(rt)
         result = task_class({again.config.task!r}).example_outputs(rt, {inputs!r})
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
         print(json.dumps(result))

@@ -43,6 +43,7 @@ from rnnzoo.data.batching import length_sorted_batches
 from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE, BundleRuntime
 from rnnzoo.export.specs import GraphSpec, InputSpec
+from rnnzoo.extras import require_module
 from rnnzoo.generation import GraphRunner, graph_step
 from rnnzoo.io import atomic_write_text
 from rnnzoo.tasks.base import Task
@@ -165,11 +166,11 @@ def _check_roll(roll: Any, where: str) -> np.ndarray:
 def read_mat(path: str | os.PathLike) -> tuple[list, list, list]:
     """Train/valid/test rolls of a Boulanger-Lewandowski ``.mat`` file (MATLAB v5 cells
     ``traindata``, ``validdata``, ``testdata`` of ``[T, 88]`` arrays)."""
-    import scipy.io
+    scipy_io = require_module("scipy.io", f"reading {Path(path).name} (a .mat file)", "scipy")
 
     path = Path(path)
     try:
-        mat = scipy.io.loadmat(str(path))
+        mat = scipy_io.loadmat(str(path))
     except Exception as exc:  # noqa: BLE001 - scipy raises MatReadError, ValueError, ...
         raise DataError(f"{path}: not a MATLAB .mat file scipy can read ({_short(exc)}); "
                         "expected the Boulanger-Lewandowski files (JSB_Chorales.mat)") from None
@@ -422,8 +423,7 @@ def write_midi(roll: np.ndarray, path: str | os.PathLike, qpm: float = DEFAULT_Q
 def plot_roll(roll: np.ndarray, path: str | os.PathLike, title: str = "",
               primer_steps: int = 0) -> Path:
     """A piano-roll PNG (time across, pitch up), the primer shaded; written atomically."""
-    import matplotlib
-
+    matplotlib = require_module("matplotlib", "a piano-roll image (--plot)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -614,6 +614,21 @@ class _MusicGenerator(abc.ABC):
         if not frames:
             raise DataError("nothing to score: every piece has a single frame")
         return {"nll": total / frames, "frames": frames, "pieces": len(rolls)}
+
+    def evaluate(self, pieces: Sequence[Any], references: Sequence[Any] | None = None,
+                 batch_size: int = 32) -> dict:
+        """The task's metrics on ``pieces`` (rolls, pitch lists or MIDI paths): frame NLL, as
+        ``nll``. A piece is its own reference (frame t is predicted from frames < t), so
+        ``references`` is accepted only as the same pieces, for the shared
+        ``evaluate(inputs, references)`` shape."""
+        if references is not None and references is not pieces:
+            rolls = [self.as_roll(p, f"piece {i}") for i, p in enumerate(pieces)]
+            refs = [self.as_roll(p, f"reference {i}") for i, p in enumerate(references)]
+            if len(rolls) != len(refs) or not all(np.array_equal(a, b)
+                                                  for a, b in zip(rolls, refs)):
+                raise DataError("evaluate: a music model scores pieces against themselves "
+                                "(frame t from frames < t); call evaluate(pieces)")
+        return self.nll(pieces, batch_size=batch_size)
 
     def generate(self, steps: int = DEFAULT_STEPS, primer: Any = None, temperature: float = 1.0,
                  seed: int | None = None, include_primer: bool = False,

@@ -37,6 +37,7 @@ from rnnzoo.export.bundle import (
     check_tokens,
 )
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
+from rnnzoo.extras import require_module
 from rnnzoo.generation import BeamSampler, GraphRunner, generate, get_sampler, graph_step
 from rnnzoo.io import atomic_write_text, save_figure
 from rnnzoo.tasks.base import Task
@@ -452,8 +453,7 @@ def _step_inputs(step_model: Any, tgt_vocab_size: int) -> list[InputSpec]:
 def plot_attention(pre: TranslatorPreprocessor, source: str, translation: str,
                    weights: np.ndarray, path: str | Path) -> Path:
     """Heatmap of attention weights [output tokens, source tokens], written atomically."""
-    import matplotlib
-
+    matplotlib = require_module("matplotlib", "--attention-plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -472,7 +472,7 @@ def plot_attention(pre: TranslatorPreprocessor, source: str, translation: str,
 
 def score_translations(hyps: Sequence[str], refs: Sequence[str], lowercase: bool,
                        beam: int | None = None) -> dict:
-    import sacrebleu
+    sacrebleu = require_module("sacrebleu", "BLEU and chrF (translation evaluate)")
 
     refs = [normalize(r, lowercase, space_punctuation=False) for r in refs]
     bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()

@@ -1,0 +1,101 @@
+"""The slim install: with TensorFlow, Keras and tf2onnx unimportable (as after ``pip install
+rnnzoo`` without the train extra), the inference commands run the shipped presets' ONNX bundles,
+and every command that needs the train extra says so in one line with the install command.
+Also: the quiet default (nothing on stderr) and the preset-bundle command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rnnzoo.cli import main
+
+BLOCK = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx'):
+                raise ImportError('blocked: ' + name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def slim_cli(*args: str) -> subprocess.CompletedProcess:
+    """``rnnzoo ARGS`` in a process where the train extra cannot be imported."""
+    code = BLOCK + textwrap.dedent(f"""
+        from rnnzoo.cli import main
+        code = main({list(args)!r})
+        assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+        sys.exit(code)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={"RNNZOO_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+
+
+def test_inference_commands_run_without_tensorflow():
+    proc = slim_cli("predict", "sentiment_bilstm.sst2", "a gorgeous, witty, seductive movie.",
+                    "a dull, tedious mess.", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+    proc = slim_cli("translate", "translator_gru_attention.spa_eng", "Tengo hambre.")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "i'm hungry."
+    proc = slim_cli("generate", "music_lstm.jsb", "--steps", "4", "--seed", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 4
+    proc = slim_cli("predict", "sentiment_bilstm.sst2", "a dull, tedious mess.", "--int8")
+    assert proc.returncode == 0 and proc.stdout.startswith("negative"), proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "sentiment_gru", "--data", "x.csv"],
+    ["evaluate", "sentiment_bilstm.sst2", "--data", "x.csv"],
+    ["export", "sentiment_bilstm.sst2", "--out", "b"],
+    ["predict", "sentiment_bilstm.sst2", "a film", "--backend", "keras"],
+    ["preset-bundle", "sentiment_bilstm.sst2", "--out", "p"],
+])
+def test_train_extra_commands_say_how_to_install(args):
+    proc = slim_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert 'pip install "rnnzoo[train]"' in lines[0] and lines[0].startswith("rnnzoo: error:")
+
+
+def test_keras_path_is_quiet_by_default():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's
+    proc = subprocess.run([sys.executable, "-m", "rnnzoo.cli", "predict", "sentiment_bilstm.sst2",
+                           "a dull, tedious mess.", "--backend", "keras"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("negative") and proc.stderr == ""
+
+
+def test_preset_bundle_command(tmp_path, sentiment_csv, capsys):
+    import rnnzoo
+    from rnnzoo.presets import save_preset
+
+    result = rnnzoo.train("sentiment_gru", sentiment_csv, out=tmp_path / "run", epochs=1,
+                          verbose=0, vocab_size=64, embedding_dim=8, units=8, max_length=16)
+    plain = save_preset(result.task, tmp_path / "plain", {
+        "name": "sentiment_gru.slim", "dataset": "synthetic", "split": "dev",
+        "metrics": {"accuracy": 0.5}, "metrics_command": "test", "training_command": "test",
+        "training_wall_time_s": 1.0, "data_license": "generated"})
+    assert main(["preset-bundle", str(plain), "--out", str(plain), "--overwrite",
+                 "--data", str(sentiment_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "ONNX fp32: onnx/fp32" in out
+    assert (plain / "onnx" / "fp32" / "bundle.json").is_file()
+    assert "## ONNX bundles" in (plain / "README.md").read_text()
+    proc = slim_cli("predict", str(plain), "a good film", "--json")
+    assert proc.returncode == 0, proc.stderr
+    label = json.loads(proc.stdout)["label"]
+    assert main(["predict", str(plain), "a good film", "--json", "--backend", "keras"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == label
