@@ -99,3 +99,7 @@ def test_preset_bundle_command(tmp_path, sentiment_csv, capsys):
     label = json.loads(proc.stdout)["label"]
     assert main(["predict", str(plain), "a good film", "--json", "--backend", "keras"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] == label
+    # --limit N scores the first N examples of the split
+    assert main(["evaluate", str(plain), "--data", str(sentiment_csv), "--limit", "7",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 7
