@@ -77,10 +77,8 @@ def run_rnnzoo(hp: dict, seed: int, horizon: int, lookback: int, work: Path) -> 
 
 def run_reservoirpy(hp: dict, seed: int, horizon: int, series: np.ndarray, n_train: int,
                     first: int, test_hi: int) -> dict:
-    from reservoirpy import verbosity
     from reservoirpy.nodes import Reservoir, Ridge
 
-    verbosity(0)
     reservoir = Reservoir(hp["units"], lr=hp["leak_rate"], sr=hp["spectral_radius"],
                           input_scaling=hp["input_scaling"], rc_connectivity=hp["connectivity"],
                           input_connectivity=hp["input_connectivity"], bias=0.0, seed=seed)

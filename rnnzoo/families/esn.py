@@ -106,8 +106,15 @@ class Task(ForecastingTask):
 
     def series_states(self, series: np.ndarray) -> np.ndarray:
         """Reservoir states [rows, units] over one scaled series [rows, columns], from zero."""
-        x = np.asarray(series, np.float32)[None]
-        return np.asarray(self.reservoir(x, return_sequences=True))[0]
+        import tensorflow as tf
+
+        layer = self.reservoir
+        cached = getattr(self, "_states_fn", None)
+        if cached is None or cached[0] is not layer:  # eager Keras steps one op at a time
+            fn = tf.function(lambda x: layer(x, return_sequences=True), reduce_retracing=True)
+            self._states_fn = cached = (layer, fn)
+        x = tf.constant(np.asarray(series, np.float32)[None])
+        return np.asarray(cached[1](x))[0]
 
     def fit_readout(self, series: np.ndarray) -> dict[str, float]:
         """Fit the readout on a scaled series [rows, columns] (washout, then ridge); returns
