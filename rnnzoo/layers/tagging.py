@@ -188,7 +188,9 @@ class CharCNN(keras.layers.Layer):
         return ops.reshape(feats, (shape[0], shape[1], self.filters))
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        return None
+        # A real word has at least one character: the mask of the words it is joined to. (With
+        # no mask here, Keras' Concatenate would treat every step as valid.)
+        return ops.greater(inputs[:, :, 0], 0)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return (input_shape[0], input_shape[1], self.filters)
@@ -199,15 +201,23 @@ class CharCNN(keras.layers.Layer):
                 "kernel_size": self.kernel_size}
 
 
+@keras.saving.register_keras_serializable(package="rnnzoo")
 class CRFLoss(keras.losses.Loss):
     """Negative CRF log-likelihood per sentence, averaged over the batch; reads the
-    transitions of ``crf`` (a layer of the model), so they train with everything else."""
+    transitions of ``crf`` (a layer of the model), so they train with everything else.
 
-    def __init__(self, crf: ChainCRF, name: str = "crf_nll", **kwargs: Any) -> None:
+    A layer cannot be serialised into a loss's config: a ``.keras`` archive restores this loss
+    without it, and training such a model asks for ``CRFLoss(model.get_layer("crf"))``."""
+
+    def __init__(self, crf: ChainCRF | None = None, name: str = "crf_nll",
+                 **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.crf = crf
 
     def call(self, y_true: Any, emissions: Any) -> Any:
+        if self.crf is None:
+            raise ValueError("CRFLoss has no CRF layer (it was restored from a saved config); "
+                             "compile with loss=CRFLoss(model.get_layer('crf'))")
         tags, mask = _targets(y_true)
         return -self.crf.log_likelihood(emissions, tags, mask)
 
