@@ -24,6 +24,12 @@ __all__ = sorted(_LAZY)
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module_name, attr = _LAZY[name]
+        if module_name == "rnnzoo.export.exporter":  # the train extra: say so in one line
+            from rnnzoo.extras import require_module, require_training
+
+            require_training("ONNX export")
+            for dependency in ("onnx", "tf2onnx"):
+                require_module(dependency, "ONNX export")
         module = importlib.import_module(module_name)
         value = module if attr is None else getattr(module, attr)
         globals()[name] = value

@@ -25,6 +25,7 @@ _LAZY = {
     "finetune": "rnnzoo.presets",
     "PresetError": "rnnzoo.presets",
     "RnnzooError": "rnnzoo.errors",
+    "MissingDependencyError": "rnnzoo.extras",
     "ConfigError": "rnnzoo.errors",
     "DataError": "rnnzoo.errors",
     "UnknownModelError": "rnnzoo.errors",

@@ -86,12 +86,12 @@ def compact_bundle(directory: Path, specs: list[Any]) -> int:
     saved = 0
     for name, graph in manifest["graphs"].items():
         path = directory / graph["file"]
-        feeds = by_name[name].sample_feeds(seed=7) if name in by_name else []
-        before = _run_all(path, feeds)
         model = onnx.load_model(str(path))
         gained = compact_initializers(model)
         if not gained:
             continue
+        feeds = by_name[name].sample_feeds(seed=7) if name in by_name else []
+        before = _run_all(path, feeds)
         tmp = path.with_name(f".{path.name}.tmp")
         onnx.save_model(model, str(tmp))
         after = _run_all(tmp, feeds)
