@@ -813,7 +813,8 @@ def _inherit(task: Task, init_from: str | os.PathLike, data: str | os.PathLike,
             _log(f"init_from {init_from}: {why}; new layer(s) {', '.join(new.new_head_layers)} "
                  "start from scratch, the rest keeps the source's weights"
                  + (f" (to keep the source's head, name the labels {before})"
-                    if head and before is not None else ""))
+                    if head and before is not None and after is not None
+                    and len(before) == len(after) else ""))
     else:
         new = source
     config = dataclasses.replace(new.config, training=task.config.training)
