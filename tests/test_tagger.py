@@ -258,6 +258,23 @@ def test_cli_tag_and_evaluate(trained, capsys):
     assert "entity F1" in out and "PER" in out and "LOC" in out
 
 
+def test_pos_tagging_reports_token_accuracy(tmp_path, capsys):
+    data = synthetic_dataset(tmp_path / "data", n=200, seed=2)
+    result = rnnzoo.train("tagger_bigru_crf", data, out=tmp_path / "run", verbose=0,
+                          model={**TINY_OVERRIDES["model"], "num_tags": 3},
+                          data={**TINY_OVERRIDES["data"], "tag_column": "pos",
+                                "tag_scheme": "none"},
+                          training={**TINY_OVERRIDES["training"], "epochs": 4,
+                                    "learning_rate": 1e-2,
+                                    "monitor": "val_token_accuracy"})
+    assert result.task.tag_names == ["IN", "NN", "NNP"]
+    assert "f1" not in result.metrics and result.metrics["token_accuracy"] >= 0.9
+    assert result.history["val_token_accuracy"][-1] == pytest.approx(
+        result.metrics["token_accuracy"])
+    tagged = result.task.tag("Anna was in Paris")[0]
+    assert tagged.tags[0] == tagged.tags[3] == "NNP" and tagged.entities == []
+
+
 def test_wrong_num_tags_names_the_fix(tmp_path):
     data = synthetic_dataset(tmp_path / "data", n=40, seed=1)
     with pytest.raises(DataError, match="--set num_tags=9"):

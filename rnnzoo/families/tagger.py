@@ -80,10 +80,15 @@ _PLACES = ["Paris", "London", "Berlin", "York", "Madrid"]
 _FILLER = "the a said on was met saw and today with by".split()
 
 
+def _pos(word: str) -> str:
+    return "NNP" if word[0].isupper() else "IN" if word == "in" else "NN"
+
+
 def synthetic_dataset(directory: str | Path, n: int = 400, seed: int = 0) -> Path:
     """A learnable CoNLL-2003 folder (``train.txt``, ``dev.txt``; 4 columns, IOB1 NER as in
     the real files): capitalised names are PER, a capitalised word after ``in`` is LOC (one
-    or two tokens). Read with the BIOES default this gives 9 tags."""
+    or two tokens). Read with the BIOES default this gives 9 tags; the POS column has NNP, IN
+    and NN."""
     rng = random.Random(seed)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -104,6 +109,6 @@ def synthetic_dataset(directory: str | Path, n: int = 400, seed: int = 0) -> Pat
     for name, count in (("train.txt", n), ("dev.txt", max(20, n // 5))):
         lines = ["-DOCSTART- -X- O O", ""]
         for _ in range(count):
-            lines += [f"{w} NN I-NP {t}" for w, t in sentence()] + [""]
+            lines += [f"{w} {_pos(w)} I-NP {t}" for w, t in sentence()] + [""]
         (directory / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory
