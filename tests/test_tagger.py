@@ -241,6 +241,13 @@ def test_tag_inputs_and_errors(trained):
         task.tag([["Peter", 3]])
     with pytest.raises(DataError, match="sentence 0 is empty"):
         task.tag_tokens([[]])
+    # Gold tags in another scheme are read as the model's (BIOES).
+    sents = [["Peter", "Smith", "in", "Paris"], ["Mary"]]
+    bioes = task.evaluate(sents, [["B-PER", "E-PER", "O", "S-LOC"], ["S-PER"]])
+    iob1 = task.evaluate(sents, [["I-PER", "I-PER", "O", "I-LOC"], ["I-PER"]])
+    assert bioes == iob1 and bioes["f1"] == 1.0 and bioes["token_accuracy"] == 1.0
+    with pytest.raises(DataError, match="evaluate: tag 'Z-PER' is not a chunk tag"):
+        task.evaluate([["Mary"]], [["Z-PER"]])
 
 
 def test_cli_tag_and_evaluate(trained, capsys):

@@ -398,8 +398,8 @@ class _Tagger(abc.ABC):
 
     def evaluate(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]],
                  batch_size: int = 64) -> dict:
-        """Entity P/R/F1 (chunk tags) and token accuracy against gold tags in the model's
-        scheme."""
+        """Entity P/R/F1 (chunk tags) and token accuracy against gold tags (chunk tags in any
+        scheme: they are converted to the model's)."""
         if len(sentences) != len(tags):
             raise DataError(f"evaluate: got {len(sentences)} sentences but {len(tags)} tag "
                             "sequences")
@@ -411,8 +411,13 @@ class _Tagger(abc.ABC):
             if unknown and self.preprocessor.scheme is None:
                 raise DataError(f"evaluate: sentence {i} has tag(s) {unknown} that the model "
                                 f"does not know ({', '.join(self.tag_names)})")
+        scheme = self.preprocessor.scheme
+        try:  # gold chunk tags in any scheme are read as the model's
+            gold = [convert(t, scheme) for t in tags] if scheme is not None else tags
+        except DataError as exc:
+            raise DataError(f"evaluate: {exc}") from None
         pred = self.tag_tokens(sentences, batch_size)
-        return tagging_report(tags, pred, self.preprocessor.scheme)
+        return tagging_report(gold, pred, scheme)
 
 
 class TokenClassificationTask(_Tagger, Task):
