@@ -45,12 +45,14 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--diagnose", type=int, default=250)
     parser.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=["rnn", "lstm", "gru"])
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="a config override for every cell, e.g. chrono_init=200")
+    parser.add_argument("--suffix", default="", help="appended to the run names (_chrono)")
     parser.add_argument("--runs", default="runs/memory", help="parent of the run directories")
     parser.add_argument("--figure", help="PNG of the three profiles (default RUNS/NAME.png)")
     args = parser.parse_args()
 
-    tag = f"{args.problem}_T{args.T}"
+    tag = f"{args.problem}_T{args.T}{args.suffix}"
     runs = Path(args.runs)
     rows, profiles, clipping = [], {}, {}
     for cell in args.cells:

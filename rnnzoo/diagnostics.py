@@ -69,7 +69,7 @@ def recurrent_layers(model: Any) -> list[tuple[str, Any]]:
         if isinstance(layer, keras.layers.RNN) and id(layer) not in seen:
             seen.add(id(layer))
             found.append((getattr(layer, "path", None) or layer.name, layer))
-    return found
+    return sorted(found, key=lambda item: item[0])
 
 
 class _Segment:
@@ -202,7 +202,8 @@ def _profiles(record: dict[str, list[_Segment]], grads: dict[int, Any]) -> dict[
             counts = valid.sum(0)
             mean = np.where(counts > 0, (norms_bt * valid).sum(0) / np.maximum(counts, 1), 0.0)
             key = path if len(segments) == 1 else f"{path}#{k}"
-            out[key] = {"profile": [float(v) for v in mean], "valid_rows": counts.tolist()}
+            out[key] = {"profile": [float(v) for v in mean], "valid_rows": counts.tolist(),
+                        "direction": "backward" if seg.backwards else "forward"}
     return out
 
 
@@ -247,12 +248,21 @@ def layer_norms(paths: Sequence[str], squares: Sequence[float]) -> dict[str, flo
     return {k: math.sqrt(v) for k, v in total.items()}
 
 
-def memory_length(profile: Sequence[float], floor: float = MEMORY_FLOOR) -> dict[str, Any]:
+def memory_length(profile: Sequence[float], floor: float = MEMORY_FLOOR,
+                  direction: str = "forward") -> dict[str, Any]:
     """How far back the gradient reaches: counting back from the step where ``||dL/dh_t||``
     peaks, the lag at which it first falls below ``floor`` x the peak (``None``: it never does
     within the sequence, so the memory is at least ``reach`` steps). ``decay_per_step`` is the
-    geometric mean factor per step over that span."""
+    geometric mean factor per step over that span. A ``"backward"`` layer's past is the later
+    steps: its profile is read in its processing order (``peak_step`` stays on the time axis).
+    Meaningful when the loss reads the last step (a last-state read-out); a loss on every step
+    (pooling, per-step outputs) adds each step's direct gradient to the profile."""
     g = np.asarray(profile, np.float64)
+    if direction == "backward":
+        info = memory_length(g[::-1], floor)
+        if info["peak_step"] is not None:
+            info["peak_step"] = len(g) - 1 - info["peak_step"]
+        return info
     if g.size == 0 or not np.isfinite(g).all() or g.max() <= 0:
         return {"peak_step": None, "memory_length": None, "reach": 0, "decay_per_step": None}
     peak = int(g.argmax())
@@ -389,7 +399,7 @@ def diagnose(model: Any, data: str | os.PathLike, *, split: str = "dev", probe_s
         layer = dict(layers)[path]
         report_layers[key] = {
             "cell": kinds[path], "units": int(layer.cell.units), **prof,
-            **memory_length(prof["profile"]),
+            **memory_length(prof["profile"], direction=prof["direction"]),
             "matrices": {n: spectrum(m) for n, m in recurrent_matrices(layer).items()}}
     report = {
         "entry": task.name, "family": task.config.family, "data": dataset.description,

@@ -97,6 +97,22 @@ def test_memory_length_reads_the_lag_below_the_floor():
     assert info["peak_step"] == 7 and info["memory_length"] == 4  # 1e-4 < 1e-3 at lag 4
     assert info["decay_per_step"] == pytest.approx(0.1)
     assert D.memory_length([1.0] * 5)["memory_length"] is None
+    # A backward layer's past is the later steps.
+    back = D.memory_length(profile[::-1], direction="backward")
+    assert back["peak_step"] == 0 and back["memory_length"] == 4
+
+
+def test_chrono_init_lengthens_memory_at_initialisation():
+    x, y = L.adding_problem(8, 200, seed=0)
+    reach = {}
+    for horizon in (0, 200):
+        keras.utils.set_random_seed(0)
+        task = rnnzoo.create_model("memory_lstm", units=16, chrono_init=horizon)
+        (info,) = D.temporal_profile(task, x, y)["layers"].values()
+        reach[horizon] = D.memory_length(info["profile"])
+    assert reach[200]["start_to_peak"] > 1e6 * reach[0]["start_to_peak"]
+    assert reach[200]["memory_length"] is None or (
+        reach[200]["memory_length"] > 2 * reach[0]["memory_length"])
 
 
 def test_spectral_radius_and_gate_blocks_match_numpy():

@@ -297,6 +297,11 @@ class _Solver(abc.ABC):
         out = self.predict_raw(x, batch_size)
         return out[:, 0] if self.problem == "adding" else out.argmax(-1).astype(np.int32)
 
+    def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
+        """The problem's metrics against references in the form ``predict`` returns them
+        (adding: sums ``[n]``; copy: digits ``[n, T+20]``): see :meth:`score`."""
+        return self.score(x, y, batch_size)
+
     def score(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
         """The problem's loss against targets ``y``, with its memoryless baseline."""
         out = self.predict_raw(x, batch_size)
@@ -370,7 +375,10 @@ class LongDependencyTask(_Solver, Task):
     def dummy_batch(self, batch_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         problem = self.config.data.problem
         x, y = GENERATORS[problem](batch_size, 9, seed)
-        return features(problem, x), (y if problem == "adding" else y.astype(np.int32))
+        x = features(problem, x)
+        if batch_size > 1:  # post-padded: row 1 keeps its first two steps (zero frames after)
+            x[1, 2:] = 0.0
+        return x, (y if problem == "adding" else y.astype(np.int32))
 
     # -- training -------------------------------------------------------------------------------
     def load_data(self, path: str | os.PathLike, seed: int) -> LongDependencyData:
