@@ -497,7 +497,7 @@ def write_report(report: dict, out: Path) -> None:
         pos = np.arange(len(labels))
         ax.bar(pos, low, label=f"near 0 (<{SATURATION:g})")
         ax.bar(pos, high, bottom=low, label=f"near 1 (>{1 - SATURATION:g})")
-        ax.set_xticks(pos, labels, fontsize=7)
+        ax.set_xticks(pos, labels, fontsize=7, rotation=30, ha="right")
         ax.set_ylabel("fraction of activations")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)

@@ -252,7 +252,22 @@ def test_diagnose_report_and_cli(tmp_path, capsys):
                  "adding:T=20,train=96,dev=16,seed=1", "--probe-size", "4"])
     out = capsys.readouterr()
     assert code == 0 and "rnn/lstm_0 (lstm, 8 units)" in out.out
+    code = main(["solve", "memory_lstm", "--run", str(run), "--count", "2", "--length", "20",
+                 "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and len(rows) == 2 and set(rows[0]) == {"prediction", "target"}
     code = main(["diagnose", "memory_lstm", "--run", str(run), "--data", "adding:T=x"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not an integer" in err
     assert math.isfinite(report["loss"])
+
+
+def test_train_flag_sets_the_recipe_key():
+    from rnnzoo.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train", "memory_rnn", "--data", "d"]).diagnose is None
+    assert parse(["train", "memory_rnn", "--data", "d", "--diagnose"]).diagnose == 100
+    assert parse(["train", "memory_rnn", "--data", "d", "--diagnose", "7"]).diagnose == 7
+    with pytest.raises(rnnzoo.ConfigError, match="diagnose_every"):
+        rnnzoo.create_model("memory_rnn", diagnose_every=-1)
