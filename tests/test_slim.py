@@ -78,16 +78,25 @@ def test_keras_path_is_quiet_by_default():
     assert proc.stdout.startswith("negative") and proc.stderr == ""
 
 
-def test_preset_bundle_command(tmp_path, sentiment_csv, capsys):
+def test_save_preset_and_preset_bundle_commands(tmp_path, sentiment_csv, capsys):
     import rnnzoo
-    from rnnzoo.presets import save_preset
 
-    result = rnnzoo.train("sentiment_gru", sentiment_csv, out=tmp_path / "run", epochs=1,
-                          verbose=0, vocab_size=64, embedding_dim=8, units=8, max_length=16)
-    plain = save_preset(result.task, tmp_path / "plain", {
-        "name": "sentiment_gru.slim", "dataset": "synthetic", "split": "dev",
-        "metrics": {"accuracy": 0.5}, "metrics_command": "test", "training_command": "test",
-        "training_wall_time_s": 1.0, "data_license": "generated"})
+    run = tmp_path / "run"
+    rnnzoo.train("sentiment_gru", sentiment_csv, out=run, epochs=1, verbose=0, vocab_size=64,
+                 embedding_dim=8, units=8, max_length=16)
+    base = ["save-preset", "sentiment_gru.slim", "--run", str(run), "--data", str(sentiment_csv),
+            "--data-license", "generated", "--storage", "float32"]
+    # save-preset builds the validated bundles by default ...
+    assert main([*base, "--out", str(tmp_path / "full")]) == 0
+    assert "ONNX fp32: onnx/fp32" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "full" / "metadata.json").read_text())
+    assert meta["onnx"]["fp32"]["path"] == "onnx/fp32"
+    assert ("int8" in meta["onnx"]) != ("int8_rejected" in meta["onnx"])
+    # ... and preset-bundle adds them to a preset saved without.
+    plain = tmp_path / "plain"
+    assert main([*base, "--out", str(plain), "--no-onnx"]) == 0
+    capsys.readouterr()
+    assert not (plain / "onnx").exists()
     assert main(["preset-bundle", str(plain), "--out", str(plain), "--overwrite",
                  "--data", str(sentiment_csv)]) == 0
     out = capsys.readouterr().out
