@@ -350,7 +350,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: expected an integer >= 1, found {args.limit}")
-    task = _loaded(args, "evaluate")
+    directory = _source_dir(args)
+    _task_class_of(directory, "evaluate")
+    task = _evaluation_model(args, directory)
     data = task.load_data(args.data, seed=task.config.training.seed)
     reports = task.evaluate_reports(data, args.split, vars(args))
     if args.json:
@@ -360,6 +362,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for report in reports:
         print(task.format_report(report))
     return 0
+
+
+def _evaluation_model(args: argparse.Namespace, directory: Path) -> Any:
+    """Keras when the train extra is installed (or ``--backend keras``), else a preset's ONNX
+    bundle under the task's own data readers and reports (``--backend onnx``)."""
+    from rnnzoo.extras import has_training
+    from rnnzoo.presets import PresetError, has_bundle, task_on_bundle
+
+    meta = _preset_metadata(args, directory)
+    backend = args.backend
+    if backend is None:
+        backend = "onnx" if not has_training() and meta is not None and has_bundle(meta) \
+            else "keras"
+    if backend == "onnx":
+        if meta is None:
+            raise PresetError("--backend onnx evaluates a preset's ONNX bundle; a run "
+                              "directory has none")
+        return task_on_bundle(directory, meta)
+    _keras("rnnzoo evaluate", _verbose(args))
+    return _load(args, directory)
 
 
 def cmd_verb(args: argparse.Namespace) -> int:
@@ -561,6 +583,9 @@ def _add_task_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", type=int, metavar="N",
                    help="score only the first N examples of the split (quick trials)")
+    p.add_argument("--backend", choices=["onnx", "keras"],
+                   help="keras (default with the train extra) or the preset's ONNX bundle "
+                   "(default without it)")
     for cls in classes:
         cls.add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
@@ -605,6 +630,49 @@ def _add_export_command(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Presets and bundles behind an HTTP API and a demo page (rnnzoo/serving.py, TF-free)."""
+    from rnnzoo.serving import ServeConfig, serve
+
+    config = ServeConfig(batching=not args.no_batching, max_batch_size=args.max_batch_size,
+                         max_delay_ms=args.max_delay_ms, threads=args.threads,
+                         max_body_bytes=args.max_body_bytes, max_queue=args.max_queue,
+                         precision=args.precision)
+    serve(args.models, config, host=args.host, port=args.port, workers=args.workers,
+          log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def _add_serve_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve", help="serve presets/bundles over HTTP (v1 predict, v2 infer, demo page)",
+        description="Serve presets or ONNX bundles with onnxruntime (no TensorFlow): "
+        "POST /v1/models/NAME:predict with {\"instances\": [...]}, the Open Inference Protocol "
+        "v2 at /v2/..., a demo page at /, /openapi.json. Needs the serve extra: "
+        'pip install "rnnzoo[serve]".')
+    p.add_argument("models", nargs="+", metavar="PRESET_OR_BUNDLE",
+                   help="a preset (name, directory, archive, URL) or a bundle directory; "
+                   "NAME=SOURCE names it in the URLs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="runtime calls in flight per model and process (default 1)")
+    p.add_argument("--no-batching", dest="no_batching", action="store_true",
+                   help="one runtime call per request (no merging of concurrent requests)")
+    p.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=64,
+                   help="instances per merged runtime call (default 64)")
+    p.add_argument("--max-delay-ms", dest="max_delay_ms", type=float, default=2.0,
+                   help="how long a batch waits for more requests (default 2 ms)")
+    p.add_argument("--max-queue", dest="max_queue", type=int, default=1024,
+                   help="instances waiting per model before answering 503 (default 1024)")
+    p.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, default=1 << 20,
+                   help="largest request body (default 1 MiB; larger: 413)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="which of a preset's bundles to serve (default fp32)")
+    p.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnzoo",
@@ -618,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preset_commands(sub)
     _add_export_command(sub)
     _add_diagnose_command(sub)
+    _add_serve_command(sub)
     for command in sub.choices.values():  # every command that reads a trained model
         command.add_argument("--verbose", action="store_true",
                              help="show TensorFlow/Keras log lines and warnings")

@@ -34,7 +34,7 @@ import sys
 import wave
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -921,6 +921,74 @@ class MusicGeneratorRuntime(_MusicGenerator, BundleRuntime):
     def _state_sizes(self) -> dict[str, int]:
         inputs = self.sessions["decoder"].get_inputs()[1:]
         return {i.name: int(i.shape[1]) for i in inputs}
+
+    # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
+    serve_options: ClassVar[dict[str, Any]] = {"audio": False}
+    serve_demo: ClassVar[dict[str, Any]] = {
+        "input": "json", "options": {},
+        "example": {"steps": 32, "temperature": 1.0, "seed": 0, "primer": [[60, 64, 67], [62]]}}
+    SERVE_MAX_STEPS: ClassVar[int] = 1024
+
+    def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
+        """One generated piece per instance, an object with ``generate``'s arguments
+        (``steps``, ``temperature``, ``seed``, ``primer`` as pitch lists) and/or
+        ``primer_midi_base64``: ``{"pitches": [[...] per step], "steps_per_quarter",
+        "midi_base64"}``, plus ``wav_base64`` (an 11.025 kHz rendering) with ``"audio": true``."""
+        import base64
+        import io
+        import tempfile
+
+        audio = options.get("audio", False)
+        if not isinstance(audio, bool):
+            raise ConfigError(f"audio: expected true or false, found {audio!r}")
+        spq = self.preprocessor.steps_per_quarter
+        out = []
+        for i, item in enumerate(instances):
+            where = f"instances[{i}]"
+            item = {} if item is None else item
+            if not isinstance(item, Mapping):
+                raise DataError(f"{where}: expected an object such as {{\"steps\": 32, "
+                                f"\"seed\": 0}}, found {short_repr(item)}")
+            known = {"steps", "temperature", "seed", "primer", "primer_midi_base64"}
+            unknown = sorted(set(item) - known)
+            if unknown:
+                raise DataError(f"{where}: unknown key(s) {', '.join(unknown)}; expected "
+                                f"{', '.join(sorted(known))}")
+            args = {k: item[k] for k in ("steps", "temperature", "seed") if k in item}
+            steps = args.get("steps", DEFAULT_STEPS)
+            if isinstance(steps, int) and steps > self.SERVE_MAX_STEPS:
+                raise DataError(f"{where}: steps {steps} exceeds the server's limit of "
+                                f"{self.SERVE_MAX_STEPS}")
+            with tempfile.TemporaryDirectory() as tmp:
+                primer = item.get("primer")
+                if item.get("primer_midi_base64") is not None:
+                    try:
+                        data = base64.b64decode(item["primer_midi_base64"], validate=True)
+                    except (ValueError, TypeError):
+                        raise DataError(f"{where}: primer_midi_base64 is not base64") from None
+                    primer = Path(tmp) / "primer.mid"
+                    primer.write_bytes(data)
+                try:
+                    roll = self.generate(primer=primer, **args)
+                except DataError as exc:  # name the field, not the temporary file
+                    if not isinstance(primer, Path):
+                        raise
+                    raise DataError(f"{where}: primer_midi_base64: "
+                                    f"{str(exc).replace(str(primer), 'the file')}") from None
+                midi = write_midi(roll, Path(tmp) / "out.mid", steps_per_quarter=spq)
+                piece = {"pitches": roll_to_pitches(roll), "steps_per_quarter": spq,
+                         "midi_base64": base64.b64encode(midi.read_bytes()).decode("ascii")}
+            if audio:
+                buf = io.BytesIO()
+                with wave.open(buf, "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(11025)
+                    signal = synthesize(roll, steps_per_quarter=spq, sample_rate=11025)
+                    w.writeframes((signal * 32767).astype("<i2").tobytes())
+                piece["wav_base64"] = base64.b64encode(buf.getvalue()).decode("ascii")
+            out.append(piece)
+        return out
 
 
 def transpose_ranges(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],

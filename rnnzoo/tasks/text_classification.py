@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -377,6 +377,30 @@ class TextClassifierRuntime(_Classifier, BundleRuntime):
         return self.run("model", {"tokens": tokens})["probs"]
 
     _probs_of = predict_tokens
+
+    # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
+    serve_options: ClassVar[dict[str, Any]] = {"truncate": False}
+    serve_demo: ClassVar[dict[str, Any]] = {"input": "text",
+                                            "example": "a gorgeous , witty , seductive movie ."}
+
+    def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
+        """One ``{"label", "probs": {class: p}}`` per text. A text of more than ``max_length``
+        tokens is refused (its prediction would silently read only the start) unless the
+        request says ``"truncate": true``."""
+        texts = as_texts(instances, "instances")
+        truncate = options.get("truncate", False)
+        if not isinstance(truncate, bool):
+            raise ConfigError(f"truncate: expected true or false, found {truncate!r}")
+        if not truncate:
+            for i, text in enumerate(texts):
+                n = len(self.tokenizer.encode(text))
+                if n > self.max_length:
+                    raise DataError(f"instances[{i}]: {n} tokens, more than this model's "
+                                    f"max_length {self.max_length}; shorten the text, or send "
+                                    '"truncate": true to classify its first tokens')
+        pred = self.predict(texts)
+        return [{"label": label, "probs": {n: float(p) for n, p in zip(self.label_names, row)}}
+                for label, row in zip(pred.labels, pred.probs)]
 
 
 TASK_CLASS = TextClassificationTask

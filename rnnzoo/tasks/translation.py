@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -512,6 +512,44 @@ class TranslatorRuntime(_Translator, BundleRuntime):
 
     def _runner(self) -> GraphRunner:
         return self
+
+    # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
+    serve_demo: ClassVar[dict[str, Any]] = {"input": "text", "example": "tengo hambre .",
+                                            "options": {"attention": True}}
+
+    def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
+        """One ``{"translation"}`` per text, with ``"attention": true`` also the attention
+        matrix [target step, source token] and both token lists (the demo's heatmap). Other
+        options go to ``translate`` (``beam``, ``sampler``, ``max_length``, ``seed``, sampler
+        parameters). A source of more than twice ``max_length`` tokens (what ``translate``
+        reads) is refused unless ``"truncate": true``."""
+        options = dict(options)
+        attention, truncate = options.pop("attention", False), options.pop("truncate", False)
+        for key, value in (("attention", attention), ("truncate", truncate)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key}: expected true or false, found {value!r}")
+        texts = as_texts(instances, "instances")
+        pre, limit = self.preprocessor, self.preprocessor.max_length * 2
+        sources = [pre.source.split(normalize(t, pre.lowercase)) for t in texts]
+        if not truncate:
+            for i, words in enumerate(sources):
+                if len(words) > limit:
+                    raise DataError(f"instances[{i}]: {len(words)} tokens, more than this "
+                                    f"model reads ({limit}); shorten the text, or send "
+                                    '"truncate": true to translate its first tokens')
+        if not attention:
+            return [{"translation": t} for t in self.translate(texts, **options)]
+        out, maps = self.translate(texts, return_attention=True, **options)
+        result = []
+        for text, words, matrix in zip(out, sources, maps):
+            item: dict[str, Any] = {"translation": text}
+            if matrix is not None:
+                rows = self.preprocessor.target.split(normalize(text, pre.lowercase)) + [EOS]
+                item.update(attention=np.round(np.asarray(matrix, np.float64), 4).tolist(),
+                            source_tokens=(words or [""])[: len(matrix[0])],
+                            target_tokens=(rows + [EOS] * len(matrix))[: len(matrix)])
+            result.append(item)
+        return result
 
 
 TASK_CLASS = TranslationTask
