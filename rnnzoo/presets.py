@@ -431,6 +431,23 @@ def open_runtime(directory: str | os.PathLike, meta: Mapping[str, Any],
     return model
 
 
+def task_on_bundle(directory: str | os.PathLike, meta: Mapping[str, Any],
+                   precision: str = "fp32") -> Any:
+    """The task object of a verified preset (config, preprocessor, data readers, evaluation,
+    reports) with its graphs run by the preset's ONNX bundle instead of Keras: what
+    ``rnnzoo evaluate`` uses without the train extra. A code path that needs the Keras model
+    itself stops with the train-extra error."""
+    from rnnzoo.registry import read_config, task_from_config
+
+    directory = Path(directory)
+    config = read_config(directory)
+    cls = task_from_config(config).__class__
+    task = cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))
+    task.graph_runner = open_runtime(directory, meta, precision)
+    task.preset_metadata = dict(meta)
+    return task
+
+
 def choose_backend(backend: str | None, meta: Mapping[str, Any], needs_keras: bool) -> str:
     """``"keras"`` or ``"onnx"`` for a preset: ``None`` is Keras when the train extra is
     installed (a trainable model), else the preset's ONNX bundle."""

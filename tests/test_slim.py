@@ -56,7 +56,7 @@ def test_inference_commands_run_without_tensorflow():
 
 @pytest.mark.parametrize("args", [
     ["train", "sentiment_gru", "--data", "x.csv"],
-    ["evaluate", "sentiment_bilstm.sst2", "--data", "x.csv"],
+    ["evaluate", "sentiment_bilstm.sst2", "--data", "x.csv", "--backend", "keras"],
     ["export", "sentiment_bilstm.sst2", "--out", "b"],
     ["predict", "sentiment_bilstm.sst2", "a film", "--backend", "keras"],
     ["preset-bundle", "sentiment_bilstm.sst2", "--out", "p"],
@@ -108,6 +108,13 @@ def test_save_preset_and_preset_bundle_commands(tmp_path, sentiment_csv, capsys)
     label = json.loads(proc.stdout)["label"]
     assert main(["predict", str(plain), "a good film", "--json", "--backend", "keras"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] == label
+    # evaluate without the train extra: the preset's bundle under the task's readers and
+    # reports, the same numbers as Keras
+    proc = slim_cli("evaluate", str(plain), "--data", str(sentiment_csv), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert main(["evaluate", str(plain), "--data", str(sentiment_csv), "--json"]) == 0
+    keras_report = json.loads(capsys.readouterr().out)
+    assert json.loads(proc.stdout)["accuracy"] == keras_report["accuracy"]
     # --limit N scores the first N examples of the split
     assert main(["evaluate", str(plain), "--data", str(sentiment_csv), "--limit", "7",
                  "--json"]) == 0

@@ -275,8 +275,15 @@ class Task(abc.ABC):
                 "run/preset (rnnzoo.load)"
             )
 
+    # A bundle runtime that runs this task's graphs instead of Keras (``rnnzoo evaluate`` on a
+    # preset without TensorFlow: rnnzoo.presets.task_on_bundle).
+    graph_runner: Any = None
+
     def keras_graphs(self) -> KerasGraphs:
-        """The task's graphs as compiled Keras functions, with the runtime's ``run`` API."""
+        """The task's graphs as compiled Keras functions, with the runtime's ``run`` API (or
+        ``graph_runner``, an ONNX bundle with the same API, when one is set)."""
+        if self.graph_runner is not None:
+            return self.graph_runner
         cached = getattr(self, "_keras_graphs", None)
         if cached is None or cached[0] is not self.model:  # rebuilt models get new graphs
             self._keras_graphs = (self.model, KerasGraphs(self.graph_specs()))
