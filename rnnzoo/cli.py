@@ -662,8 +662,9 @@ def _add_serve_command(sub: Any) -> None:
                    help="one runtime call per request (no merging of concurrent requests)")
     p.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=64,
                    help="instances per merged runtime call (default 64)")
-    p.add_argument("--max-delay-ms", dest="max_delay_ms", type=float, default=2.0,
-                   help="how long a batch waits for more requests (default 2 ms)")
+    p.add_argument("--max-delay-ms", dest="max_delay_ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (default 0: batches form "
+                   "while the previous one runs)")
     p.add_argument("--max-queue", dest="max_queue", type=int, default=1024,
                    help="instances waiting per model before answering 503 (default 1024)")
     p.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, default=1 << 20,

@@ -382,6 +382,10 @@ class TextClassifierRuntime(_Classifier, BundleRuntime):
     serve_options: ClassVar[dict[str, Any]] = {"truncate": False}
     serve_demo: ClassVar[dict[str, Any]] = {"input": "text",
                                             "example": "a gorgeous , witty , seductive movie ."}
+    # Requests merged by the server run in groups of this many texts of similar length: the
+    # fused LSTM/GRU operators compute padded steps, so one group of 64 mixed lengths is
+    # slower per text than several of 8 (benchmarks/bench_serve.py).
+    SERVE_CALL_BATCH: ClassVar[int] = 8
 
     def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
         """One ``{"label", "probs": {class: p}}`` per text. A text of more than ``max_length``
@@ -398,7 +402,7 @@ class TextClassifierRuntime(_Classifier, BundleRuntime):
                     raise DataError(f"instances[{i}]: {n} tokens, more than this model's "
                                     f"max_length {self.max_length}; shorten the text, or send "
                                     '"truncate": true to classify its first tokens')
-        pred = self.predict(texts)
+        pred = self.predict(texts, batch_size=self.SERVE_CALL_BATCH)
         return [{"label": label, "probs": {n: float(p) for n, p in zip(self.label_names, row)}}
                 for label, row in zip(pred.labels, pred.probs)]
 
