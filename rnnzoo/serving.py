@@ -299,8 +299,10 @@ class ServedModel:
         except Exception as exc:  # noqa: BLE001 - attributed per request below
             if len(groups) == 1:
                 return [exc]
-            # One bad request must not fail the others merged with it: run each alone.
-            return [self.call([g], options)[0] for g in groups]
+            # One bad request must not fail the others merged with it: bisect until it runs
+            # alone (a few extra calls, not one per request).
+            half = len(groups) // 2
+            return self.call(groups[:half], options) + self.call(groups[half:], options)
         self.stats["runtime_calls"] += 1
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(flat))
         out, start = [], 0

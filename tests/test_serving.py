@@ -1,0 +1,604 @@
+"""``rnnzoo serve`` (rnnzoo/serving.py) on the shipped presets' ONNX bundles: the v1 and v2 APIs,
+request batching, typed errors, a real uvicorn process (slow clients, a bounded load test,
+SIGTERM), no TensorFlow, and the demo page in headless Chromium.
+
+Needs the serve extra (Starlette, uvicorn, httpx); the browser test also needs Playwright and a
+Chromium (``apt-get install chromium``), and skips saying which is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed: pip install "
+                    "'rnnzoo[serve]'")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (serve extra)")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from rnnzoo.serving import (  # noqa: E402
+    ServeConfig,
+    ServeError,
+    create_app,
+    load_models,
+    options_of,
+    split_predictions,
+)
+
+SST2 = "sentiment_bilstm.sst2"
+SPA = "translator_gru_attention.spa_eng"
+JSB = "music_lstm.jsb"
+ETT = "forecaster_lstm.etth1"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_models([SST2, SPA, JSB, ETT], ServeConfig())
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    config = ServeConfig(max_body_bytes=64 * 1024, max_instances=16)
+    with TestClient(create_app(models, config)) as c:
+        yield c
+
+
+def predict(client, model, body, status=200):
+    r = client.post(f"/v1/models/{model}:predict", json=body)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+# -- v1 task level -----------------------------------------------------------------------------
+
+
+def test_classifier_predictions_are_the_runtime_s(client, models):
+    texts = ["a gorgeous , witty , seductive movie .", "a sometimes tedious film .", "!"]
+    preds = predict(client, SST2, {"instances": texts})["predictions"]
+    direct = models[SST2].runtime.predict(texts)
+    assert [p["label"] for p in preds] == direct.labels == ["positive", "negative",
+                                                            direct.labels[2]]
+    for p, row in zip(preds, direct.probs):
+        assert list(p["probs"]) == ["negative", "positive"]
+        np.testing.assert_allclose(list(p["probs"].values()), row, atol=1e-6)
+
+
+def test_translator_options_and_attention(client, models):
+    body = {"instances": ["tengo hambre .", "¿dónde está la biblioteca?"], "attention": True}
+    preds = predict(client, SPA, body)["predictions"]
+    assert [p["translation"] for p in preds] == models[SPA].runtime.translate(body["instances"])
+    first = preds[0]
+    att = np.asarray(first["attention"])
+    assert att.shape == (len(first["target_tokens"]), len(first["source_tokens"]))
+    np.testing.assert_allclose(att.sum(axis=1), 1.0, atol=2e-3)
+    beam = predict(client, SPA, {"instances": ["tengo hambre ."], "beam": 3})["predictions"]
+    assert beam[0]["translation"] == models[SPA].runtime.translate("tengo hambre .", beam=3)
+    err = predict(client, SPA, {"instances": ["hola"], "beam": -2}, 400)
+    assert err["code"] == "invalid_input" and "beam" in err["error"]
+
+
+def test_music_generation_is_seeded_and_returns_midi(client, models):
+    item = {"steps": 12, "seed": 3, "temperature": 0.8, "primer": [[60, 64, 67], [62]]}
+    a = predict(client, JSB, {"instances": [item, item]})["predictions"]
+    assert a[0]["pitches"] == a[1]["pitches"] and len(a[0]["pitches"]) == 12
+    midi = base64.b64decode(a[0]["midi_base64"])
+    assert midi[:4] == b"MThd"
+    direct = models[JSB].runtime.generate(**item)
+    assert a[0]["pitches"] == [list(map(int, np.flatnonzero(r) + 21)) for r in direct]
+    audio = predict(client, JSB, {"instances": [{"steps": 2, "seed": 0}], "audio": True})
+    assert base64.b64decode(audio["predictions"][0]["wav_base64"])[:4] == b"RIFF"
+    err = predict(client, JSB, {"instances": [{"stepz": 4}]}, 400)
+    assert "stepz" in err["error"]
+    err = predict(client, JSB, {"instances": [{"steps": 100000}]}, 400)
+    assert "limit" in err["error"]
+
+
+def test_forecaster_through_the_default_hook(client, models):
+    """The forecasting runtime declares no serving hook: the default calls ``forecast`` on the
+    instances and splits the result per instance."""
+    rt = models[ETT].runtime
+    assert not hasattr(rt, "serve_predict")
+    assert options_of(rt) == {"horizon": None}
+    rng = np.random.default_rng(0)
+    windows = [rng.normal(size=(rt.lookback, len(rt.preprocessor.columns))).tolist()
+               for _ in range(2)]
+    preds = predict(client, ETT, {"instances": windows, "horizon": 6})["predictions"]
+    np.testing.assert_allclose(np.asarray(preds), rt.forecast(np.asarray(windows), horizon=6))
+    assert np.asarray(preds).shape == (2, 6, 1)
+    err = predict(client, ETT, {"instances": windows, "horizon": 10**6}, 400)
+    assert "horizon" in err["error"]
+
+
+def test_split_predictions_shapes():
+    from typing import NamedTuple
+
+    class P(NamedTuple):
+        labels: list
+        probs: np.ndarray
+
+    got = split_predictions(P(["a", "b"], np.eye(2, dtype=np.float32)), 2)
+    assert got == [{"labels": "a", "probs": [1.0, 0.0]}, {"labels": "b", "probs": [0.0, 1.0]}]
+    assert split_predictions((["x", "y"], [np.zeros(1), None]), 2) == [["x", [0.0]], ["y", None]]
+    assert split_predictions(np.array([1.5, float("nan")]), 2) == [1.5, None]
+    with pytest.raises(TypeError, match="serve_predict"):
+        split_predictions({"a": 1}, 2)
+
+
+def test_model_listing_status_health_and_openapi(client):
+    listed = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert set(listed) == {SST2, SPA, JSB, ETT}
+    assert listed[SST2]["verb"] == "predict" and listed[SST2]["options"] == {"truncate": False}
+    assert listed[SPA]["demo"]["input"] == "text" and listed[JSB]["demo"]["input"] == "json"
+    status = client.get(f"/v1/models/{SST2}").json()
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get(f"/v2/models/{SPA}/ready").json()["ready"] is True
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/v2/models/{name}/infer" in spec["paths"]
+    assert spec["paths"]["/v1/models/{name}:predict"]["post"]["parameters"][0]["schema"][
+        "enum"] == [SST2, SPA, JSB, ETT]
+    page = client.get(f"/demo/{SST2}")
+    assert page.status_code == 200 and "<select id=\"model\">" in page.text
+    assert client.get("/demo/nope").status_code == 404
+
+
+# -- v2 tensor level ---------------------------------------------------------------------------
+
+
+def test_v2_metadata_names_every_graph(client):
+    meta = client.get(f"/v2/models/{SPA}").json()
+    assert meta["parameters"]["graph"] == "encoder"
+    assert set(meta["parameters"]["graphs"]) == {"encoder", "decoder"}
+    assert meta["inputs"] == [{"name": "source", "datatype": "INT32", "shape": [-1, -1]}]
+    sst = client.get(f"/v2/models/{SST2}").json()
+    assert sst["outputs"] == [{"name": "probs", "datatype": "FP32", "shape": [-1, 2]}]
+
+
+def test_v2_infer_equals_the_graph(client, models):
+    tokens = np.array([[5, 17, 230, 9], [44, 2, 0, 0]], np.int32)
+    body = {"id": "r1", "inputs": [{"name": "tokens", "shape": [2, 4], "datatype": "INT32",
+                                    "data": tokens.ravel().tolist()}]}
+    reply = client.post(f"/v2/models/{SST2}/infer", json=body).json()
+    assert reply["id"] == "r1" and reply["model_name"] == SST2
+    out = reply["outputs"][0]
+    assert out["name"] == "probs" and out["shape"] == [2, 2] and out["datatype"] == "FP32"
+    want = models[SST2].runtime.run("model", {"tokens": tokens})["probs"]
+    np.testing.assert_allclose(np.reshape(out["data"], (2, 2)), want, atol=1e-6)
+    # A second graph by parameters.graph, nested data accepted.
+    enc = {"parameters": {"graph": "encoder"}, "outputs": [{"name": "state_0"}],
+           "inputs": [{"name": "source", "shape": [1, 3], "datatype": "INT32",
+                       "data": [[7, 8, 9]]}]}
+    reply = client.post(f"/v2/models/{SPA}/infer", json=enc).json()
+    assert [o["name"] for o in reply["outputs"]] == ["state_0"]
+
+
+@pytest.mark.parametrize("tensor,code", [
+    ({"name": "tokens", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]},
+     "wrong_datatype"),
+    ({"name": "tokens", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3]}, "wrong_shape"),
+    ({"name": "tokens", "shape": [3], "datatype": "INT32", "data": [1, 2, 3]}, "wrong_shape"),
+    ({"name": "tokens", "shape": [1, 2], "datatype": "INT32", "data": [1.5, 2]},
+     "wrong_datatype"),
+    ({"name": "tokens", "shape": [1, 2], "datatype": "INT32", "data": ["a", "b"]},
+     "wrong_datatype"),
+    ({"name": "tokens", "shape": [1, 2], "datatype": "INT32", "data": [-3, 2]},
+     "invalid_input"),
+    ({"name": "tokens", "shape": [1, 2], "datatype": "INT32", "data": [10**7, 2]},
+     "invalid_input"),
+    ({"name": "tokens", "shape": [1, 101], "datatype": "INT32", "data": [4] * 101}, "too_long"),
+    ({"name": "words", "shape": [1, 2], "datatype": "INT32", "data": [1, 2]}, "unknown_input"),
+])
+def test_v2_bad_tensors_are_400(client, tensor, code):
+    r = client.post(f"/v2/models/{SST2}/infer", json={"inputs": [tensor]})
+    assert r.status_code == 400 and r.json()["code"] == code, r.text
+
+
+def test_v2_bad_requests(client):
+    r = client.post(f"/v2/models/{SPA}/infer", json={"parameters": {"graph": "nope"},
+                                                      "inputs": [{"name": "x"}]})
+    assert r.status_code == 400 and r.json()["code"] == "unknown_graph"
+    r = client.post(f"/v2/models/{SPA}/infer", json={"parameters": {"graph": "decoder"},
+                                                      "inputs": [{"name": "token", "shape": [1],
+                                                                  "datatype": "INT32",
+                                                                  "data": [3]}]})
+    assert r.status_code == 400 and r.json()["code"] == "missing_input"
+    assert client.post(f"/v2/models/{SST2}/infer", json=[1]).json()["code"] == "invalid_request"
+    assert client.get("/v2/models/nope").status_code == 404
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body,status,code", [
+    (b"{bad json", 400, "invalid_json"),
+    (b"", 400, "invalid_json"),
+    (b"\xff\xfe", 400, "invalid_json"),
+    (b'["a"]', 400, "invalid_request"),
+    (b'{"inputs": ["a"]}', 400, "invalid_request"),
+    (b'{"instances": []}', 400, "invalid_request"),
+    (b'{"instances": "a film"}', 400, "invalid_request"),
+    (b'{"instances": [3]}', 400, "invalid_input"),
+    (b'{"instances": ["a"], "beam": 2}', 400, "unknown_option"),
+    (b'{"instances": ["a"], "truncate": "yes"}', 400, "invalid_input"),
+    (json.dumps({"instances": ["film"] * 17}).encode(), 413, "too_many_instances"),
+    (json.dumps({"instances": ["a" * 70000]}).encode(), 413, "body_too_large"),
+])
+def test_bad_requests_get_typed_json_errors(client, body, status, code):
+    r = client.post(f"/v1/models/{SST2}:predict", content=body)
+    assert r.status_code == status and r.json()["code"] == code, r.text
+    assert r.json()["error"]
+
+
+def test_overlong_text_is_refused_unless_truncated(client):
+    long = "good " * 150
+    err = predict(client, SST2, {"instances": ["fine", long]}, 400)
+    assert "instances[1]: 150 tokens" in err["error"] and "truncate" in err["error"]
+    ok = predict(client, SST2, {"instances": [long], "truncate": True})
+    assert ok["predictions"][0]["label"] in ("negative", "positive")
+    err = predict(client, SPA, {"instances": ["hola " * 61]}, 400)
+    assert "61 tokens" in err["error"]
+
+
+def test_unknown_model_route_and_method(client):
+    r = client.post("/v1/models/nope:predict", json={"instances": ["a"]})
+    assert r.status_code == 404 and r.json()["code"] == "unknown_model"
+    assert SST2 in r.json()["error"]
+    r = client.post(f"/v1/models/{SST2}:explain", json={"instances": ["a"]})
+    assert r.status_code == 404 and r.json()["code"] == "unknown_route"
+    r = client.get("/v3/anything")
+    assert r.status_code == 404 and r.json()["code"] == "unknown_route"
+    r = client.get(f"/v1/models/{SST2}:predict")
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+
+
+def test_bad_model_specs_fail_at_start(tmp_path):
+    from rnnzoo.errors import ConfigError, RnnzooError
+
+    with pytest.raises(ConfigError, match="two models are named"):
+        load_models([SST2, SST2], ServeConfig())
+    with pytest.raises(RnnzooError, match="unknown preset"):
+        load_models(["no_such_preset.x"], ServeConfig())
+    with pytest.raises(ConfigError, match="max_batch_size"):
+        ServeConfig(max_batch_size=0)
+    named = load_models([f"sst={SST2}"], ServeConfig())
+    assert list(named) == ["sst"]
+
+
+# -- batching ----------------------------------------------------------------------------------
+
+
+def test_concurrent_requests_are_merged_and_answered_as_alone(models):
+    texts = [f"{w} film" for w in ("great", "dull", "fine", "awful", "moving", "lazy")] * 5
+    alone = models[SST2].runtime.predict(texts)
+
+    def run(with_bad: bool) -> tuple[list, dict]:
+        model = load_models([SST2], ServeConfig(max_batch_size=64, max_delay_ms=50))[SST2]
+
+        async def main():
+            jobs = [model.predict([t], {}) for t in texts]
+            if with_bad:
+                jobs.insert(7, model.predict([123], {}))
+            return await asyncio.gather(*jobs, return_exceptions=True)
+
+        return asyncio.run(main()), model.stats
+
+    for with_bad in (False, True):
+        results, stats = run(with_bad)
+        if with_bad:
+            bad = results.pop(7)
+            assert isinstance(bad, ServeError) and bad.status == 400 and "position 0" in str(bad)
+        assert [r[0]["label"] for r in results] == alone.labels
+        for r, row in zip(results, alone.probs):
+            np.testing.assert_allclose(list(r[0]["probs"].values()), row, atol=1e-6)
+        if not with_bad:  # all 30 arrived within the 50 ms window: one runtime call
+            assert stats["runtime_calls"] == 1 and stats["largest_batch"] == len(texts)
+        else:  # the merged call failed on the bad request: halves ran until it was alone
+            assert 2 <= stats["runtime_calls"] <= 10
+
+
+def test_batching_respects_the_batch_limit_and_queue(models):
+    model = load_models([SST2], ServeConfig(max_batch_size=4, max_delay_ms=20,
+                                            max_queue=40))[SST2]
+
+    async def main():
+        return await asyncio.gather(*[model.predict(["a film", "a movie"], {})
+                                      for _ in range(10)])
+
+    asyncio.run(main())
+    assert model.stats["largest_batch"] == 4 and model.stats["runtime_calls"] >= 5
+
+    async def flood():
+        return await asyncio.gather(*[model.predict(["x"] * 10, {}) for _ in range(6)],
+                                    return_exceptions=True)
+
+    results = asyncio.run(flood())
+    refused = [r for r in results if isinstance(r, ServeError)]
+    assert refused and all(r.status == 503 and r.code == "overloaded" for r in refused)
+
+
+def test_the_server_imports_no_tensorflow():
+    code = ("import sys\nfrom rnnzoo.serving import ServeConfig, create_app, load_models\n"
+            f"app = create_app(load_models({[SST2, SPA, JSB]!r}, ServeConfig()))\n"
+            "from starlette.testclient import TestClient\n"
+            "with TestClient(app) as c:\n"
+            f"    assert c.post('/v1/models/{SST2}:predict', json={{'instances': ['ok']}})"
+            ".status_code == 200\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- a real server process ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``rnnzoo serve`` in a subprocess: ``(base_url, port, process)``."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnzoo.cli", "serve", SST2, SPA, JSB, ETT, "--port",
+         str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"rnnzoo serve did not start: {proc.stdout.read()}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}", port, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _post(port: int, path: str, payload: dict, clients: int, count: int) -> list[int]:
+    body = json.dumps(payload).encode()
+    req = (b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+    statuses: list[int] = []
+
+    async def one_client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while len(statuses) < count:
+            writer.write(req)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                          if h.lower().startswith(b"content-length:"))
+            reply = await reader.readexactly(length)
+            statuses.append(int(head.split(b" ")[1]) if b"predictions" in reply else -1)
+        writer.close()
+
+    await asyncio.wait_for(asyncio.gather(*(one_client() for _ in range(clients))), 120)
+    return statuses
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_bounded_load_no_errors_no_memory_growth(server):
+    _, port, proc = server
+    path = f"/v1/models/{SST2}:predict"
+    payload = {"instances": ["a gorgeous , witty , seductive movie ."]}
+    asyncio.run(_post(port, path, payload, 32, 600))  # warm-up: arenas and caches settle
+    before = _rss_mb(proc.pid)
+    t0 = time.time()
+    statuses = asyncio.run(_post(port, path, payload, 32, 3000))
+    elapsed = time.time() - t0
+    after = _rss_mb(proc.pid)
+    assert set(statuses) == {200}, f"{sum(s != 200 for s in statuses)} failed requests"
+    assert after - before < 15, f"RSS grew {before:.1f} -> {after:.1f} MB over 3000 requests"
+    assert elapsed < 120
+
+
+def test_slow_client_gets_408_and_does_not_block_others(server):
+    base, port, _ = server
+    import httpx
+
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                 b"application/json\r\nContent-Length: 100\r\n\r\n{\"inst" % SST2.encode())
+    t0 = time.time()
+    # Served while the slow client holds its request open.
+    r = httpx.post(f"{base}/v1/models/{SST2}:predict", json={"instances": ["fine"]}, timeout=5)
+    assert r.status_code == 200 and time.time() - t0 < 5
+    slow.settimeout(30)
+    reply = b""
+    while b"}" not in reply:
+        chunk = slow.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    slow.close()
+    assert b" 408 " in reply.split(b"\r\n")[0] and b"body_timeout" in reply
+
+
+def test_sigterm_finishes_in_flight_requests():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rnnzoo.cli", "serve", JSB, "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    import httpx
+
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail("server did not start")
+                time.sleep(0.2)
+        result: dict = {}
+
+        def long_request() -> None:
+            items = [{"steps": 1024, "seed": i} for i in range(4)]
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/models/{JSB}:predict",
+                           json={"instances": items}, timeout=120)
+            result["status"] = r.status_code
+            result["steps"] = [len(p["pitches"]) for p in r.json()["predictions"]]
+
+        t = threading.Thread(target=long_request)
+        t.start()
+        time.sleep(0.5)  # the generation is running
+        assert "status" not in result, "the request finished before SIGTERM; make it longer"
+        proc.send_signal(signal.SIGTERM)
+        t.join(timeout=120)
+        assert result == {"status": 200, "steps": [1024] * 4}
+        proc.wait(timeout=30)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# -- the demo page in a browser ----------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no Chromium to drive the demo page (apt-get install chromium)")
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    """RGB(A) pixels of an 8-bit non-interlaced PNG (what Chromium writes): no imaging
+    library needed to check that a screenshot is not blank."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, header = 8, [], None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            chunks.append(body)
+        pos += 12 + length
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and interlace == 0 and color in (2, 6)
+    bpp = 3 if color == 2 else 4
+    raw = zlib.decompress(b"".join(chunks))
+    stride = width * bpp
+    out = np.zeros((height, stride), np.int32)
+    prev = np.zeros(stride, np.int32)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        cur = np.zeros(stride, np.int32)
+        for x in range(stride):
+            a = cur[x - bpp] if x >= bpp else 0
+            b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+            if f == 0:
+                pred = 0
+            elif f == 1:
+                pred = a
+            elif f == 2:
+                pred = b
+            elif f == 3:
+                pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            cur[x] = (line[x] + pred) & 255
+        out[y], prev = cur, cur
+    return out.reshape(height, width, bpp)[:, :, :3]
+
+
+def test_demo_page_in_headless_chromium(server, tmp_path):
+    executable = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="Playwright is not installed (pip install playwright)")
+    base, _, _ = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{base}/")
+        page.wait_for_selector("#run:not([disabled])")
+        options = page.eval_on_selector_all("#model option", "els => els.map(e => e.value)")
+        assert options == [SST2, SPA, JSB, ETT]
+
+        # Classifier: type, run, class bars.
+        page.select_option("#model", SST2)
+        page.fill("#input", "a gorgeous , witty , seductive movie .")
+        page.click("#run")
+        page.wait_for_selector("#label")
+        assert page.inner_text("#label") == "positive"
+        widths = page.eval_on_selector_all(".bar .fill", "els => els.map(e => e.style.width)")
+        assert len(widths) == 2 and float(widths[1].rstrip("%")) > 50
+        shot = page.screenshot(path=str(tmp_path / "classifier.png"))
+        pixels = _png_pixels(shot)
+        colours = len(np.unique(pixels.reshape(-1, 3)[::7], axis=0))
+        assert colours > 20, f"the screenshot looks blank ({colours} colours)"
+        assert (np.abs(pixels - pixels[0, 0]).sum(-1) > 0).mean() > 0.05
+
+        # A bad input shows the server's error.
+        page.fill("#input", "good " * 150)
+        page.click("#run")
+        page.wait_for_selector("#error", state="visible")
+        assert "400 invalid_input" in page.inner_text("#error")
+
+        # Translator: translation and the attention heatmap.
+        page.goto(f"{base}/demo/{SPA}")
+        page.wait_for_selector("#run:not([disabled])")
+        assert page.input_value("#model") == SPA
+        page.fill("#input", "tengo hambre .")
+        page.click("#run")
+        page.wait_for_selector("#attention")
+        assert page.inner_text("#translation") == "i'm hungry."
+        assert page.eval_on_selector_all("#attention tbody tr", "els => els.length") >= 2
+
+        # Music: piano roll on a canvas with notes drawn, an audio player.
+        page.select_option("#model", JSB)
+        page.click("#run")
+        page.wait_for_selector("#pianoroll")
+        blue = page.evaluate("""() => { const c = document.getElementById('pianoroll');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 0; i < d.length; i += 4)
+              if (d[i] < 100 && d[i + 2] > 200) n++; return n; }""")
+        assert blue > 50
+        assert page.evaluate("document.getElementById('audio').src").startswith("blob:")
+        page.screenshot(path=str(tmp_path / "music.png"))
+        browser.close()
+    assert not errors, errors
+    if os.environ.get("RNNZOO_SCREENSHOTS"):
+        for png in tmp_path.glob("*.png"):
+            shutil.copy(png, os.environ["RNNZOO_SCREENSHOTS"])
