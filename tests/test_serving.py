@@ -597,6 +597,14 @@ def test_demo_page_in_headless_chromium(server, tmp_path):
         assert blue > 50
         assert page.evaluate("document.getElementById('audio').src").startswith("blob:")
         page.screenshot(path=str(tmp_path / "music.png"))
+
+        # Forecaster (served through the default hook): the window and the forecast plotted.
+        page.select_option("#model", ETT)
+        page.click("#run")
+        page.wait_for_selector("#series polyline")
+        assert page.eval_on_selector_all("#series polyline", "els => els.length") == 2
+        assert "24 steps ahead after 96 given" in page.inner_text("#result")
+        page.screenshot(path=str(tmp_path / "forecast.png"))
         browser.close()
     assert not errors, errors
     if os.environ.get("RNNZOO_SCREENSHOTS"):

@@ -965,6 +965,15 @@ class ForecasterRuntime(_Forecaster, BundleRuntime):
     def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
         return self.run("model", {"window": np.asarray(x, np.float32)})["forecast"]
 
+    @property
+    def serve_demo(self) -> dict[str, Any]:
+        """``rnnzoo serve``'s demo input: one window of ``lookback`` rows, a daily cycle around
+        the training mean (the server's default hook calls ``forecast`` on the instances)."""
+        pre = self.preprocessor
+        t = np.arange(self.lookback)[:, None]
+        window = pre.mean + pre.std * np.sin(2 * np.pi * t / 24.0)
+        return {"input": "json", "example": np.round(window, 3).tolist()}
+
 
 TASK_CLASS = ForecastingTask
 RUNTIME_CLASS = ForecasterRuntime
