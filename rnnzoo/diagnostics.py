@@ -656,6 +656,12 @@ def plot_training(content: dict, path: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     if len(with_profile) <= 12:
         ax.legend(fontsize=6)
+    elif with_profile:  # many probes: a colour scale of the training step instead
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        norm = Normalize(with_profile[0]["step"], with_profile[-1]["step"])
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="training step")
     fig.suptitle(f"{content['entry']}: gradient diagnostics (probe of "
                  f"{content['probe_examples']} examples every {content['every']} steps)")
     fig.tight_layout()
