@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -481,6 +482,28 @@ def test_sigterm_finishes_in_flight_requests():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_readme_curl_examples_work_as_written(server):
+    """The README's curl lines, run against a server on another port, answer 200 with JSON."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    _, port, _ = server
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Serving over HTTP"):]
+    section = section[:section.index("\n## ", 5)]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    lines = [ln for b in blocks for ln in re.sub(r"\\\n\s*", " ", b).splitlines()
+             if ln.startswith("curl ")]
+    assert len(lines) >= 5
+    for line in lines:
+        line = line.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        out = subprocess.run(line + " -w ' %{http_code}'", shell=True, capture_output=True,
+                             text=True, timeout=60)
+        body, _, code = out.stdout.rpartition(" ")
+        assert code == "200", (line, out.stdout)
+        json.loads(body)
 
 
 # -- the demo page in a browser ----------------------------------------------------------------
