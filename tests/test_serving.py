@@ -355,27 +355,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """``rnnzoo serve`` in a subprocess: ``(base_url, port, process)``."""
+def _start_server(*models: str) -> tuple[subprocess.Popen, int]:
+    import tempfile
+
     port = _free_port()
+    log = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnzoo.cli", "serve", SST2, SPA, JSB, ETT, "--port",
-         str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "rnnzoo.cli", "serve", *models, "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 90
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return proc, port
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                pytest.fail(f"rnnzoo serve did not start: {proc.stdout.read()}")
+                log.seek(0)
+                pytest.fail(f"rnnzoo serve did not start: {log.read().decode()[-2000:]}")
             time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", port, proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``rnnzoo serve`` in a subprocess: ``(base_url, port, process)``."""
+    proc, port = _start_server(SST2, SPA, JSB, ETT)
+    yield f"http://127.0.0.1:{port}", port, proc
+    _stop(proc)
 
 
 def _rss_mb(pid: int) -> float:
@@ -447,7 +459,7 @@ def test_slow_client_gets_408_and_does_not_block_others(server):
 def test_sigterm_finishes_in_flight_requests():
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rnnzoo.cli", "serve", JSB, "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import httpx
 
     try:
@@ -504,6 +516,61 @@ def test_readme_curl_examples_work_as_written(server):
         body, _, code = out.stdout.rpartition(" ")
         assert code == "200", (line, out.stdout)
         json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def speech_bundle(tmp_path_factory):
+    """A tiny CTC recognizer trained for two epochs on synthetic tone bursts, exported to a
+    bundle (a task type with no shipped preset, served from a bundle directory)."""
+    from rnnzoo.extras import has_training
+
+    if not has_training():
+        pytest.skip("training a tiny speech model needs the train extra")
+    from rnnzoo.export import to_onnx
+
+    import rnnzoo
+    from rnnzoo.families.ctc import synthetic_dataset
+
+    tmp = tmp_path_factory.mktemp("speech")
+    data = synthetic_dataset(tmp / "data", n=48, seed=1)
+    result = rnnzoo.train(
+        "ctc_bigru", data, out=tmp / "run", verbose=0,
+        model={"num_labels": 3, "conv_filters": 8, "conv_kernel": 3, "conv_stride": 2,
+               "units": 8, "num_layers": 1, "input_dropout": 0.0, "dropout": 0.0},
+        data={"n_mels": 20, "beam_width": 0},
+        training={"epochs": 2, "batch_size": 16, "early_stopping_patience": 0})
+    to_onnx(result.task, tmp / "bundle")
+    wavs = sorted(data.glob("*.wav"))[:3]
+    return tmp / "bundle", wavs
+
+
+def test_speech_bundle_serves_base64_wav_and_samples(speech_bundle):
+    from rnnzoo.export import runtime
+
+    bundle, wavs = speech_bundle
+    models = load_models([f"asr={bundle}"], ServeConfig())
+    rt = runtime.load(bundle)
+    want = rt.transcribe([str(w) for w in wavs], beam_width=2)
+    b64 = [base64.b64encode(w.read_bytes()).decode() for w in wavs]
+    with TestClient(create_app(models)) as c:
+        r = c.post("/v1/models/asr:predict", json={"instances": b64, "beam_width": 2})
+        assert r.status_code == 200, r.text
+        assert [p["text"] for p in r.json()["predictions"]] == want
+        from rnnzoo.tasks.speech_recognition import read_wav
+
+        samples, rate = read_wav(wavs[0])
+        r = c.post("/v1/models/asr:predict", json={"instances": [
+            {"samples": samples.tolist(), "sample_rate": rate}, {"wav_base64": b64[1]}]})
+        assert [p["text"] for p in r.json()["predictions"]] == [
+            rt.transcribe([str(wavs[0])])[0], rt.transcribe([str(wavs[1])])[0]]
+        for bad, text in ((["%%%"], "not base64"),
+                          ([base64.b64encode(b"RIFFjunk").decode()], "instances[0]: not a WAV"),
+                          ([{"samples": ["a"]}], "list of numbers"), ([3], "expected a base64"),
+                          ([{"samples": [0.1], "sample_rate": 0}], "sample_rate")):
+            r = c.post("/v1/models/asr:predict", json={"instances": bad})
+            assert r.status_code == 400 and text in r.json()["error"], r.text
+        meta = c.get("/v2/models/asr").json()
+        assert [i["name"] for i in meta["inputs"]] == ["features", "mask"]
 
 
 # -- the demo page in a browser ----------------------------------------------------------------
@@ -633,3 +700,31 @@ def test_demo_page_in_headless_chromium(server, tmp_path):
     if os.environ.get("RNNZOO_SCREENSHOTS"):
         for png in tmp_path.glob("*.png"):
             shutil.copy(png, os.environ["RNNZOO_SCREENSHOTS"])
+
+
+def test_demo_page_uploads_audio_to_a_speech_bundle(speech_bundle):
+    executable = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="Playwright is not installed (pip install playwright)")
+    from rnnzoo.export import runtime
+
+    bundle, wavs = speech_bundle
+    want = runtime.load(bundle).transcribe([str(wavs[0])])[0] or "(silence)"
+    proc, port = _start_server(f"asr={bundle}")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/demo/asr")
+            page.wait_for_selector("#run:not([disabled])")
+            assert page.is_visible("#audio-file") and not page.is_visible("#input")
+            page.click("#run")
+            page.wait_for_selector("#error", state="visible")
+            assert "WAV file" in page.inner_text("#error")
+            page.set_input_files("#audio-file", str(wavs[0]))
+            page.click("#run")
+            page.wait_for_selector("#transcript")
+            assert page.inner_text("#transcript") == want
+            browser.close()
+    finally:
+        _stop(proc)

@@ -40,7 +40,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -982,6 +982,54 @@ class SpeechRecognizerRuntime(_Recognizer, BundleRuntime):
 
     def _log_probs_of(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.run("model", {"features": features, "mask": mask})["log_probs"]
+
+    # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
+    serve_options: ClassVar[dict[str, Any]] = {"beam_width": 0}
+    serve_demo: ClassVar[dict[str, Any]] = {"input": "audio", "example": None}
+
+    def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
+        """One ``{"text"}`` per instance: a WAV file in base64 (the string itself, or
+        ``{"wav_base64": ...}``), or ``{"samples": [floats in -1..1], "sample_rate": R}``."""
+        import base64
+        import binascii
+        import tempfile
+
+        audio = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, item in enumerate(instances):
+                where = f"instances[{i}]"
+                if isinstance(item, Mapping) and set(item) <= {"samples", "sample_rate"} \
+                        and "samples" in item:
+                    rate = item.get("sample_rate", self.preprocessor.params.sample_rate)
+                    if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
+                        raise DataError(f"{where}: sample_rate must be an integer >= 1, found "
+                                        f"{short_repr(rate)}")
+                    try:
+                        samples = np.asarray(item["samples"], np.float32)
+                    except (ValueError, TypeError):
+                        raise DataError(f"{where}: samples must be a list of numbers") from None
+                    if samples.ndim != 1 or not samples.size:
+                        raise DataError(f"{where}: samples must be a non-empty flat list")
+                    audio.append(self.load_audio(samples, rate))
+                    continue
+                if isinstance(item, Mapping) and set(item) == {"wav_base64"}:
+                    item = item["wav_base64"]
+                if not isinstance(item, str):
+                    raise DataError(f"{where}: expected a base64 WAV file (a string or "
+                                    '{"wav_base64": ...}) or {"samples": [...], '
+                                    f'"sample_rate": R}}, found {short_repr(item, 60)}')
+                try:
+                    data = base64.b64decode(item, validate=True)
+                except (binascii.Error, ValueError):
+                    raise DataError(f"{where}: not base64") from None
+                path = Path(tmp) / f"{i}.wav"
+                path.write_bytes(data)
+                try:
+                    audio.append(read_wav(path, self.preprocessor.params.sample_rate)[0])
+                except DataError as exc:  # name the instance, not the temporary file
+                    raise DataError(f"{where}: {str(exc).replace(str(path) + ': ', '')}") \
+                        from None
+        return [{"text": t} for t in self.transcribe(audio, **dict(options))]
 
 
 TASK_CLASS = SpeechRecognitionTask
