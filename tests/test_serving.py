@@ -728,3 +728,52 @@ def test_demo_page_uploads_audio_to_a_speech_bundle(speech_bundle):
             browser.close()
     finally:
         _stop(proc)
+
+
+def _task_types_without_presets() -> list[str]:
+    from rnnzoo.tasks import known_task_types
+
+    served = {"text-classification", "translation", "music-generation", "forecasting",
+              "speech-recognition"}  # shipped presets and the speech bundle above
+    return [t for t in known_task_types() if t not in served]
+
+
+@pytest.mark.parametrize("task", _task_types_without_presets())
+def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
+    """A tiny model of each other task type (trained one epoch, exported): listed, described
+    in v2 and answering v1 with its demo input (or a row of its dummy batch) through its own
+    hooks or the defaults."""
+    from rnnzoo.extras import has_training
+
+    if not has_training():
+        pytest.skip("training tiny models needs the train extra")
+    from rnnzoo.export import to_onnx
+
+    import rnnzoo
+    from rnnzoo.families import family_spec
+
+    entry = next(n for n in rnnzoo.list_models() if rnnzoo.registry.get_entry(n).task == task)
+    spec = family_spec(rnnzoo.registry.get_entry(entry).family)
+    tiny = spec.tiny_overrides
+    data = spec.synthetic_dataset(tmp_path / "data", n=120, seed=0)
+    result = rnnzoo.train(entry, data, out=tmp_path / "run", verbose=0, model=tiny["model"],
+                          data=tiny["data"], training={**tiny["training"], "epochs": 1})
+    to_onnx(result.task, tmp_path / "bundle")
+    models = load_models([f"m={tmp_path / 'bundle'}"], ServeConfig())
+    demo = models["m"].demo
+    if demo.get("example") is not None:
+        instance = demo["example"]
+    else:
+        x, _ = result.task.dummy_batch(2, seed=0)
+        assert isinstance(x, np.ndarray), f"{task}: give its runtime a serve_demo example"
+        instance = x[0].tolist()
+    with TestClient(create_app(models)) as c:
+        listed = c.get("/v1/models").json()["models"][0]
+        assert listed["task"] == task and listed["verb"] == result.task.verb
+        assert c.get("/v2/models/m").json()["inputs"]
+        r = c.post("/v1/models/m:predict", json={"instances": [instance, instance]})
+        assert r.status_code == 200, r.text
+        a, b = r.json()["predictions"]
+        assert a == b and a is not None
+        r = c.post("/v1/models/m:predict", json={"instances": [{"no": "such input"}]})
+        assert r.status_code in (400, 413), r.text
