@@ -271,3 +271,14 @@ def test_train_flag_sets_the_recipe_key():
     assert parse(["train", "memory_rnn", "--data", "d", "--diagnose", "7"]).diagnose == 7
     with pytest.raises(rnnzoo.ConfigError, match="diagnose_every"):
         rnnzoo.create_model("memory_rnn", diagnose_every=-1)
+
+
+def test_diagnose_a_shipped_preset():
+    from conftest import shared_data
+
+    data = shared_data("sentiment", "SST-2")
+    report = rnnzoo.diagnose("sentiment_bilstm.sst2", data, probe_size=8)
+    assert len(report["layers"]) == 4  # two bidirectional LSTM layers, two directions each
+    assert {v["direction"] for v in report["layers"].values()} == {"forward", "backward"}
+    assert all(set(g) == {"input", "forget", "output"} for g in report["gates"].values())
+    assert report["gradient_norm_per_layer"]["embedding"] > 0

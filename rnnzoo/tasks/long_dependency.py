@@ -15,8 +15,9 @@ seed for any length ``T``:
 
 Data is a spec, not a file of arrays (``adding:T=200`` on the command line, or a JSON file with
 the same keys), or an ``.npz`` file with ``x_train``, ``y_train``, ``x_dev``, ``y_dev``. User call
-(Keras and runtime alike): ``predict(x)`` (adding: sums ``[n]``; copy: digits ``[n, T+20]``); CLI
-verb ``rnnzoo solve``. One exported graph: float ``x [batch, time, features]`` -> ``y``.
+(Keras and runtime alike): ``solve(x)`` (alias ``predict``; adding: sums ``[n]``; copy: digits
+``[n, T+20]``) and ``evaluate(x, references)``; CLI verb ``rnnzoo solve``. One exported graph:
+float ``x [batch, time, features]`` -> ``y``.
 """
 
 from __future__ import annotations
@@ -292,10 +293,15 @@ class _Solver(abc.ABC):
                  for i in range(0, len(feats), batch_size)]
         return np.concatenate(parts)
 
-    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
-        """Adding: the predicted sums ``[n]``; copy: the predicted digit at every step."""
+    def solve(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """The user call (``rnnzoo solve``). Adding: the predicted sums ``[n]``; copy: the
+        predicted digit at every step ``[n, T+20]``."""
         out = self.predict_raw(x, batch_size)
         return out[:, 0] if self.problem == "adding" else out.argmax(-1).astype(np.int32)
+
+    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """The same as :meth:`solve`."""
+        return self.solve(x, batch_size)
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
         """The problem's metrics against references in the form ``predict`` returns them
