@@ -370,8 +370,9 @@ def gate_saturation(layers: Sequence[tuple[str, Any]], record: dict[str, list[_S
 # -- the report ---------------------------------------------------------------------------------
 def diagnose(model: Any, data: str | os.PathLike, *, split: str = "dev", probe_size: int = 32,
              out: str | os.PathLike | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Gradient-through-time diagnostics of a trained model (a task, or a run/preset directory
-    or preset name for ``rnnzoo.load``) on the first ``probe_size`` examples of ``split``.
+    """Gradient-through-time diagnostics of a trained model (a task, e.g.
+    ``rnnzoo.from_preset(name, backend="keras")``, or a run/preset directory for
+    ``rnnzoo.load``) on the first ``probe_size`` examples of ``split``.
 
     Returns plain data: per recurrent layer the temporal profile ``||dL/dh_t||``, the effective
     memory length, the spectrum of each recurrent matrix and, for LSTM/GRU, gate saturation;

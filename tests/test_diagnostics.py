@@ -277,7 +277,8 @@ def test_diagnose_a_shipped_preset():
     from conftest import shared_data
 
     data = shared_data("sentiment", "SST-2")
-    report = rnnzoo.diagnose("sentiment_bilstm.sst2", data, probe_size=8)
+    model = rnnzoo.from_preset("sentiment_bilstm.sst2", backend="keras")
+    report = rnnzoo.diagnose(model, data, probe_size=8)
     assert len(report["layers"]) == 4  # two bidirectional LSTM layers, two directions each
     assert {v["direction"] for v in report["layers"].values()} == {"forward", "backward"}
     assert all(set(g) == {"input", "forget", "output"} for g in report["gates"].values())
