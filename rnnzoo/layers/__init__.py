@@ -3,9 +3,11 @@
 from rnnzoo.layers.attention import SequenceAttention
 from rnnzoo.layers.recurrent import CELLS, MaskedGlobalPooling1D, RecurrentStack
 from rnnzoo.layers.seq2seq import ExpandTime, MaskedAccuracy, SqueezeTime, TokenMask
+from rnnzoo.layers.stream import CarriedRecurrentStack
 
 __all__ = [
     "CELLS",
+    "CarriedRecurrentStack",
     "ExpandTime",
     "MaskedAccuracy",
     "MaskedGlobalPooling1D",
