@@ -283,3 +283,25 @@ def test_diagnose_a_shipped_preset():
     assert {v["direction"] for v in report["layers"].values()} == {"forward", "backward"}
     assert all(set(g) == {"input", "forget", "output"} for g in report["gates"].values())
     assert report["gradient_norm_per_layer"]["embedding"] > 0
+
+
+@pytest.mark.parametrize("name", rnnzoo.list_models())
+def test_profile_and_spectra_on_every_entry(name):
+    """Generic over families: every entry's tiny model, on its own dummy batch and loss, gives a
+    finite profile for each recurrent layer and a spectrum for each recurrent matrix."""
+    from rnnzoo.families import family_spec
+    from rnnzoo.registry import get_entry
+
+    tiny = family_spec(get_entry(name).family).tiny_overrides
+    task = rnnzoo.create_model(name, model=tiny["model"], data=tiny.get("data", {}))
+    x, y = task.dummy_batch(4, seed=0)
+    layers = D.recurrent_layers(task.model)
+    measured = D.temporal_profile(task, x, y, keep_inputs=True)
+    assert math.isfinite(measured["loss"])
+    assert len(measured["layers"]) >= len(layers)  # every layer (a reused one: once per call)
+    for info in measured["layers"].values():
+        assert info["profile"] and all(math.isfinite(v) for v in info["profile"])
+    for _, layer in layers:
+        for m in D.recurrent_matrices(layer).values():
+            assert math.isfinite(D.spectrum(m)["spectral_radius"])
+    D.gate_saturation(layers, measured["_record"])
