@@ -553,6 +553,11 @@ def training_callback(task: Any, dataset: Any, run_dir: Path, every: int, clipno
 
             opt.__dict__["_clip_gradients"] = clip
             self._opt = opt
+            # A resumed run continues its step count from the epochs already done (whether or
+            # not the backup restored the optimizer's own counter).
+            epochs_done = int(getattr(self.model, "_initial_epoch", 0) or 0)
+            done = epochs_done * int((self.params or {}).get("steps") or 0)
+            self.base = max(0, done - int(opt.iterations.numpy()))
             self.records = self._previous()
             if not self.records:
                 self._probe()
@@ -563,13 +568,16 @@ def training_callback(task: Any, dataset: Any, run_dir: Path, every: int, clipno
                 return []
             try:
                 old = read_json(path, DataError, "")
-                step = int(self._opt.iterations.numpy())
+                step = self._step()
                 return [r for r in old.get("records", []) if r.get("step", 1e18) <= step]
             except (DataError, AttributeError, TypeError, ValueError):
                 return []
 
+        def _step(self) -> int:
+            return self.base + int(self._opt.iterations.numpy())
+
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if int(self._opt.iterations.numpy()) % every == 0:
+            if self._step() % every == 0:
                 self._probe()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -586,7 +594,7 @@ def training_callback(task: Any, dataset: Any, run_dir: Path, every: int, clipno
             measured = temporal_profile(task, x, y, w)
             steps = max(s["steps"], 1.0)
             record = {
-                "step": int(self._opt.iterations.numpy()),
+                "step": self._step(),
                 "window_steps": int(s["steps"]),
                 "grad_norm_mean": s["norm_sum"] / steps if s["steps"] else None,
                 "grad_norm_max": s["norm_max"] if s["steps"] else None,

@@ -195,6 +195,24 @@ def test_diagnostics_do_not_change_training(tmp_path):
     rnnzoo.load(tmp_path / "watched")  # the run still verifies
 
 
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt("simulated preemption after the first epoch")
+
+
+def test_diagnostics_continue_after_a_resume(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        rnnzoo.train("memory_gru", "adding:T=20,train=96,dev=16,seed=1", out=tmp_path / "r",
+                     verbose=0, callbacks=[_Interrupt()], model=TINY["model"],
+                     training={**TINY["training"], "epochs": 2, "diagnose_every": 2})
+    result = rnnzoo.train("memory_gru", "adding:T=20,train=96,dev=16,seed=1",
+                          out=tmp_path / "r", verbose=0, model=TINY["model"],
+                          training={**TINY["training"], "epochs": 2, "diagnose_every": 2})
+    assert result.resumed_from_epoch == 1
+    records = json.loads((tmp_path / "r" / D.DIAGNOSTICS_FILE).read_text())["records"]
+    assert [r["step"] for r in records] == [0, 2, 4, 6, 8, 10, 12]
+
+
 def test_generators_are_deterministic_and_their_baselines_hold():
     x1, y1 = L.adding_problem(20000, 50, seed=4)
     x2, y2 = L.adding_problem(20000, 50, seed=4)
