@@ -61,13 +61,23 @@ from typing import Any
 import numpy as np
 
 from rnnzoo.errors import ConfigError, RnnzooError, short_repr
-from rnnzoo.extras import require_module
+from rnnzoo.extras import MissingDependencyError, has_module
 
 log = logging.getLogger("rnnzoo.serve")
 
 DEMO_PAGE = Path(__file__).with_name("serve_demo.html")
 SERVE_EXTRA = 'pip install "rnnzoo[serve]"'
 MODEL_VERSION = "1"
+
+
+def require_serve_extra(module: str) -> Any:
+    """Import ``module`` (starlette, uvicorn) or say which install brings it."""
+    import importlib
+
+    if not has_module(module):
+        raise MissingDependencyError(f"rnnzoo serve needs {module}, which is not installed: "
+                                     f"{SERVE_EXTRA}")
+    return importlib.import_module(module)
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -638,7 +648,7 @@ async def read_json(request: Any, config: ServeConfig) -> Any:
 
 def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = None) -> Any:
     """The Starlette application serving ``models`` (see the module docstring)."""
-    require_module("starlette", "rnnzoo serve", "starlette")
+    require_serve_extra("starlette")
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
@@ -868,8 +878,8 @@ def serve(specs: Sequence[str], config: ServeConfig, host: str = "127.0.0.1", po
           workers: int = 1, log_level: str = "info", graceful_timeout_s: float = 30.0) -> None:
     """Load the models and run uvicorn until SIGINT/SIGTERM (in-flight requests finish
     first, within ``graceful_timeout_s``)."""
-    uvicorn = require_module("uvicorn", "rnnzoo serve", "uvicorn")
-    require_module("starlette", "rnnzoo serve", "starlette")
+    uvicorn = require_serve_extra("uvicorn")
+    require_serve_extra("starlette")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"serve: workers must be an integer >= 1, found {workers!r}")
     models = load_models(specs, config)  # fails here, once, on a bad preset or bundle

@@ -781,3 +781,18 @@ def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
         assert answered, f"{task}: no candidate input was served; give its runtime hooks"
         r = c.post("/v1/models/m:predict", json={"instances": [{"no": "such input"}]})
         assert r.status_code == 400, r.text
+
+
+def test_missing_serve_extra_and_bad_presets_are_one_line_errors():
+    block = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
+             "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
+             "            raise ImportError('blocked')\nsys.meta_path.insert(0, Block())\n"
+             "from rnnzoo.cli import main\nsys.exit(main(['serve', %r]))\n")
+    r = subprocess.run([sys.executable, "-c", block % SST2], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert 'pip install "rnnzoo[serve]"' in r.stderr
+    r = subprocess.run([sys.executable, "-m", "rnnzoo.cli", "serve", "no_such.preset"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown preset 'no_such.preset'" in r.stderr
+    assert "Traceback" not in r.stderr
