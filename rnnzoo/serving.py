@@ -437,10 +437,44 @@ def load_model(spec: str, config: ServeConfig) -> tuple[str, Any, str]:
     if path.is_dir() and (path / BUNDLE_FILE).is_file():
         model = rt.load(path)
         return name or model.entry, model, str(path)
-    from rnnzoo.presets import from_preset
+    from rnnzoo.presets import from_preset, has_bundle, preset_info
 
-    model = from_preset(source, backend="onnx", precision=config.precision)
-    return name or str(model.preset_metadata.get("name") or source), model, source
+    meta = preset_info(source)
+    opened = source if has_bundle(meta) else str(bundled_preset(source, meta))
+    model = from_preset(opened, backend="onnx", precision=config.precision)
+    return name or str(meta.get("name") or source), model, source
+
+
+def bundled_preset(source: str, meta: Mapping[str, Any]) -> Path:
+    """A copy of a preset that carries no ONNX bundle, with its bundle exported and validated
+    (``rnnzoo preset-bundle --no-int8``), cached under ``$RNNZOO_HOME/serve/`` by the preset's
+    checksums: exported on first use, reused afterwards. The export runs in a child process
+    (it needs the train extra), so the server itself never imports TensorFlow."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from rnnzoo.extras import TRAIN_EXTRA, has_training
+    from rnnzoo.presets import CHECKSUMS_FILE, PresetError, resolve_preset, rnnzoo_home
+
+    directory = resolve_preset(source)
+    digest = hashlib.sha256((directory / CHECKSUMS_FILE).read_bytes()).hexdigest()[:16]
+    cached = rnnzoo_home() / "serve" / f"{meta.get('name', directory.name)}-{digest}"
+    if (cached / CHECKSUMS_FILE).is_file():
+        return cached
+    if not has_training():
+        raise PresetError(f"{source}: this preset carries no ONNX bundle; rnnzoo serve exports "
+                          f"one on first use with the train extra ({TRAIN_EXTRA}), or add it "
+                          f"elsewhere: rnnzoo preset-bundle {source} --out DIR")
+    print(f"{source}: no ONNX bundle in the preset; exporting one to {cached} (once)",
+          flush=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "rnnzoo.cli", "preset-bundle", str(directory),
+                           "--out", str(cached), "--no-int8"], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PresetError(f"{source}: exporting its ONNX bundle failed: {last}")
+    return cached
 
 
 def load_models(specs: Sequence[str], config: ServeConfig) -> dict[str, ServedModel]:

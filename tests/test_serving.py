@@ -796,3 +796,34 @@ def test_missing_serve_extra_and_bad_presets_are_one_line_errors():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown preset 'no_such.preset'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_preset_without_bundle_is_exported_once_and_cached(tmp_path, monkeypatch):
+    from rnnzoo.extras import has_training
+    from rnnzoo.presets import _write_checksums, resolve_preset
+
+    src = resolve_preset(SST2)
+    bare = tmp_path / "sst2_bare"
+    shutil.copytree(src, bare, ignore=shutil.ignore_patterns("onnx"))
+    meta = json.loads((bare / "metadata.json").read_text())
+    meta.pop("onnx")
+    (bare / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (bare / "checksums.json").unlink()
+    _write_checksums(bare)
+    monkeypatch.setenv("RNNZOO_HOME", str(tmp_path / "home"))
+    if not has_training():
+        with pytest.raises(Exception, match="train extra"):
+            load_models([str(bare)], ServeConfig())
+        return
+    t0 = time.time()
+    first = load_models([str(bare)], ServeConfig())[SST2]
+    exported = time.time() - t0
+    cached = list((tmp_path / "home" / "serve").iterdir())
+    assert len(cached) == 1 and (cached[0] / "onnx" / "fp32" / "bundle.json").is_file()
+    t0 = time.time()
+    again = load_models([str(bare)], ServeConfig())[SST2]
+    assert time.time() - t0 < exported / 3  # the cached copy, no second export
+    texts = ["a gorgeous , witty , seductive movie .", "a sometimes tedious film ."]
+    want = load_models([SST2], ServeConfig())[SST2].runtime.predict(texts).probs
+    for model in (first, again):
+        np.testing.assert_allclose(model.runtime.predict(texts).probs, want, atol=1e-5)
