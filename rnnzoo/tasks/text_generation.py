@@ -188,8 +188,13 @@ class CharVocab:
                            "start": EOL}, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str, error: type[Exception] = DataError) -> CharVocab:
+    def from_dict(cls, raw: Any, where: str, error: type[Exception] = DataError,
+                  fitted: bool = True) -> CharVocab:
+        """Read :meth:`to_json`; ``fitted=False`` also accepts the empty vocabulary of a
+        model saved before training."""
         symbols = raw.get("symbols") if isinstance(raw, dict) else None
+        if not fitted and symbols == []:
+            return cls([], bool(raw.get("ptb", False)))
         if (not isinstance(symbols, list) or len(symbols) < 2 or symbols[0] != UNK
                 or not all(isinstance(s, str) and len(s) == 1 for s in symbols)
                 or len(set(symbols)) != len(symbols)):
@@ -496,13 +501,13 @@ class TextGenerationTask(_TextGenerator, Task):
         return CharVocab()
 
     def save_assets(self, directory: Path) -> None:
-        self.require_fitted()
         atomic_write_text(directory / ASSET_FILE, self.preprocessor.to_json() + "\n")
 
     @classmethod
     def load_preprocessor(cls, config: EntryConfig, directory: Path) -> CharVocab:
         path = directory / ASSET_FILE
-        return CharVocab.from_dict(read_json(path, DataError, "re-save the model"), str(path))
+        return CharVocab.from_dict(read_json(path, DataError, "re-save the model"), str(path),
+                                   fitted=False)
 
     def dummy_batch(self, batch_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
