@@ -277,6 +277,8 @@ class ServedModel:
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: set[asyncio.Task] = set()  # batches in flight (asyncio keeps weak refs)
         self.stats = {"requests": 0, "instances": 0, "runtime_calls": 0, "largest_batch": 0}
 
     # -- request checks ----------------------------------------------------------------------
@@ -352,10 +354,14 @@ class ServedModel:
         return result
 
     def _ensure_batcher(self) -> None:
-        if self._task is None or self._task.done():
+        loop = asyncio.get_running_loop()
+        # A new event loop (a test client, a restarted app) gets a batcher of its own.
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._pending.clear()
             self._wake = asyncio.Event()
             self._slots = asyncio.Semaphore(self.config.threads)
-            self._task = asyncio.get_running_loop().create_task(self._batch_loop())
+            self._task = loop.create_task(self._batch_loop())
 
     async def _batch_loop(self) -> None:
         assert self._wake is not None and self._slots is not None
@@ -384,7 +390,9 @@ class ServedModel:
                     await asyncio.wait_for(self._wake.wait(), remaining)
                 except asyncio.TimeoutError:
                     break
-            loop.create_task(self._run_batch(batch))
+            task = loop.create_task(self._run_batch(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         assert self._slots is not None
@@ -399,7 +407,7 @@ class ServedModel:
                     results = await loop.run_in_executor(
                         self.executor, self.call, [i.instances for i in items],
                         items[0].options)
-                except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                except Exception as exc:  # noqa: BLE001 - handed to every waiter
                     results = [exc] * len(items)
                 for item, result in zip(items, results):
                     if not item.future.done():
@@ -409,13 +417,16 @@ class ServedModel:
 
     async def close(self) -> None:
         """Stop the batcher once nothing is pending (in-flight requests finish first)."""
-        while self._pending:
+        while self._pending or self._running:
             await asyncio.sleep(0.01)
-        if self._task is not None:
+        if self._task is not None and self._loop is asyncio.get_running_loop():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._task
         self.executor.shutdown(wait=True)
+        # A fresh pool (threads start on first use), should the model be served again.
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.threads, thread_name_prefix=f"serve-{self.name}")
 
 
 # -- loading -----------------------------------------------------------------------------------

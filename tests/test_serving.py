@@ -827,3 +827,17 @@ def test_a_preset_without_bundle_is_exported_once_and_cached(tmp_path, monkeypat
     want = load_models([SST2], ServeConfig())[SST2].runtime.predict(texts).probs
     for model in (first, again):
         np.testing.assert_allclose(model.runtime.predict(texts).probs, want, atol=1e-5)
+
+
+def test_models_survive_an_app_restart():
+    """The lifespan stops batchers and thread pools; serving the same models again (another
+    event loop) starts fresh ones instead of hanging or failing."""
+    models = load_models([SST2], ServeConfig())
+    for _ in range(2):
+        with TestClient(create_app(models)) as c:
+            r = c.post(f"/v1/models/{SST2}:predict", json={"instances": ["ok"]})
+            assert r.status_code == 200, r.text
+    plain_client = TestClient(create_app(models))  # no lifespan: a new loop per request
+    for _ in range(2):
+        assert plain_client.post(f"/v1/models/{SST2}:predict",
+                                 json={"instances": ["ok"]}).status_code == 200
