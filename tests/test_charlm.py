@@ -241,3 +241,18 @@ def test_runtime_agrees_with_keras(trained):
     np.testing.assert_allclose(got["logits"], np.asarray(want[0]), atol=1e-5)
     served = rt.serve_predict([{"prompt": "ab", "steps": 5, "temperature": 0}], {})
     assert served == [{"text": "cdef\n"}]
+
+
+def test_generate_and_evaluate_cli(trained, capsys):
+    from rnnzoo.cli import main
+
+    _, root = trained
+    run = str(root / "run")
+    assert main(["generate", "charlm_lstm", "--run", run, "--prompt", "ab", "--steps", "5",
+                 "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == "abcdef\n\n"
+    assert main(["generate", "charlm_lstm", "--run", run, "--prompt", "z"]) == 2
+    assert "not in this model's vocabulary" in capsys.readouterr().err
+    assert main(["evaluate", "charlm_lstm", "--run", run, "--data",
+                 str(root / "text.txt"), "--split", "dev"]) == 0
+    assert "bits per character" in capsys.readouterr().out
