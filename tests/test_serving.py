@@ -475,7 +475,7 @@ def test_sigterm_finishes_in_flight_requests():
         result: dict = {}
 
         def long_request() -> None:
-            items = [{"steps": 1024, "seed": i} for i in range(4)]
+            items = [{"steps": 1024, "seed": i} for i in range(16)]  # ~3 s on 2 cores
             r = httpx.post(f"http://127.0.0.1:{port}/v1/models/{JSB}:predict",
                            json={"instances": items}, timeout=120)
             result["status"] = r.status_code
@@ -483,11 +483,11 @@ def test_sigterm_finishes_in_flight_requests():
 
         t = threading.Thread(target=long_request)
         t.start()
-        time.sleep(0.5)  # the generation is running
+        time.sleep(0.3)  # the generation is running
         assert "status" not in result, "the request finished before SIGTERM; make it longer"
         proc.send_signal(signal.SIGTERM)
         t.join(timeout=120)
-        assert result == {"status": 200, "steps": [1024] * 4}
+        assert result == {"status": 200, "steps": [1024] * 16}
         proc.wait(timeout=30)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2)
