@@ -751,9 +751,10 @@ def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
 
     import rnnzoo
     from rnnzoo.families import family_spec
+    from rnnzoo.registry import get_entry
 
-    entry = next(n for n in rnnzoo.list_models() if rnnzoo.registry.get_entry(n).task == task)
-    spec = family_spec(rnnzoo.registry.get_entry(entry).family)
+    entry = next(n for n in rnnzoo.list_models() if get_entry(n).task == task)
+    spec = family_spec(get_entry(entry).family)
     tiny = spec.tiny_overrides
     data = spec.synthetic_dataset(tmp_path / "data", n=120, seed=0)
     result = rnnzoo.train(entry, data, out=tmp_path / "run", verbose=0, model=tiny["model"],
