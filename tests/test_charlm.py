@@ -256,3 +256,27 @@ def test_generate_and_evaluate_cli(trained, capsys):
     assert main(["evaluate", "charlm_lstm", "--run", run, "--data",
                  str(root / "text.txt"), "--split", "dev"]) == 0
     assert "bits per character" in capsys.readouterr().out
+
+
+def test_evaluate_a_preset_through_its_bundle_without_tensorflow(trained, tmp_path):
+    from test_lifecycle import run_without_tensorflow
+
+    from rnnzoo.presets import save_preset
+
+    task, root = trained
+    preset = save_preset(task, tmp_path / "preset", {
+        "name": "charlm_lstm.test", "dataset": "periodic", "split": "dev",
+        "metrics": {"bpc": 0.0}, "metrics_command": "test", "training_command": "test",
+        "training_wall_time_s": 0.0, "data_license": "generated"},
+        storage="float32", onnx=True, int8=False)
+    want = task.evaluate_data(task.load_data(root / "text.txt", 0), "dev")["bpc"]
+    out = run_without_tensorflow(f"""
+        import json
+        from rnnzoo.presets import task_on_bundle
+        meta = json.loads(open({str(preset / "metadata.json")!r}).read())
+        task = task_on_bundle({str(preset)!r}, meta)
+        data = task.load_data({str(root / "text.txt")!r}, 0)
+        print(task.evaluate_data(data, "dev")["bpc"])
+        assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+    """)
+    assert float(out.strip().splitlines()[-1]) == pytest.approx(want, rel=1e-5)

@@ -35,9 +35,9 @@ class CarriedRecurrentStack(RecurrentStack):
         batch = inputs.shape[0]
         if initial_state is None and carry and batch in carry and self.return_state:
             variables = carry[batch]
-            state = [keras.ops.convert_to_tensor(v) for v in variables]
+            state = [keras.ops.cast(v, self.compute_dtype) for v in variables]
             x, states = super().call(inputs, mask=mask, initial_state=state, training=training)
             for v, s in zip(variables, states):
-                v.assign(keras.ops.stop_gradient(s))
+                v.assign(keras.ops.cast(keras.ops.stop_gradient(s), v.dtype))
             return x, states
         return super().call(inputs, mask=mask, initial_state=initial_state, training=training)

@@ -601,6 +601,9 @@ class TextGenerationTask(_TextGenerator, Task):
         return self.keras_graphs()
 
     def _state_sizes(self) -> dict[str, int]:
+        if self.graph_runner is not None:  # a preset's bundle (rnnzoo evaluate, no Keras)
+            inputs = self.graph_runner.sessions["decoder"].get_inputs()[1:]
+            return {i.name: int(i.shape[1]) for i in inputs}
         spec = {s.name: s for s in self.graph_specs()}["decoder"]
         return {i.name: int(i.shape[1]) for i in spec.inputs if i.kind == "state"}
 
