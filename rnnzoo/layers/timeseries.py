@@ -101,12 +101,22 @@ def reservoir_matrices(units: int, inputs: int, spectral_radius: float, connecti
     entries +-``input_scaling``; ``b`` uniform in +-``bias_scaling``. Seeded: one seed, one
     reservoir, on every machine."""
     rng = np.random.default_rng(seed)
-    w = rng.standard_normal((units, units)) * (rng.random((units, units)) < connectivity)
+
+    def sparse(shape: tuple[int, int], density: float, values: Any) -> np.ndarray:
+        # Exactly round(density * size) non-zeros at random places (scipy.sparse.random's
+        # rule, which reservoirpy's initializers use), not a Bernoulli draw per entry.
+        size = shape[0] * shape[1]
+        out = np.zeros(size)
+        where = rng.choice(size, int(round(density * size)), replace=False)
+        out[where] = values(len(where))
+        return out.reshape(shape)
+
+    w = sparse((units, units), connectivity, rng.standard_normal)
     radius = float(np.max(np.abs(np.linalg.eigvals(w)))) if units else 0.0
     if radius > 0:
         w *= spectral_radius / radius
-    w_in = (np.where(rng.random((units, inputs)) < 0.5, -1.0, 1.0) * input_scaling
-            * (rng.random((units, inputs)) < input_connectivity))
+    w_in = sparse((units, inputs), input_connectivity,
+                  lambda n: np.where(rng.random(n) < 0.5, -1.0, 1.0)) * input_scaling
     # Every unit hears the input when the sparse draw left it deaf everywhere (tiny reservoirs).
     if inputs and not np.any(w_in):
         w_in[:, 0] = input_scaling
