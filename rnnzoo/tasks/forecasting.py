@@ -932,13 +932,16 @@ class ForecastingTask(_Forecaster, Task):
 
 def format_forecast_report(report: dict) -> str:
     """Headline MSE/MAE/NRMSE, and the published numbers of the same table row beside them."""
-    lines = [f"MSE {report['mse']:.4f}   MAE {report['mae']:.4f}   NRMSE {report['nrmse']:.4f}"
+    def num(v: float) -> str:  # Mackey-Glass errors are far below 1e-4
+        return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+
+    lines = [f"MSE {num(report['mse'])}   MAE {num(report['mae'])}   NRMSE {num(report['nrmse'])}"
              f"   (scaled; {report['num_windows']} windows, horizon {report['horizon']}, "
              f"look-back {report['lookback']}, mode {report.get('mode') or '-'})"]
     steps = report.get("mse_by_step") or []
     if len(steps) > 1:
         picks = sorted({0, len(steps) // 2 - 1, len(steps) - 1})
-        lines.append("MSE by step ahead: " + ", ".join(f"{i + 1}: {steps[i]:.4f}"
+        lines.append("MSE by step ahead: " + ", ".join(f"{i + 1}: {num(steps[i])}"
                                                        for i in picks))
     published = report.get("published")
     if published:
