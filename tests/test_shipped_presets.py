@@ -24,6 +24,8 @@ def _data_path(meta: dict) -> Path:
     """The --data of the recorded measuring command, found in ../shared/data."""
     args = shlex.split(meta["metrics_command"])
     data = Path(args[args.index("--data") + 1])
+    if len(data.parts) == 1 and not data.suffix:  # a generated dataset's name (mackey-glass)
+        return data
     parts = data.parts[data.parts.index("data") + 1:] if "data" in data.parts else data.parts
     return shared_data(*parts)
 
