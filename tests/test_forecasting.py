@@ -213,6 +213,24 @@ def test_esn_training_fits_the_readout_in_closed_form(tmp_path):
     assert result.metrics["mse"] < 0.2  # z-scored series: variance ~1
 
 
+def test_esn_windows_readout_fits_the_window_states(tmp_path):
+    """readout_fit=windows: ridge on the last state of every training window (the reservoir
+    started from zero at each, as forecast(window) runs it)."""
+    data = synthetic_dataset(tmp_path, n=400)
+    result = rnnzoo.train("esn_forecaster", data, out=tmp_path / "run", verbose=0,
+                          model={"units": 30, "readout_fit": "windows", "washout": 500},
+                          data={"lookback": 20, "horizon": 2, "target": "OT"})
+    task = result.task
+    x, y = task.scaled_windows(task.load_data(data, 0), "train")
+    last = np.stack([task.series_states(window)[-1] for window in x[::37]])
+    np.testing.assert_allclose(task.window_states(x[::37]), last, atol=1e-5)
+    w, b = ridge_readout(task.window_states(x), y.reshape(len(y), -1), 1e-6)
+    got_w, got_b = task.model.get_layer("readout").get_weights()
+    np.testing.assert_allclose(got_w, w, atol=1e-4)
+    np.testing.assert_allclose(got_b, b, atol=1e-4)
+    assert result.metrics["mse"] < 0.2
+
+
 def test_esn_washout_longer_than_lookback_is_refused():
     with pytest.raises(ConfigError, match="washout 50 is longer than lookback 30"):
         _esn(washout=50).model  # noqa: B018

@@ -27,14 +27,14 @@ import dataclasses
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from rnnzoo.config import rule
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.families.forecaster import synthetic_dataset as _series_csv
-from rnnzoo.tasks.forecasting import DataConfig, ForecastData, ForecastingTask
+from rnnzoo.tasks.forecasting import DataConfig, ForecastData, ForecastingTask, windows
 
 __all__ = ["DataConfig", "ModelConfig", "Task", "ridge_readout"]
 
@@ -50,6 +50,10 @@ class ModelConfig:
     bias_scaling: float = rule(0.0, min=0)
     ridge: float = rule(1e-6, min=0)
     washout: int = rule(100, min=0)
+    # "series": states of the continuous training series after the washout (reservoirpy's
+    # protocol); "windows": the last state of every training window, the reservoir started
+    # from zero at each, exactly as forecast(window) runs it (the washout is then unused).
+    readout_fit: Literal["series", "windows"] = "series"
     reservoir_seed: int = rule(0, min=0, max=2**32 - 1)  # one seed, one fixed reservoir
 
 
@@ -79,7 +83,7 @@ class Task(ForecastingTask):
         from rnnzoo.layers.timeseries import Reservoir
 
         m, d = self.config.model, self.config.data
-        if m.washout > d.lookback:
+        if m.readout_fit == "series" and m.washout > d.lookback:
             raise ConfigError(f"{self.name}: washout {m.washout} is longer than lookback "
                               f"{d.lookback}: forecasts would read states that still remember "
                               "the zero start; raise lookback or lower washout")
@@ -136,11 +140,38 @@ class Task(ForecastingTask):
         return {"states_seconds": t_states, "fit_seconds": time.perf_counter() - t0,
                 "rows": int(last - m.washout)}
 
+    def window_states(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """The reservoir's last state for each scaled window [n, time, columns], from zero."""
+        import tensorflow as tf
+
+        layer = self.reservoir
+        cached = getattr(self, "_last_fn", None)
+        if cached is None or cached[0] is not layer:
+            fn = tf.function(lambda w: layer(w), reduce_retracing=True)
+            self._last_fn = cached = (layer, fn)
+        return np.concatenate([np.asarray(cached[1](tf.constant(np.ascontiguousarray(
+            x[i:i + batch_size], np.float32)))) for i in range(0, len(x), batch_size)])
+
+    def fit_readout_windows(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Fit the readout on the last states of scaled windows ``x`` [n, time, columns] and
+        their futures ``y`` [n, horizon, targets]."""
+        t0 = time.perf_counter()
+        states = self.window_states(x)
+        w, b = ridge_readout(states, y.reshape(len(y), -1), self.config.model.ridge)
+        self.model.get_layer("readout").set_weights([w.astype(np.float32),
+                                                     b.astype(np.float32)])
+        return {"fit_seconds": time.perf_counter() - t0, "rows": int(len(x))}
+
     def fit(self, train: Any, dev: Any, epochs: int, callbacks: list, verbose: Any) -> Any:
         series = getattr(self, "_fit_series", None)
         if series is None:
             raise DataError("esn: no training series (fit is called after datasets())")
-        self.readout_fit = self.fit_readout(series)
+        if self.config.model.readout_fit == "windows":
+            d = self.config.data
+            x, y = windows(series, d.lookback, d.horizon, self.target_index)
+            self.readout_fit = self.fit_readout_windows(x, y)
+        else:
+            self.readout_fit = self.fit_readout(series)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have any trainable weights")
             return self.model.fit(train, validation_data=dev, epochs=epochs,
