@@ -285,7 +285,7 @@ def test_tiny_model_learns_tone_sequences(tmp_path, capsys):
                "units": 24, "num_layers": 1, "input_dropout": 0.0, "dropout": 0.0},
         data={"n_mels": 20, "beam_width": 0},
         training={"epochs": 12, "batch_size": 16, "learning_rate": 1e-2, "warmup_steps": 0,
-                  "schedule": "constant", "early_stopping_patience": 0})
+                  "schedule": "constant", "early_stopping_patience": 0, "intra_op_threads": 1})
     task = result.task
     loaded = task.load_data(data, seed=task.config.training.seed)
     report = task.evaluate_data(loaded, "test")

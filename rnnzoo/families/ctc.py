@@ -83,7 +83,8 @@ TINY_OVERRIDES = {
     "model": {"num_labels": 3, "conv_filters": 8, "conv_kernel": 3, "conv_stride": 2,
               "units": 8, "num_layers": 1, "input_dropout": 0.0, "dropout": 0.0},
     "data": {"n_mels": 16, "beam_width": 2},
-    "training": {"epochs": 1, "batch_size": 16, "warmup_steps": 0, "early_stopping_patience": 0},
+    "training": {"epochs": 1, "batch_size": 16, "warmup_steps": 0, "early_stopping_patience": 0,
+                 "intra_op_threads": 1},
 }
 
 # Synthetic "speech": each symbol is a tone burst of its own pitch.
