@@ -313,3 +313,27 @@ def test_tiny_model_learns_tone_sequences(tmp_path, capsys):
     assert main(["transcribe", "ctc_bigru", "--run", str(tmp_path / "run"),
                  str(tmp_path / "bad.wav")]) != 0
     assert "bad.wav: not a WAV file" in capsys.readouterr().err
+
+
+# -- the shipped preset ---------------------------------------------------------------------------
+
+
+def test_shipped_preset_keras_and_runtime_agree_on_real_recordings():
+    """ctc_bilstm.fsdd through Keras and through its ONNX bundle (onnxruntime, numpy, scipy):
+    identical transcripts on official test recordings and on a digit string built from them."""
+    from conftest import shared_data
+    from rnnzoo.export import runtime
+
+    import rnnzoo
+    from rnnzoo.presets import resolve_preset
+
+    root = shared_data("speech_digits_fsdd")
+    files = [root / "recordings" / f"{d}_{s}_{i}.wav"
+             for d, s, i in ((7, "theo", 0), (3, "george", 2), (9, "lucas", 4), (0, "jackson", 1))]
+    keras_asr = rnnzoo.from_preset("ctc_bilstm.fsdd")
+    bundle = runtime.load(resolve_preset("ctc_bilstm.fsdd") / "onnx" / "fp32")
+    data = keras_asr.load_data(root, seed=0)
+    inputs = [*files, data.test[3].audio(RATE)]
+    expected = ["7", "3", "9", "0", data.test[3].text]
+    assert keras_asr.transcribe(inputs) == bundle.transcribe(inputs) == expected
+    assert keras_asr.transcribe(inputs, beam_width=8) == bundle.transcribe(inputs, beam_width=8)
