@@ -337,3 +337,10 @@ def test_shipped_preset_keras_and_runtime_agree_on_real_recordings():
     expected = ["7", "3", "9", "0", data.test[3].text]
     assert keras_asr.transcribe(inputs) == bundle.transcribe(inputs) == expected
     assert keras_asr.transcribe(inputs, beam_width=8) == bundle.transcribe(inputs, beam_width=8)
+    # evaluate(inputs, references): the same report through Keras and the bundle
+    refs = ["7", "3", "9", "1", data.test[3].text]  # one wrong reference: one edit
+    keras_report, bundle_report = keras_asr.evaluate(inputs, refs), bundle.evaluate(inputs, refs)
+    assert keras_report["ler"] == bundle_report["ler"] == pytest.approx(1 / sum(map(len, refs)))
+    assert keras_report["string_accuracy"] == pytest.approx(0.8)
+    with pytest.raises(DataError, match="5 audio inputs but 2 references"):
+        bundle.evaluate(inputs, refs[:2])

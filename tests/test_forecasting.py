@@ -67,6 +67,24 @@ def test_tiny_model_forecasts_a_sine_wave(sine_run):
     assert np.abs(pred[:, 0] - truth).mean() < 0.3, (pred[:, 0], truth)
 
 
+def test_evaluate_windows_and_references_matches_the_split_report(sine_run):
+    result, data = sine_run
+    task = result.task
+    loaded = task.load_data(data, seed=0)
+    x, y = task.scaled_windows(loaded, "test")
+    pre = task.preprocessor
+    idx = pre.target_index
+    windows = x * pre.std + pre.mean  # back to file units, as a user holds them
+    refs = y * pre.std[idx] + pre.mean[idx]
+    report = task.evaluate(windows, refs)
+    assert report["mse"] == pytest.approx(task.evaluate_data(loaded, "test")["mse"], rel=1e-4)
+    assert report["num_windows"] == len(x) and report["steps"] == 6
+    first = task.evaluate(windows, refs[:, :2])  # fewer steps than the horizon: those steps
+    assert first["steps"] == 2
+    with pytest.raises(DataError, match=r"expected shape \[\d+, steps <= 6, 1\]"):
+        task.evaluate(windows, refs[:3])
+
+
 def test_forecast_verb_prints_timestamps_and_plots(sine_run, tmp_path):
     from rnnzoo.cli import main
 

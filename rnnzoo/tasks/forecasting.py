@@ -593,6 +593,38 @@ class _Forecaster(abc.ABC):
         y = y[:, :steps]
         return y[0] if single else y
 
+    def evaluate(self, windows: Any, references: Any) -> dict[str, Any]:
+        """Errors of the forecasts for ``windows`` ([n, time, columns], file units) against the
+        true futures ``references`` ([n, steps, targets], steps <= the model's horizon): MSE, MAE
+        and NRMSE on the z-scored scale the Informer tables use, plus MSE/MAE in file units.
+        The same call on the Keras task and on the runtime, so a deployment can be re-scored."""
+        self.require_fitted()
+        arr = self._check_window(windows, "evaluate(windows)")
+        batch = arr[None] if arr.ndim == 2 else arr
+        try:
+            refs = np.asarray(references, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError("evaluate(references): expected numbers [n, steps, targets], found "
+                            f"{short_repr(references, 60)}") from None
+        d = len(self.preprocessor.targets)
+        if refs.ndim == 2 and arr.ndim == 2:
+            refs = refs[None]
+        if refs.ndim == 2 and d == 1:
+            refs = refs[:, :, None]
+        if refs.ndim != 3 or refs.shape[0] != len(batch) or refs.shape[2] != d \
+                or not 1 <= refs.shape[1] <= self.horizon:
+            raise DataError(f"evaluate(references): expected shape [{len(batch)}, steps <= "
+                            f"{self.horizon}, {d}] (targets {', '.join(self.preprocessor.targets)}"
+                            f"), found {refs.shape}")
+        pred = self.forecast(batch)[:, :refs.shape[1]]
+        idx = self.preprocessor.target_index
+        mean, std = self.preprocessor.mean[idx], self.preprocessor.std[idx]
+        report = forecast_metrics((pred - mean) / std, (refs - mean) / std)
+        report.update(mse_file_units=float(np.mean((pred - refs) ** 2)),
+                      mae_file_units=float(np.mean(np.abs(pred - refs))),
+                      num_windows=int(len(batch)), steps=int(refs.shape[1]))
+        return report
+
     def _check_horizon(self, horizon: Any) -> int:
         if horizon is None:
             return self.horizon

@@ -634,6 +634,26 @@ class _Recognizer(abc.ABC):
         return [self.decode(lp, int(beam_width))
                 for lp in self.frame_log_probs(audio, sample_rate, batch_size)]
 
+    def evaluate(self, audio: Any, references: Sequence[str], beam_width: int = 0,
+                 sample_rate: int | None = None) -> dict:
+        """Label error rate and string accuracy of the transcripts of ``audio`` (as for
+        :meth:`transcribe`) against ``references`` (one transcript per input; spaces ignored,
+        as the digit alphabet has none). The same call on the Keras task and the runtime."""
+        if isinstance(references, str):
+            references = [references]
+        hyps = self.transcribe(audio, beam_width, sample_rate)
+        refs = ["".join(str(r).split()) for r in references]
+        if len(refs) != len(hyps):
+            raise DataError(f"evaluate: {len(hyps)} audio inputs but {len(refs)} references; "
+                            "pass one reference transcript per input")
+        unknown = sorted({c for r in refs for c in r} - set(self.preprocessor.alphabet))
+        if unknown:
+            raise DataError(f"evaluate: reference characters {''.join(unknown)!r} are not in "
+                            f"this model's alphabet {self.preprocessor.alphabet!r}")
+        report = label_error_rate(refs, hyps)
+        report["examples"] = [{"ref": r, "hyp": h} for r, h in zip(refs[:5], hyps[:5])]
+        return report
+
     def evaluate_examples(self, examples: Sequence[Any], beam_width: int = 0,
                           isolated: Sequence[Any] = ()) -> dict:
         """Label error rate and string accuracy on ``examples`` (``text`` and ``audio(rate)``);
