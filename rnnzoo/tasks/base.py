@@ -62,6 +62,9 @@ class Task(abc.ABC):
 
     task_type: ClassVar[str] = ""
     verb: ClassVar[str] = ""
+    #: False for task types whose inputs are fixed-length windows (forecasting): post-padding
+    #: is not a valid input there, so the padding-invariance test does not apply.
+    variable_length: ClassVar[bool] = True
     metric_directions: ClassVar[dict[str, Direction]] = {"loss": "min"}
     # Output layers a fine-tuning run re-initialises when the labels change.
     head_layers: ClassVar[tuple[str, ...]] = ()

@@ -488,10 +488,15 @@ class ForecastPreprocessor:
     @classmethod
     def from_json(cls, path: Path, error: type[Exception], hint: str) -> ForecastPreprocessor:
         raw = read_json(path, error, hint)
+        unfitted = isinstance(raw, dict) and raw.get("mean") is None and raw.get("std") is None
+        if unfitted:  # a model saved before training: names and sizes only, no statistics
+            raw = {**raw, "mean": [0.0] * len(raw.get("columns") or []),
+                   "std": [1.0] * len(raw.get("columns") or [])}
         ok = (isinstance(raw, dict) and isinstance(raw.get("columns"), list)
-              and isinstance(raw.get("targets"), list) and raw["columns"]
+              and isinstance(raw.get("targets"), list) and (bool(raw["columns"]) or unfitted)
               and all(isinstance(c, str) for c in raw["columns"])
-              and all(t in raw["columns"] for t in raw["targets"]) and raw["targets"]
+              and all(t in raw["columns"] for t in raw["targets"])
+              and (bool(raw["targets"]) or unfitted)
               and isinstance(raw.get("mean"), list) and isinstance(raw.get("std"), list)
               and len(raw["mean"]) == len(raw["std"]) == len(raw["columns"])
               and all(isinstance(v, (int, float)) for v in raw["mean"] + raw["std"])
@@ -501,8 +506,9 @@ class ForecastPreprocessor:
             raise error(f"{path}: not a forecasting preprocessor (columns, targets, mean, std, "
                         f"lookback, horizon); {hint}")
         step = raw.get("step_seconds")
-        return cls(raw["columns"], raw["targets"], raw["lookback"], raw["horizon"], raw["mean"],
-                   raw["std"], str(raw.get("date_column", "date")),
+        return cls(raw["columns"], raw["targets"], raw["lookback"], raw["horizon"],
+                   None if unfitted else raw["mean"], None if unfitted else raw["std"],
+                   str(raw.get("date_column", "date")),
                    float(step) if isinstance(step, (int, float)) else None,
                    str(raw.get("dataset", "")))
 
@@ -748,6 +754,7 @@ class ForecastingTask(_Forecaster, Task):
 
     task_type = "forecasting"
     verb = "forecast"
+    variable_length = False  # windows of exactly `lookback` rows
     metric_directions = {"loss": "min", "mae": "min", "mse": "min", "nrmse": "min"}
     head_layers = ("forecast",)
 

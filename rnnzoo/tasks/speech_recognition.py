@@ -536,6 +536,8 @@ class SpeechPreprocessor:
             if raw.get("format") != ASSET_FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}")
             params = FeatureParams(**raw["features"])
+            if raw["mean"] is None and raw["std"] is None and not raw["alphabet"]:
+                return cls(params)  # a model saved before training: no alphabet or statistics
             mean = np.asarray(raw["mean"], np.float32)
             std = np.asarray(raw["std"], np.float32)
             if mean.shape != (params.n_mels,) or std.shape != (params.n_mels,) or \
@@ -762,7 +764,7 @@ class SpeechRecognitionTask(_Recognizer, Task):
     @classmethod
     def load_preprocessor(cls, config: EntryConfig, directory: Path) -> SpeechPreprocessor:
         pre = SpeechPreprocessor.from_file(directory / ASSET_FILE, RunDirError)
-        if len(pre.alphabet) != config.model.num_labels:
+        if pre.is_fitted and len(pre.alphabet) != config.model.num_labels:
             raise RunDirError(f"{directory / ASSET_FILE}: alphabet of {len(pre.alphabet)} "
                               f"labels, but the model has num_labels={config.model.num_labels}")
         return pre
