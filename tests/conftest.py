@@ -33,3 +33,12 @@ def sentiment_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rnnzoo.families.sentiment import synthetic_dataset
 
     return synthetic_dataset(tmp_path_factory.mktemp("data"), n=480, seed=0)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell's background job
+    (``cmd &``, nohup) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+    handler, so the test would wait for a Ctrl-C that never arrives."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 
 from rnnzoo.errors import ConfigError, DistributedError
 from rnnzoo.launch import free_ports, launch, tf_config
@@ -416,7 +417,7 @@ def test_launch_cli_ctrl_c_stops_all_workers(tmp_path, worker_script):
     proc = subprocess.Popen([*_rnnzoo(), "launch", "--workers", "2", "--log-dir", str(logs),
                              "--", sys.executable, str(worker_script), "hang"],
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 30
         while not all((logs / f"worker-{i}.log").is_file() and (

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 
 import rnnzoo
 from rnnzoo.cli import main
@@ -92,7 +93,8 @@ def start_driver(tmp_path, at, argv):
     env = {**os.environ, "FAULT_AT": at, "FAULT_READY": str(ready), "PYTHONPATH": str(REPO),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, *argv], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 240
     while not ready.exists():
         if proc.poll() is not None or time.time() > deadline:
