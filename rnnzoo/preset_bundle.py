@@ -10,6 +10,10 @@ What was checked is recorded in ``metadata.json`` under ``onnx``:
 * float32 weights that are exact float16 values (all of them, for a float16 preset) are stored
   as float16 and cast back when the session loads (``rnnzoo.export.compact``): the outputs of
   the compacted graphs must be bit-identical to those of the uncompacted ones;
+* a weight that several graphs of the bundle hold byte for byte (the full-sequence ``model``
+  and the one-step ``decoder`` of a language model share every weight) is stored once, in
+  ``shared_weights.bin``, as ONNX external data that each graph points to; again the outputs
+  must be bit-identical;
 * the task's user call (``example_outputs`` on ``example_inputs``) through the bundle equals
   the Keras model's (labels, tokens and frames exactly, probabilities within 1e-5).
 
@@ -112,6 +116,84 @@ def compact_bundle(directory: Path, specs: list[Any]) -> int:
     return saved
 
 
+SHARED_FILE = "shared_weights.bin"
+_ALIGN = 4096  # page-aligned offsets let onnxruntime map the data instead of copying it
+
+
+def share_initializers(directory: Path, specs: list[Any], min_bytes: int = 4096) -> int:
+    """Store once, in ``directory/shared_weights.bin``, every initializer of at least
+    ``min_bytes`` that two or more graphs of the bundle hold with the same type, shape and
+    bytes; each graph refers to it as ONNX external data (a relative file name inside the
+    bundle, listed and checksummed in ``bundle.json`` like the graphs). The outputs of every
+    graph must be bit-identical before and after on the specs' sample inputs. Returns the
+    bytes saved (0 when the graphs share nothing, and then nothing is written)."""
+    import onnx
+    from onnx import TensorProto
+
+    from rnnzoo.export.errors import ExportValidationError
+
+    manifest_path = directory / "bundle.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    paths = {name: directory / g["file"] for name, g in manifest["graphs"].items()}
+    models = {name: onnx.load_model(str(path)) for name, path in paths.items()}
+
+    def key(init: Any) -> tuple | None:
+        if init.data_location == TensorProto.EXTERNAL or len(init.raw_data) < min_bytes:
+            return None
+        return init.data_type, tuple(init.dims), init.raw_data
+
+    holders: dict[tuple, set[str]] = {}
+    for name, model in models.items():
+        for init in model.graph.initializer:
+            k = key(init)
+            if k is not None:
+                holders.setdefault(k, set()).add(name)
+    shared = [k for k, names in holders.items() if len(names) > 1]
+    if not shared:
+        return 0
+    by_name = {s.name: s for s in specs}
+    feeds = {name: by_name[name].sample_feeds(seed=7) if name in by_name else []
+             for name in models}
+    before = {name: _run_all(paths[name], feeds[name]) for name in models}
+    offsets: dict[tuple, int] = {}
+    blob = bytearray()
+    for k in shared:
+        blob.extend(b"\0" * (-len(blob) % _ALIGN))
+        offsets[k] = len(blob)
+        blob.extend(k[2])
+    (directory / SHARED_FILE).write_bytes(bytes(blob))
+    saved = -len(blob)
+    for name, model in models.items():
+        for init in model.graph.initializer:
+            k = key(init)
+            if k not in offsets:
+                continue
+            saved += len(init.raw_data)
+            init.ClearField("raw_data")
+            init.data_location = TensorProto.EXTERNAL
+            del init.external_data[:]
+            for field, value in (("location", SHARED_FILE), ("offset", str(offsets[k])),
+                                 ("length", str(len(k[2])))):
+                entry = init.external_data.add()
+                entry.key, entry.value = field, value
+        tmp = paths[name].with_name(f".{paths[name].name}.tmp")
+        tmp.write_bytes(model.SerializeToString())
+        os.replace(tmp, paths[name])
+    for name in models:
+        after = _run_all(paths[name], feeds[name])
+        if not all(np.array_equal(x, y) for b, a in zip(before[name], after)
+                   for x, y in zip(b, a)):
+            raise ExportValidationError(
+                f"{paths[name]}: storing shared weights once changed the outputs; this should "
+                "not happen (report it), or save the preset without ONNX bundles")
+    manifest["files"] = {rel: sha256_file(directory / rel)
+                         for rel in [*manifest["files"], SHARED_FILE]}
+    manifest["weight_sharing"] = (f"weights held by several graphs are stored once in "
+                                  f"{SHARED_FILE} (ONNX external data; identical outputs)")
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    return saved
+
+
 def _size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
@@ -150,6 +232,7 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
                      eval_data=eval_data if int8 else None)
     specs = task.graph_specs()
     saved = compact_bundle(fp32, specs)
+    shared = share_initializers(fp32, specs)
     info: dict[str, Any] = {
         "onnxruntime": onnxruntime.__version__,
         "opset": report.opset,
@@ -157,6 +240,7 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
             "path": bundle_relpath("fp32"),
             "bytes": _size(fp32),
             "bytes_saved_by_float16_storage": saved,
+            "bytes_saved_by_sharing_weights_between_graphs": shared,
             "graphs": {g: {"recurrent_ops": r["recurrent_ops"], "loop_ops": r["loop_ops"],
                            "max_abs_diff_vs_keras": r["max_abs_diff"]}
                        for g, r in report.graphs.items()},
@@ -176,6 +260,7 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
             target = root / "int8"
             os.replace(made, target)
             compact_bundle(target, specs)
+            share_initializers(target, specs)
             info["int8"] = {"path": bundle_relpath("int8"), "bytes": _size(target),
                             "comparison": _plain(comparison)}
     return info

@@ -5,6 +5,7 @@ and the runtime against Keras."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import keras
@@ -269,6 +270,11 @@ def test_evaluate_a_preset_through_its_bundle_without_tensorflow(trained, tmp_pa
         "metrics": {"bpc": 0.0}, "metrics_command": "test", "training_command": "test",
         "training_wall_time_s": 0.0, "data_license": "generated"},
         storage="float32", onnx=True, int8=False)
+    # The full-sequence and one-step graphs hold the same weights: stored once, as external data.
+    info = json.loads((preset / "metadata.json").read_text())["onnx"]["fp32"]
+    assert info["bytes_saved_by_sharing_weights_between_graphs"] > 16_000
+    manifest = json.loads((preset / "onnx" / "fp32" / "bundle.json").read_text())
+    assert "shared_weights.bin" in manifest["files"]
     want = task.evaluate_data(task.load_data(root / "text.txt", 0), "dev")["bpc"]
     out = run_without_tensorflow(f"""
         import json
