@@ -1,6 +1,7 @@
 """Reusable Keras layers (importing this package imports Keras)."""
 
 from rnnzoo.layers.attention import SequenceAttention
+from rnnzoo.layers.captioning import GridMask
 from rnnzoo.layers.recurrent import CELLS, MaskedGlobalPooling1D, RecurrentStack
 from rnnzoo.layers.seq2seq import ExpandTime, MaskedAccuracy, SqueezeTime, TokenMask
 from rnnzoo.layers.stream import CarriedRecurrentStack
@@ -9,6 +10,7 @@ __all__ = [
     "CELLS",
     "CarriedRecurrentStack",
     "ExpandTime",
+    "GridMask",
     "MaskedAccuracy",
     "MaskedGlobalPooling1D",
     "RecurrentStack",
