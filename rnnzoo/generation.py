@@ -121,6 +121,40 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
+def _log_norm(logits: np.ndarray, step_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``(m, lse)`` with ``log_softmax(x) == (float64(x) - m) - lse``, as float64 [n, 1].
+
+    The samplers that need only a few log-probabilities per row (greedy, beam search) compute
+    them from these two numbers instead of materialising the float64 [n, vocab] array: the same
+    operations in the same order, so the selected values are bit-identical to ``log_softmax``'s,
+    at one exp pass instead of six full-vocabulary passes and copies. A NaN logit is reported
+    here (the row maximum propagates it), which saves a separate pass.
+    """
+    m = logits.max(axis=-1, keepdims=True).astype(np.float64)
+    if np.isnan(m).any():
+        raise ValueError(f"step returned NaN logits at step {step_index}")
+    finite = np.isfinite(m)
+    if not finite.all():
+        m = np.where(finite, m, 0.0)
+    shifted = np.subtract(logits, m, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        np.exp(shifted, out=shifted)
+        lse = np.log(shifted.sum(axis=-1, keepdims=True))
+    return m, lse
+
+
+def _gathered_log_probs(logits: np.ndarray, index: np.ndarray, m: np.ndarray,
+                        lse: np.ndarray) -> np.ndarray:
+    """``log_softmax(logits)`` at ``index`` [n, k] (float64 [n, k]) from ``_log_norm``."""
+    picked = logits[np.arange(index.shape[0])[:, None], index].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        out = (picked - m) - lse
+    dead = np.isneginf(lse[:, 0])
+    if dead.any():  # all-(-inf) rows stay -inf, as in log_softmax
+        out[dead] = -np.inf
+    return out
+
+
 def _categorical(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row from softmax(logits) by the Gumbel-max trick (-inf entries never win)."""
     gumbel = rng.gumbel(size=logits.shape)
@@ -166,6 +200,36 @@ def _top_sorted_probed(x: np.ndarray, k: int) -> np.ndarray | None:
     idx[rows, pos] = cols
     vals[rows, pos] = x[rows, cols]
     return np.take_along_axis(idx, _top_sorted_full(vals, k), axis=1)
+
+
+_BLOCK = 64  # entries per block of a row in ``_top_rows``
+
+
+def _top_rows(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices [n, k] of the ``k`` largest entries of each row of ``x`` [n, v], in no order.
+
+    Exact, in three short passes for wide rows: the maximum of every block of 64 entries, the
+    ``k`` blocks with the largest maxima (each of the row's ``k`` largest entries lies in a block
+    whose maximum is at least the k-th largest value, and at most ``k`` blocks have one), then a
+    partition of those ``k * 64`` entries (plus the ragged tail). Several times cheaper than
+    ``argpartition`` over the row, which is what beam search paid per beam per step.
+    """
+    n, v = x.shape
+    if k >= v:
+        return np.broadcast_to(np.arange(v), (n, v))
+    nb = v // _BLOCK
+    if nb < 4 * k:
+        return np.argpartition(x, v - k, axis=1)[:, v - k:]
+    cut = nb * _BLOCK
+    blocks = x[:, :cut].reshape(n, nb, _BLOCK)
+    best = np.argpartition(blocks.max(axis=2), nb - k, axis=1)[:, nb - k:]  # [n, k] blocks
+    rows = np.arange(n)[:, None]
+    idx = (best[:, :, None] * _BLOCK + np.arange(_BLOCK)).reshape(n, k * _BLOCK)
+    if cut < v:
+        idx = np.concatenate([idx, np.broadcast_to(np.arange(cut, v), (n, v - cut))], axis=1)
+    vals = x[rows, idx]
+    pos = np.argpartition(vals, vals.shape[1] - k, axis=1)[:, vals.shape[1] - k:]
+    return idx[rows, pos]
 
 
 def _top_sorted_full(x: np.ndarray, k: int) -> np.ndarray:
@@ -239,8 +303,6 @@ def _check_logits(logits: Any, n: int, step_index: int, end_token: int) -> np.nd
         )
     if end_token >= arr.shape[1]:
         raise ValueError(f"end_token {end_token} is outside the vocabulary (size {arr.shape[1]})")
-    if np.isnan(arr).any():
-        raise ValueError(f"step returned NaN logits at step {step_index}")
     return arr
 
 
@@ -326,43 +388,81 @@ class Sampler(abc.ABC):
 class TokenSampler(Sampler):
     """Samplers that pick one token per row per step; they share one batched loop.
 
-    Finished rows keep stepping with ``end_token`` as their input (so the batch stays rectangular
-    for the compiled or ONNX step) but their outputs are masked: pad tokens, no score, zero
-    recordings. The loop stops as soon as every row has produced ``end_token``.
+    Rows that have produced ``end_token`` leave the batch: once at least an eighth of the rows
+    in the step's batch have finished, every state array is compacted to the live rows (one
+    gather along axis 0, which is what the state contract allows), so a batch of sentences of
+    mixed lengths stops paying for the short ones. Until then finished rows keep stepping with
+    ``end_token`` as their input and their outputs are masked: pad tokens, no score, zero
+    recordings. Stochastic samplers compact too, so the random draws of a batch depend on when
+    its rows finish (a fixed seed still reproduces the output exactly). The loop stops as soon as
+    every row has produced ``end_token``.
     """
+
+    # A sampler that picks argmax(logits) needs no [n, vocab] log-probabilities: the loop then
+    # computes the chosen token's log-probability only (see ``_log_norm``).
+    picks_argmax: ClassVar[bool] = False
+    # Compact when this share of the step's batch has finished (a gather of the whole state
+    # costs about what stepping that many idle rows costs for a step or two).
+    compact_fraction: ClassVar[float] = 0.125
 
     @abc.abstractmethod
     def select(self, log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Token ids [n] from log-probabilities [n, vocab] (float64)."""
 
+    def _choose(self, logits: np.ndarray, t: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids [n] and their log-probabilities [n] (float64) for one step."""
+        if self.picks_argmax:
+            m, lse = _log_norm(logits, t)
+            chosen = np.argmax(logits, axis=-1)
+            return chosen, _gathered_log_probs(logits, chosen[:, None], m, lse)[:, 0]
+        if np.isnan(logits.max()):
+            raise ValueError(f"step returned NaN logits at step {t}")
+        logp = log_softmax(logits)
+        chosen = np.asarray(self.select(logp, rng), dtype=np.int64)
+        return chosen, logp[np.arange(logp.shape[0]), chosen]
+
     def _run(self, step, start, state, max_length, end_token, rng, record, pad_token):
         n = start.shape[0]
-        tokens_in = start
         out = np.full((n, max_length), pad_token, dtype=np.int32)
         lengths = np.zeros(n, dtype=np.int32)
         log_probs = np.zeros(n, dtype=np.float64)
         done = np.zeros(n, dtype=bool)
-        rec_steps: dict[str, list[np.ndarray]] = {key: [] for key in record}
+        rows = np.arange(n)  # the input row of each row of the step's batch
+        live = np.ones(n, dtype=bool)  # rows of the step's batch still decoding
+        rec_steps: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {k: [] for k in record}
+        tokens_in = start
         steps = 0
         for t in range(max_length):
             logits, state = step(tokens_in, state)
             steps += 1
-            logp = log_softmax(_check_logits(logits, n, t, end_token))
-            chosen = np.asarray(self.select(logp, rng), dtype=np.int32)
-            chosen = np.where(done, pad_token, chosen).astype(np.int32)
-            live = ~done
-            log_probs += np.where(live, logp[np.arange(n), chosen], 0.0)
-            out[:, t] = chosen
-            lengths += live
+            chosen, logp = self._choose(_check_logits(logits, rows.size, t, end_token), t, rng)
+            chosen = chosen.astype(np.int32)
+            ids = rows[live]
+            out[ids, t] = chosen[live]
+            lengths[ids] += 1
+            log_probs[ids] += logp[live]
             for key in record:
-                value = _recorded_value(state, key)
-                mask = live.reshape((n,) + (1,) * (value.ndim - 1))
-                rec_steps[key].append(np.where(mask, value, np.zeros_like(value)))
-            done = done | (chosen == end_token)
-            tokens_in = np.where(done, end_token, chosen).astype(np.int32)
-            if done.all():
-                break
-        recorded = {key: np.stack(vals, axis=1) for key, vals in rec_steps.items()}
+                rec_steps[key].append((t, ids, _recorded_value(state, key)[live]))
+            ended = live & (chosen == end_token)
+            if ended.any():
+                done[rows[ended]] = True
+                live &= ~ended
+                if not live.any():
+                    break
+            idle = rows.size - int(live.sum())
+            if idle and idle >= self.compact_fraction * rows.size:
+                state = {key: np.asarray(value)[live] for key, value in state.items()}
+                rows, chosen = rows[live], chosen[live]
+                live = np.ones(rows.size, dtype=bool)
+            tokens_in = np.where(live, chosen, end_token).astype(np.int32)
+        recorded = {}
+        for key, entries in rec_steps.items():
+            like = entries[0][2]
+            full = np.zeros((n, steps) + like.shape[1:], dtype=like.dtype)
+            for t, ids, value in entries:
+                full[ids, t] = value
+            recorded[key] = full
         return GenerationResult(
             tokens=out[:, :steps],
             lengths=lengths,
@@ -379,6 +479,7 @@ class GreedySampler(TokenSampler):
 
     name = "greedy"
     deterministic = True
+    picks_argmax = True
 
     def __init__(self) -> None:
         pass
@@ -525,12 +626,15 @@ class BeamSampler(Sampler):
         par_hist: list[np.ndarray] = []  # [batch, width] slot it extends
         rec_hist: dict[str, list[np.ndarray]] = {key: [] for key in record}
         rows = np.arange(batch)[:, None]
+        beam_base = None
         steps = 0
         for t in range(max_length):
             logits, new_state = step(tokens_in, state)
             steps += 1
-            logp = log_softmax(_check_logits(logits, n, t, end_token))
-            vocab = logp.shape[1]
+            logits = _check_logits(logits, n, t, end_token)
+            vocab = logits.shape[1]
+            if beam_base is None:
+                beam_base = np.arange(width)[:, None] * vocab
             for key, value in new_state.items():
                 if np.ndim(value) == 0 or np.shape(value)[0] != n:
                     raise ValueError(
@@ -538,13 +642,23 @@ class BeamSampler(Sampler):
                         f"needs batch * width ({n}) as axis 0 to reorder it"
                     )
             rec_now = {key: _recorded_value(new_state, key) for key in record}
-            cand = (beam_scores[:, :, None] + logp.reshape(batch, width, vocab)).reshape(batch, -1)
 
-            # One selection serves both uses: at most one end-token candidate per beam, so the
-            # best 2 * width candidates hold the best `width` that do not end (one pass over the
-            # batch * width * vocab scores instead of two; it dominates a step's numpy time).
-            top = _top_sorted(cand, min(2 * width, cand.shape[1]))
-            top_vals_all = np.take_along_axis(cand, top, axis=1)
+            # Selection in three small passes instead of scoring all width x vocab candidates:
+            # within a beam the ranking by log-probability is the ranking by logit, so each
+            # beam's best k tokens (k = 2 * width, from the float32 logits) hold every candidate
+            # of the row's best 2 * width; only those k get a log-probability (bit-identical to
+            # log_softmax's, from one normaliser pass) plus their beam's score. At most one
+            # end-token candidate per beam, so the best 2 * width hold the best `width` that do
+            # not end: one selection serves finished and live hypotheses.
+            m, lse = _log_norm(logits, t)
+            k = min(2 * width, vocab)
+            tok_k = _top_rows(logits, k)
+            cand = beam_scores.reshape(n, 1) + _gathered_log_probs(logits, tok_k, m, lse)
+            cand = cand.reshape(batch, width * k)
+            flat = (beam_base + tok_k.reshape(batch, width, k)).reshape(batch, width * k)
+            order = np.lexsort((flat, -cand), axis=-1)[:, : min(2 * width, width * k)]
+            top = flat[rows, order]  # best first; ties: the lower beam, then the lower token
+            top_vals_all = cand[rows, order]
             is_end = top % vocab == end_token
 
             # Finished hypotheses: end-token candidates ranked in the top `width` of their row.
@@ -562,9 +676,8 @@ class BeamSampler(Sampler):
             # Live beams: the best `width` candidates that do not end (in rank order; an end
             # candidate only fills in when a tiny vocabulary leaves too few, and scores -inf).
             pick = np.argsort(is_end, axis=1, kind="stable")[:, :width]
-            top_live = np.take_along_axis(top, pick, axis=1)
-            beam_scores = np.where(np.take_along_axis(is_end, pick, axis=1), -np.inf,
-                                   np.take_along_axis(top_vals_all, pick, axis=1))
+            top_live = top[rows, pick]
+            beam_scores = np.where(is_end[rows, pick], -np.inf, top_vals_all[rows, pick])
             src = (top_live // vocab).astype(np.int64)
             tok = (top_live % vocab).astype(np.int32)
             flat_src = (rows * width + src).reshape(-1)
