@@ -49,6 +49,9 @@ class ModelConfig:
     conv_blocks: int = rule(4, min=1, max=6)  # each halves the grid side (max pooling)
     convs_per_block: int = rule(1, min=1, max=3)
     feature_dim: int = rule(128, min=1)  # width of each grid vector after the projection
+    # A learned vector per grid cell, added before the projection: where a thing is (a red
+    # circle *above* a blue square) becomes part of its features.
+    grid_positions: bool = True
     vocab_size: int = rule(2000, min=5)  # <pad>, <unk>, <s>, </s> plus words
     embedding_dim: int = rule(128, min=1)
     cell: Literal["simple", "lstm", "gru"] = "lstm"
@@ -113,7 +116,7 @@ class Task(ImageCaptioningTask):
     def build_model(self) -> Any:
         import keras
 
-        from rnnzoo.layers import GridMask, RecurrentStack, SequenceAttention
+        from rnnzoo.layers import GridMask, GridPosition, RecurrentStack, SequenceAttention
 
         m = self.config.model
         L = keras.layers
@@ -133,6 +136,8 @@ class Task(ImageCaptioningTask):
             lay["cnn"] = blocks
         else:
             lay["cnn"] = [_backbone(m)]
+        if m.grid_positions:
+            lay["position"] = GridPosition(name="grid_position")
         lay["project"] = L.Dense(m.feature_dim, activation="relu", name="grid_projection")
         lay["grid_drop"] = L.Dropout(m.dropout, name="grid_dropout")
         lay["pool"] = L.GlobalAveragePooling1D(name="pool_grid")
@@ -171,6 +176,8 @@ class Task(ImageCaptioningTask):
             x = layer(x)
         side, channels = int(x.shape[1]), int(x.shape[3])
         x = keras.layers.Reshape((side * int(x.shape[2]), channels), name="flatten_grid")(x)
+        if "position" in lay:
+            x = lay["position"](x)
         grid = lay["grid_drop"](lay["project"](x))
         pooled = lay["pool"](grid)
         return grid, [dense(pooled) for dense in lay["init"]]

@@ -17,3 +17,21 @@ class GridMask(keras.layers.Layer):
 
     def compute_output_shape(self, shape: Any) -> Any:
         return tuple(shape[:2])
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class GridPosition(keras.layers.Layer):
+    """Adds a learned vector per grid cell to image features [B, N, C]. Convolutions share
+    weights across positions, so without it neither attention (which scores cells by content)
+    nor the pooled features could tell "a red circle above a blue square" from the reverse."""
+
+    def build(self, shape: Any) -> None:
+        self.position = self.add_weight(name="position", shape=(int(shape[1]), int(shape[2])),
+                                        initializer=keras.initializers.RandomNormal(stddev=0.1))
+        self.built = True
+
+    def call(self, grid: Any) -> Any:
+        return grid + keras.ops.cast(self.position, grid.dtype)[None, :, :]
+
+    def compute_output_shape(self, shape: Any) -> Any:
+        return shape

@@ -543,7 +543,9 @@ class ImageCaptioningTask(_Captioner, Task):
     # -- command line ---------------------------------------------------------------------------
     @classmethod
     def add_verb_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...)")
+        # dest "texts": the CLI collects positionals given after the options into it
+        parser.add_argument("texts", nargs="*", metavar="IMAGE",
+                            help="image files (JPEG, PNG, ...)")
         parser.add_argument("--beam", type=int, help="beam width (beam search)")
         parser.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
         parser.add_argument("--k", type=int, help="top_k: candidates kept")
@@ -555,12 +557,13 @@ class ImageCaptioningTask(_Captioner, Task):
 
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--beam", type=int, default=3,
-                            help="beam width for the beam-search score (default 3)")
+        if "--beam" not in parser._option_string_actions:  # shared with image-captioning
+            parser.add_argument("--beam", type=int, help="beam width for the beam-search "
+                                "score (default: translation 5, image-captioning 3)")
 
     @classmethod
     def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
-        images = list(args.images)
+        images = list(args.texts)
         if not images:
             raise ConfigError("nothing to caption: pass image files, e.g. photo.jpg")
         kwargs = {k: v for k, v in (("k", args.k), ("p", args.p),

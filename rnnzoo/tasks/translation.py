@@ -405,8 +405,9 @@ class TranslationTask(_Translator, Task):
 
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--beam", type=int, default=5,
-                            help="beam width for the beam-search score (default 5)")
+        if "--beam" not in parser._option_string_actions:  # shared with image-captioning
+            parser.add_argument("--beam", type=int, help="beam width for the beam-search "
+                                "score (default: translation 5, image-captioning 3)")
 
     @classmethod
     def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
