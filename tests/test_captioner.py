@@ -238,3 +238,25 @@ def test_caption_rejects_bad_arguments_before_decoding(shapes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(task.caption(np.zeros((8, 8), np.uint8)), str)
+
+
+def test_keras_applications_backbone_reads_weights_from_a_local_file(tmp_path):
+    import keras
+
+    full = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                          input_shape=(32, 32, 3))
+    path = tmp_path / "mobilenet.weights.h5"
+    full.save_weights(path)
+    overrides = {"image_size": 32, "backbone": "MobileNetV2", "vocab_size": 20,
+                 "decoder_units": 8, "feature_dim": 8, "attention_units": 8,
+                 "embedding_dim": 8}
+    with pytest.raises(rnnzoo.errors.ConfigError, match="backbone_weights: no such file"):
+        _ = rnnzoo.create_model("captioner_lstm_attention", backbone_weights=str(tmp_path / "x"),
+                                **overrides).model
+    task = rnnzoo.create_model("captioner_lstm_attention", backbone_weights=str(path),
+                               **overrides)
+    backbone = next(layer for layer in task.model.layers if "mobilenet" in layer.name)
+    for a, b in zip(backbone.get_weights(), full.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x, _ = task.dummy_batch(2)
+    assert task.model(x).shape == (2, 6, 20)
