@@ -1,25 +1,28 @@
-"""Inference latency of the sentiment models: Keras vs stock ONNX export vs rnnzoo bundles.
+"""Classifier inference at equal threads: TensorFlow (``tf.function``) vs the rnnzoo bundles.
 
-    python benchmarks/bench_inference.py [--budget 1.0]
+    python benchmarks/bench_inference.py [--threads 1,2] [--budget 1.0] [--stock]
 
-For the BiLSTM classifier (Embedding 20000x128, BiLSTM 128, as `sentiment_bilstm`) and the GRU
-variant (`sentiment_gru`, GRU 128), at batch 1 and 32, T=50 and 200 (full-length rows):
+The shipped ``sentiment_bilstm.sst2`` preset (Embedding 20000x128, two BiLSTM-128 layers, max
+pooling): its Keras model from the preset's weights, and its own fp32 and int8 ONNX bundles
+(``PRESET/onnx/fp32`` and ``onnx/int8``). For each thread count N, a fresh process is pinned to N
+cores (``os.sched_setaffinity``) and both engines get N threads: TensorFlow through
+``tf.config.threading`` (intra- and inter-op N), onnxruntime through ``intra_op_threads=N``;
+with N > 1 also the ``intra_op_threads="auto"`` policy (1 thread below 8 rows, N from there).
 
-* Keras ``model.predict``
-* a ``tf.function`` call (TensorFlow's default threads)
-* onnxruntime on the stock export, ``model.export(path, format="onnx")`` (1 thread)
-* rnnzoo fp32 bundle through ``rnnzoo.export.runtime`` (1 thread; includes input checks)
-* rnnzoo int8 bundle (1 thread)
-
-Median latency in ms, ratio against ``tf.function`` in brackets (higher is faster), plus the
-fraction of the single-core GEMM peak (numpy, 1 BLAS thread, measured in the same run) that the
-fp32 bundle reaches. Weights are random (speed does not depend on them). One run: the machines
-are shared, so read ratios, not absolute numbers.
+Rows: Keras ``model.predict``, a ``tf.function`` call, (``--stock``: onnxruntime on Keras'
+``model.export(format="onnx")``, a ``Loop`` graph), the rnnzoo fp32 and int8 bundles through
+``rnnzoo.export.runtime`` (input checks included). Median ms per call with the ratio to the
+``tf.function`` call at the same thread count in brackets (higher is faster), at batch 1, 8 and
+32 and 50 or 200 tokens per row (full-length rows). Also the GEMM peak at N threads, measured in
+the same process (numpy 1024^3 fp32 matmul with N BLAS threads, and an onnxruntime ``MatMul``
+node with N intra-op threads), and the share of the higher one that the fp32 bundle's recurrent
+FLOPs reach at every shape. Read the ratios: one run, and absolute times move with the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -29,24 +32,9 @@ import time
 import warnings
 from pathlib import Path
 
-SHAPES = [(1, 50), (32, 50), (1, 200), (32, 200)]
-
-
-def gemm_peak_gflops() -> float:
-    """Single-core fp32 GEMM throughput with numpy, in a subprocess pinned to one BLAS thread."""
-    code = (
-        "import numpy as np, time\n"
-        "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy()\n"
-        "for _ in range(3): a @ b\n"
-        "best = 1e9\n"
-        "for _ in range(15):\n"
-        "    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)\n"
-        "print(2 * 1024**3 / best / 1e9)\n"
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    return float(out.stdout.strip())
+REPO = Path(__file__).resolve().parents[1]
+PRESET = "sentiment_bilstm.sst2"
+SHAPES = [(1, 50), (8, 50), (32, 50), (1, 200), (32, 200)]
 
 
 def timed(fn, budget: float) -> float:
@@ -62,60 +50,118 @@ def timed(fn, budget: float) -> float:
     return statistics.median(times)
 
 
-def recurrent_flops(cell: str, units: int, emb: int, bidirectional: bool, b: int, t: int) -> float:
-    gates = {"lstm": 4, "gru": 3, "simple": 1}[cell]
-    per_step = 2 * gates * units * (emb + units) * b
-    return per_step * t * (2 if bidirectional else 1)
-
-
-def bench_entry(entry: str, budget: float, work: Path) -> tuple[list[str], dict]:
+def gemm_peaks(threads: int, work: Path) -> dict[str, float]:
+    """fp32 GEMM GFLOP/s at ``threads``: numpy (BLAS threads set before numpy loads, so in a
+    subprocess) and an onnxruntime MatMul node (the kernels the bundles run)."""
+    code = (
+        "import numpy as np, time\n"
+        "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy()\n"
+        "for _ in range(3): a @ b\n"
+        "best = 1e9\n"
+        "for _ in range(15):\n"
+        "    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)\n"
+        "print(2 * 1024**3 / best / 1e9)\n"
+    )
+    n = str(threads)
+    env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
     import numpy as np
+    import onnx
     import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1024, 1024]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [1024, 1024])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1024, 1024])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = work / "gemm.onnx"
+    onnx.save(model, str(path))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    a = np.random.rand(1024, 1024).astype(np.float32)
+    for _ in range(3):
+        sess.run(None, {"a": a, "b": a})
+    best = 1e9
+    for _ in range(15):
+        t = time.perf_counter()
+        sess.run(None, {"a": a, "b": a})
+        best = min(best, time.perf_counter() - t)
+    return {"numpy": float(out.stdout.strip()), "onnxruntime": 2 * 1024**3 / best / 1e9}
+
+
+def recurrent_flops(cfg, b: int, t: int) -> float:
+    """Multiply-adds x 2 of every recurrent layer's input and recurrent matrices."""
+    gates = {"lstm": 4, "gru": 3, "simple": 1}[cfg.cell]
+    dirs = 2 if cfg.bidirectional else 1
+    total, width = 0.0, cfg.embedding_dim
+    for _ in range(cfg.num_layers):
+        total += 2 * gates * cfg.units * (width + cfg.units) * b * t * dirs
+        width = cfg.units * dirs
+    return total
+
+
+def child(threads: int, budget: float, stock: bool) -> dict:
+    """One thread count, in a process pinned to ``threads`` cores."""
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
     import tensorflow as tf
-    from rnnzoo.export import runtime, to_onnx
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from rnnzoo.export import runtime
 
     import rnnzoo
 
-    task = rnnzoo.create_model(entry)
+    task = rnnzoo.from_preset(PRESET, backend="keras")
     cfg = task.config.model
-    task.preprocessor.tokenizer.fit([" ".join(f"w{i}" for i in range(cfg.vocab_size))],
-                                    max_size=cfg.vocab_size)
-    task.preprocessor.label_names = ["negative", "positive"]
     model = task.model
-    report = to_onnx(task, work / f"{entry}", quantize="int8")
-    fp32 = runtime.load(report.path)
-    int8 = runtime.load(report.int8_path)
-
-    stock_dir = work / f"{entry}_stock"
-    model(np.ones((1, 4), np.int32))  # Keras' exporter needs a model that has been called
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(str(stock_dir / "model.onnx"), format="onnx", verbose=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    stock = ort.InferenceSession(str(stock_dir / "model.onnx"), opts,
-                                 providers=["CPUExecutionProvider"])
-    stock_in = stock.get_inputs()[0].name
-    import onnx
-
-    stock_ops = {n.op_type for n in onnx.load(str(stock_dir / "model.onnx")).graph.node}
-
+    bundles = REPO / "rnnzoo" / "pretrained" / PRESET / "onnx"
+    engines = {"rnnzoo_fp32": runtime.load(bundles / "fp32", intra_op_threads=threads),
+               "rnnzoo_int8": runtime.load(bundles / "int8", intra_op_threads=threads)}
+    if threads > 1:
+        engines["rnnzoo_fp32_auto"] = runtime.load(bundles / "fp32", intra_op_threads="auto")
+        engines["rnnzoo_int8_auto"] = runtime.load(bundles / "int8", intra_op_threads="auto")
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    rows: dict[str, dict] = {k: {} for k in ("keras_predict", "tf_function", "stock_onnx",
-                                             "rnnzoo_fp32", "rnnzoo_int8")}
-    rng = np.random.default_rng(0)
-    for b, t in SHAPES:
-        x = rng.integers(2, cfg.vocab_size, size=(b, t)).astype(np.int32)
-        rows["keras_predict"][(b, t)] = timed(lambda x=x: model.predict(x, verbose=0), budget)
-        rows["tf_function"][(b, t)] = timed(lambda x=x: fn(x).numpy(), budget)
-        rows["stock_onnx"][(b, t)] = timed(lambda x=x: stock.run(None, {stock_in: x}), budget)
-        rows["rnnzoo_fp32"][(b, t)] = timed(lambda x=x: fp32.predict_tokens(x), budget)
-        rows["rnnzoo_int8"][(b, t)] = timed(lambda x=x: int8.predict_tokens(x), budget)
-    info = {"cfg": cfg, "stock_has_loop": "Loop" in stock_ops,
-            "fused": report.graphs["model"]["recurrent_ops"],
-            "int8_ops": report.int8.get("op_counts", {})}
-    return rows, info
+    rows: dict[str, dict] = {"keras_predict": {}, "tf_function": {}}
+    with tempfile.TemporaryDirectory() as work:
+        peaks = gemm_peaks(threads, Path(work))
+        stock_sess = None
+        if stock:
+            import onnxruntime as ort
+
+            model(np.ones((1, 4), np.int32))  # Keras' exporter needs a called model
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.export(str(Path(work) / "stock.onnx"), format="onnx", verbose=False)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            stock_sess = ort.InferenceSession(str(Path(work) / "stock.onnx"), opts,
+                                              providers=["CPUExecutionProvider"])
+            rows["stock_onnx"] = {}
+        rows.update({k: {} for k in engines})
+        rng = np.random.default_rng(0)
+        for b, t in SHAPES:
+            key = f"B{b} T{t}"
+            x = rng.integers(2, cfg.vocab_size, size=(b, t)).astype(np.int32)
+            rows["keras_predict"][key] = timed(lambda x=x: model.predict(x, verbose=0),
+                                               budget / 2)
+            rows["tf_function"][key] = timed(lambda x=x: fn(x).numpy(), budget)
+            if stock_sess is not None:
+                feed = stock_sess.get_inputs()[0].name
+                rows["stock_onnx"][key] = timed(
+                    lambda x=x, f=feed: stock_sess.run(None, {f: x}), budget)
+            for name, engine in engines.items():
+                rows[name][key] = timed(lambda x=x, e=engine: e.predict_tokens(x), budget)
+    flops = {f"B{b} T{t}": recurrent_flops(cfg, b, t) for b, t in SHAPES}
+    return {"threads": threads, "rows": rows, "peaks": peaks, "flops": flops,
+            "model": f"Embedding {cfg.vocab_size}x{cfg.embedding_dim}, {cfg.num_layers} x "
+                     f"{'Bi' if cfg.bidirectional else ''}{cfg.cell.upper()} {cfg.units}"}
 
 
 LABELS = {
@@ -124,48 +170,66 @@ LABELS = {
     "stock_onnx": "ORT on `model.export(format=\"onnx\")`",
     "rnnzoo_fp32": "rnnzoo fp32 bundle",
     "rnnzoo_int8": "rnnzoo int8 bundle",
+    "rnnzoo_fp32_auto": "rnnzoo fp32, `intra_op_threads=\"auto\"`",
+    "rnnzoo_int8_auto": "rnnzoo int8, `intra_op_threads=\"auto\"`",
 }
 
 
-def print_table(entry: str, rows: dict, info: dict, peak: float) -> None:
-    cfg = info["cfg"]
-    print(f"\n### {entry}: Embedding {cfg.vocab_size}x{cfg.embedding_dim}, "
-          f"{'Bi' if cfg.bidirectional else ''}{cfg.cell.upper()} {cfg.units}")
-    print(f"fused ops in the rnnzoo graph: {info['fused']}; stock export has Loop: "
-          f"{info['stock_has_loop']}; int8 graph ops: {info['int8_ops']}\n")
-    head = " | ".join(f"B{b} T{t}" for b, t in SHAPES)
-    print(f"| path (ms, ratio vs tf.function) | {head} |")
-    print("|---" * (len(SHAPES) + 1) + "|")
-    base = rows["tf_function"]
-    for key, label in LABELS.items():
-        cells = [f"{rows[key][s] * 1e3:.2f} ({base[s] / rows[key][s]:.1f}x)" for s in SHAPES]
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    stock = rows["stock_onnx"]
-    fp32 = rows["rnnzoo_fp32"]
-    cells = [f"{stock[s] / fp32[s]:.1f}x" for s in SHAPES]
-    print("| rnnzoo fp32 speed-up over the stock export | " + " | ".join(cells) + " |")
-    cells = []
-    for b, t in SHAPES:
-        flops = recurrent_flops(cfg.cell, cfg.units, cfg.embedding_dim, cfg.bidirectional, b, t)
-        gflops = flops / fp32[(b, t)] / 1e9
-        cells.append(f"{gflops:.0f} GF/s = {gflops / peak:.0%}")
-    print("| rnnzoo fp32 recurrent GFLOP/s, share of 1-core GEMM peak | " + " | ".join(cells)
-          + " |")
+def print_table(res: dict) -> None:
+    n = res["threads"]
+    peaks = res["peaks"]
+    peak = max(peaks.values())
+    print(f"\n### {n} thread{'s' if n > 1 else ''} each ({PRESET}: {res['model']})")
+    print(f"fp32 GEMM peak at {n} thread(s): numpy {peaks['numpy']:.1f} GFLOP/s, onnxruntime "
+          f"MatMul {peaks['onnxruntime']:.1f} GFLOP/s\n")
+    keys = [f"B{b} T{t}" for b, t in SHAPES]
+    print("| path (ms, ratio vs tf.function) | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    base = res["rows"]["tf_function"]
+    for name, label in LABELS.items():
+        if name not in res["rows"]:
+            continue
+        row = res["rows"][name]
+        thr = "" if name in ("keras_predict", "tf_function", "stock_onnx") or "auto" in name \
+            else f" ({n} thread{'s' if n > 1 else ''})"
+        cells = [f"{row[k] * 1e3:.2f} ({base[k] / row[k]:.2f}x)" for k in keys]
+        print(f"| {label}{thr} | " + " | ".join(cells) + " |")
+    for name in ("rnnzoo_fp32", "tf_function"):
+        row = res["rows"][name]
+        cells = []
+        for k in keys:
+            gflops = res["flops"][k] / row[k] / 1e9
+            cells.append(f"{gflops:.0f} GF/s = {gflops / peak:.0%}")
+        print(f"| {LABELS[name]}: recurrent GFLOP/s, share of the {n}-thread GEMM peak | "
+              + " | ".join(cells) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
-    parser.add_argument("--entries", default="sentiment_bilstm,sentiment_gru")
+    parser.add_argument("--threads", default="1,2", help="thread counts, one process each")
+    parser.add_argument("--stock", action="store_true",
+                        help="also time onnxruntime on Keras' own ONNX export")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    peak = gemm_peak_gflops()
-    print(f"# bench_inference: {os.cpu_count()} CPUs; single-core numpy fp32 GEMM peak "
-          f"(1024^3): {peak:.1f} GFLOP/s; ORT 1 intra-op thread; TF default threads")
-    with tempfile.TemporaryDirectory() as work:
-        for entry in args.entries.split(","):
-            rows, info = bench_entry(entry, args.budget, Path(work))
-            print_table(entry, rows, info, peak)
+    if args.child:
+        print("RESULT " + json.dumps(child(args.child, args.budget, args.stock)))
+        return
+    counts = [int(t) for t in args.threads.split(",")]
+    cores = len(os.sched_getaffinity(0))
+    print(f"# bench_inference: {cores} cores granted; each thread count in its own process "
+          "pinned to that many cores; TensorFlow and onnxruntime both get N threads")
+    for n in counts:
+        if n > cores:
+            print(f"\n(skipping {n} threads: only {cores} cores)")
+            continue
+        cmd = [sys.executable, __file__, "--child", str(n), "--budget", str(args.budget)]
+        cmd += ["--stock"] if args.stock else []
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
+        print_table(json.loads(line[len("RESULT "):]))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

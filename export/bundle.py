@@ -11,6 +11,7 @@ used, and inputs are post-padded, as the fused recurrent operators require.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,31 @@ def _short(value: Any, limit: int = 60) -> str:
     return short_repr(value, limit)
 
 
-def _check_threads(name: str, value: Any) -> int:
+def _check_threads(name: str, value: Any, allow_auto: bool = False) -> int | str:
+    if allow_auto and value == AUTO:
+        return value
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BundleError(f"{name} must be an integer >= 0 (0: one per core), got {value!r}")
+        hint = ', or "auto" (1 thread for small batches, every granted core from ' \
+            f'{AUTO_MIN_BATCH} rows)' if allow_auto else ""
+        raise BundleError(f"{name} must be an integer >= 0 (0: one per core){hint}, got "
+                          f"{value!r}")
     return value
+
+
+AUTO = "auto"
+# With intra_op_threads="auto", a call whose first input has at least this many rows runs on
+# every granted core; smaller ones on one thread (benchmarks/bench_inference.py measures where
+# two threads start to pay: waking a second thread costs more than it saves on a small batch).
+AUTO_MIN_BATCH = 8
+
+
+def granted_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which container and batch-system
+    limits set), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1,
@@ -148,7 +170,7 @@ class BundleRuntime:
         self,
         path: str | os.PathLike,
         providers: Sequence[str] | None = None,
-        intra_op_threads: int = 1,
+        intra_op_threads: int | str = 1,
         inter_op_threads: int = 1,
         verify: bool = True,
         spinning: bool = False,
@@ -162,6 +184,7 @@ class BundleRuntime:
         graphs = self.manifest["graphs"]
         base = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                 "spinning": spinning}
+        _check_threads("intra_op_threads", intra_op_threads, allow_auto=True)
         if graph_options is not None and not isinstance(graph_options, Mapping):
             raise BundleError(f"graph_options: expected a mapping of graph name to options, "
                               f"found {_short(graph_options)}")
@@ -178,20 +201,54 @@ class BundleRuntime:
                 raise BundleError(f"graph_options[{name!r}]: unknown option(s) {unknown}; "
                                   f"expected {', '.join(base)}")
         self.sessions = {}
+        # intra_op_threads="auto": self.sessions run small batches on one thread; a second
+        # session on every granted core is opened the first time a graph gets a batch of
+        # AUTO_MIN_BATCH rows or more (so batch-1 use never pays for it).
+        self._wide: dict[str, Any] = {}
+        self._wide_lock = threading.Lock()
+        self._wide_options: dict[str, dict] = {}
+        self._providers = providers
         for name, graph in graphs.items():
-            opts = session_options(**{**base, **graph_options.get(name, {})})
-            file = resolve_member(self.path, graph["file"], BundleError, BUNDLE_FILE)
-            try:
-                self.sessions[name] = ort.InferenceSession(
-                    str(file), sess_options=opts, providers=providers)
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
-                if not _is_onnxruntime_error(exc):
-                    raise
-                raise BundleError(f"{file}: onnxruntime cannot load it "
-                                  f"({' '.join(str(exc).split())[:300]}); re-export the "
-                                  "bundle") from None
+            options = {**base, **graph_options.get(name, {})}
+            _check_threads(f"graph_options[{name!r}].intra_op_threads",
+                           options["intra_op_threads"], allow_auto=True)
+            if options["intra_op_threads"] == AUTO:
+                cores = granted_cores()
+                options["intra_op_threads"] = 1
+                if cores > 1:
+                    self._wide_options[name] = {**options, "intra_op_threads": cores}
+            self.sessions[name] = self._open(graph["file"], options)
         self.family = self.manifest["family"]
         self.entry = self.manifest["entry"]
+
+    def _open(self, rel: str, options: Mapping[str, Any]) -> Any:
+        import onnxruntime as ort
+
+        file = resolve_member(self.path, rel, BundleError, BUNDLE_FILE)
+        try:
+            return ort.InferenceSession(str(file), sess_options=session_options(**options),
+                                        providers=self._providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
+            if not _is_onnxruntime_error(exc):
+                raise
+            raise BundleError(f"{file}: onnxruntime cannot load it "
+                              f"({' '.join(str(exc).split())[:300]}); re-export the "
+                              "bundle") from None
+
+    def session_for(self, graph: str, rows: int) -> Any:
+        """The session that runs ``graph`` on a batch of ``rows``: with ``"auto"`` threads, the
+        one-thread session below ``AUTO_MIN_BATCH`` rows and the all-cores one from there."""
+        sess = self._graph(graph)
+        if rows < AUTO_MIN_BATCH or graph not in self._wide_options:
+            return sess
+        wide = self._wide.get(graph)
+        if wide is None:
+            with self._wide_lock:  # a server's threads may ask at once: open it once
+                wide = self._wide.get(graph)
+                if wide is None:
+                    wide = self._wide[graph] = self._open(
+                        self.manifest["graphs"][graph]["file"], self._wide_options[graph])
+        return wide
 
     def __repr__(self) -> str:
         return (
@@ -266,7 +323,9 @@ class BundleRuntime:
         """Run one graph; returns its outputs by name. Wrong names, dtypes or ranks, and
         anything onnxruntime rejects, raise ``DataError`` naming the graph and input."""
         checked = self._check_feeds(graph, feeds)
-        sess = self.sessions[graph]
+        first = next(iter(checked.values()), None)
+        sess = self.session_for(graph, first.shape[0] if first is not None and first.ndim
+                                else 1)
         names = [o.name for o in sess.get_outputs()]
         try:
             return dict(zip(names, sess.run(names, checked)))
