@@ -79,6 +79,15 @@ def test_keras_and_runtime_captions_are_token_identical(shapes, tmp_path):
     r_caption, r_att = rt.caption(paths[0], return_attention=True)
     assert k_caption == r_caption
     np.testing.assert_allclose(k_att, r_att, atol=1e-4)
+    # rnnzoo serve's hook: base64 image files in, captions (and attention) out
+    import base64
+
+    b64 = base64.b64encode(open(paths[0], "rb").read()).decode()
+    served = rt.serve_predict([{"b64": b64}], {"attention": True, "beam": 3})
+    assert served[0]["caption"] == task.caption(paths[0], beam=3)
+    assert len(served[0]["attention"]) == len(served[0]["words"])
+    with pytest.raises(DataError, match=r"instances\[0\]: cannot decode the image"):
+        rt.serve_predict([{"b64": base64.b64encode(b"junk").decode()}], {})
     a = task.evaluate(paths[:20], [["a red circle above a blue square"]] * 20)
     b = rt.evaluate(paths[:20], ["a red circle above a blue square"] * 20)
     assert a["bleu_4"] == b["bleu_4"]
