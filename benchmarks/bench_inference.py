@@ -3,11 +3,14 @@
     python benchmarks/bench_inference.py [--threads 1,2] [--budget 1.0] [--stock]
 
 The shipped ``sentiment_bilstm.sst2`` preset (Embedding 20000x128, two BiLSTM-128 layers, max
-pooling): its Keras model from the preset's weights, and its own fp32 and int8 ONNX bundles
-(``PRESET/onnx/fp32`` and ``onnx/int8``). For each thread count N, a fresh process is pinned to N
+pooling): its Keras model from the preset's weights, and fp32 and int8 ONNX bundles that this
+version's exporter writes from it (``--shipped``: the bundles stored in the preset instead).
+For each thread count N, a fresh process is pinned to N
 cores (``os.sched_setaffinity``) and both engines get N threads: TensorFlow through
 ``tf.config.threading`` (intra- and inter-op N), onnxruntime through ``intra_op_threads=N``;
-with N > 1 also the ``intra_op_threads="auto"`` policy (1 thread below 8 rows, N from there).
+with N > 1 also the ``intra_op_threads="auto"`` policy (1 thread below 8 rows, N from there)
+and ``inter_op_threads=N`` with one intra-op thread (parallel execution: the forward and backward
+LSTM of a layer run at the same time).
 
 Rows: Keras ``model.predict``, a ``tf.function`` call, (``--stock``: onnxruntime on Keras'
 ``model.export(format="onnx")``, a ``Loop`` graph), the rnnzoo fp32 and int8 bundles through
@@ -105,7 +108,7 @@ def recurrent_flops(cfg, b: int, t: int) -> float:
     return total
 
 
-def child(threads: int, budget: float, stock: bool) -> dict:
+def child(threads: int, budget: float, stock: bool, shipped: bool, bundle_dir: str) -> dict:
     """One thread count, in a process pinned to ``threads`` cores."""
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -121,12 +124,24 @@ def child(threads: int, budget: float, stock: bool) -> dict:
     task = rnnzoo.from_preset(PRESET, backend="keras")
     cfg = task.config.model
     model = task.model
-    bundles = REPO / "rnnzoo" / "pretrained" / PRESET / "onnx"
+    if shipped:
+        bundles = REPO / "rnnzoo" / "pretrained" / PRESET / "onnx"
+    else:  # what this version's exporter writes from the preset's weights
+        bundles = Path(bundle_dir)
+        if not (bundles / "fp32").exists():
+            from rnnzoo.export import to_onnx
+
+            to_onnx(task, bundles / "fp32", quantize="int8")
+            (bundles / "fp32-int8").rename(bundles / "int8")
     engines = {"rnnzoo_fp32": runtime.load(bundles / "fp32", intra_op_threads=threads),
                "rnnzoo_int8": runtime.load(bundles / "int8", intra_op_threads=threads)}
     if threads > 1:
         engines["rnnzoo_fp32_auto"] = runtime.load(bundles / "fp32", intra_op_threads="auto")
         engines["rnnzoo_int8_auto"] = runtime.load(bundles / "int8", intra_op_threads="auto")
+        engines["rnnzoo_fp32_par"] = runtime.load(bundles / "fp32", intra_op_threads=1,
+                                                  inter_op_threads=threads)
+        engines["rnnzoo_int8_par"] = runtime.load(bundles / "int8", intra_op_threads=1,
+                                                  inter_op_threads=threads)
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     rows: dict[str, dict] = {"keras_predict": {}, "tf_function": {}}
     with tempfile.TemporaryDirectory() as work:
@@ -172,6 +187,8 @@ LABELS = {
     "rnnzoo_int8": "rnnzoo int8 bundle",
     "rnnzoo_fp32_auto": "rnnzoo fp32, `intra_op_threads=\"auto\"`",
     "rnnzoo_int8_auto": "rnnzoo int8, `intra_op_threads=\"auto\"`",
+    "rnnzoo_fp32_par": "rnnzoo fp32, 1 intra-op x N inter-op threads (directions in parallel)",
+    "rnnzoo_int8_par": "rnnzoo int8, 1 intra-op x N inter-op threads (directions in parallel)",
 }
 
 
@@ -190,8 +207,8 @@ def print_table(res: dict) -> None:
         if name not in res["rows"]:
             continue
         row = res["rows"][name]
-        thr = "" if name in ("keras_predict", "tf_function", "stock_onnx") or "auto" in name \
-            else f" ({n} thread{'s' if n > 1 else ''})"
+        plain = name in ("rnnzoo_fp32", "rnnzoo_int8")
+        thr = f" ({n} thread{'s' if n > 1 else ''})" if plain else ""
         cells = [f"{row[k] * 1e3:.2f} ({base[k] / row[k]:.2f}x)" for k in keys]
         print(f"| {label}{thr} | " + " | ".join(cells) + " |")
     for name in ("rnnzoo_fp32", "tf_function"):
@@ -210,26 +227,34 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="thread counts, one process each")
     parser.add_argument("--stock", action="store_true",
                         help="also time onnxruntime on Keras' own ONNX export")
+    parser.add_argument("--shipped", action="store_true",
+                        help="time the preset's shipped bundles instead of exporting them anew")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bundles", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.child, args.budget, args.stock)))
+        print("RESULT " + json.dumps(child(args.child, args.budget, args.stock, args.shipped,
+                                           args.bundles)))
         return
     counts = [int(t) for t in args.threads.split(",")]
     cores = len(os.sched_getaffinity(0))
     print(f"# bench_inference: {cores} cores granted; each thread count in its own process "
           "pinned to that many cores; TensorFlow and onnxruntime both get N threads")
-    for n in counts:
-        if n > cores:
-            print(f"\n(skipping {n} threads: only {cores} cores)")
-            continue
-        cmd = [sys.executable, __file__, "--child", str(n), "--budget", str(args.budget)]
-        cmd += ["--stock"] if args.stock else []
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
-        print_table(json.loads(line[len("RESULT "):]))
-        sys.stdout.flush()
+    with tempfile.TemporaryDirectory() as bundles:
+        for n in counts:
+            if n > cores:
+                print(f"\n(skipping {n} threads: only {cores} cores)")
+                continue
+            cmd = [sys.executable, __file__, "--child", str(n), "--budget", str(args.budget),
+                   "--bundles", bundles]
+            cmd += (["--stock"] if args.stock else []) + (["--shipped"] if args.shipped else [])
+            out = subprocess.run(cmd, capture_output=True, text=True,
+                                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not lines:
+                sys.exit(f"{n} threads: the measuring process failed:\n{out.stderr[-3000:]}")
+            print_table(json.loads(lines[-1][len("RESULT "):]))
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -17,11 +17,140 @@ from onnx import helper, numpy_helper
 
 
 def simplify(model: onnx.ModelProto) -> dict[str, int]:
-    """Rewrite ``model`` in place; returns what was done (``{"tensordot": n, "removed": m}``)."""
+    """Rewrite ``model`` in place; returns what was done (``{"tensordot": n, "moves": k,
+    "removed": m}``)."""
     ranks = _ranks(model)
     collapsed = _collapse_tensordot(model.graph, ranks)
-    removed = _remove_dead(model.graph) if collapsed else 0
-    return {"tensordot": collapsed, "removed": removed}
+    moves = _cancel_moves(model.graph)
+    removed = _remove_dead(model.graph) if collapsed or moves else 0
+    return {"tensordot": collapsed, "moves": moves, "removed": removed}
+
+
+# -- data movement around recurrent layers -----------------------------------------------------
+#
+# A backward direction exported from Keras' cuDNN path reads: reverse the valid steps of the
+# batch-major input, transpose to time-major, run the forward operator, transpose back, reverse
+# the valid steps again, and then Keras' ``go_backwards`` flip (a full-length ReverseV2, which
+# tf2onnx writes as Transpose + ReverseSequence + Transpose) that the Bidirectional wrapper
+# undoes with a second one. Every one of these copies the whole [T, B, H] sequence. Three
+# rewrites that only move data (so outputs are bit-identical, and the export's parity check
+# still runs) remove most of them:
+#   1. Transpose(Transpose(x, p), q) with q undoing p  ->  x
+#   2. Transpose_q(ReverseSequence(Transpose_p(x))) with q undoing p  ->  ReverseSequence(x)
+#      on x's axes (the lengths are the same per batch entry)
+#   3. two full-length reversals of the same axes in a row  ->  x
+# Padded rows keep their meaning: rule 2 keeps the real lengths and rule 3 only pairs
+# reversals whose lengths are the full time axis, proven from the graph (Expand of the time
+# dimension read by Shape from the reversed tensor or its transpose).
+
+
+def _perm(node: onnx.NodeProto) -> list[int] | None:
+    for attr in node.attribute:
+        if attr.name == "perm":
+            return list(attr.ints)
+    return None
+
+
+def _axes(node: onnx.NodeProto) -> tuple[int, int]:
+    got = {a.name: a.i for a in node.attribute}
+    return got.get("batch_axis", 1), got.get("time_axis", 0)
+
+
+def _undoes(p: list[int] | None, q: list[int] | None) -> bool:
+    """Transpose q applied after transpose p gives back the original layout."""
+    return p is not None and q is not None and len(p) == len(q) and all(
+        p[q[j]] == j for j in range(len(p)))
+
+
+def _full_length_reversals(graph: onnx.GraphProto) -> set[str]:
+    """Names of ReverseSequence nodes whose lengths are provably the whole time axis."""
+    producer = {out: node for node in graph.node for out in node.output}
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    full = set()
+    for node in graph.node:
+        if node.op_type != "ReverseSequence" or len(node.input) < 2:
+            continue
+        _, time_axis = _axes(node)
+        expand = producer.get(node.input[1])
+        if expand is None or expand.op_type != "Expand":
+            continue
+        gather = producer.get(expand.input[0])
+        if gather is None or gather.op_type != "Gather" or any(
+                a.name == "axis" and a.i != 0 for a in gather.attribute):
+            continue
+        idx = consts.get(gather.input[1])
+        shape = producer.get(gather.input[0])
+        if idx is None or idx.size != 1 or shape is None or shape.op_type != "Shape" \
+                or shape.attribute:
+            continue
+        i, u, x = int(idx.reshape(-1)[0]), shape.input[0], node.input[0]
+        x_node, u_node = producer.get(x), producer.get(u)
+        if (u == x and i == time_axis) or (
+                x_node is not None and x_node.op_type == "Transpose" and x_node.input[0] == u
+                and (_perm(x_node) or [None] * 99)[time_axis] == i) or (
+                u_node is not None and u_node.op_type == "Transpose" and u_node.input[0] == x
+                and (_perm(u_node) or [None] * 99)[i] == time_axis):
+            full.add(node.name)
+    return full
+
+
+def _cancel_moves(graph: onnx.GraphProto) -> int:
+    full = _full_length_reversals(graph)
+    outputs = {o.name for o in graph.output}
+    for node in graph.node:  # names read inside a Loop/If/Scan body are left alone
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                outputs |= _used_names(sub)
+    count = 0
+
+    def rewire(old: str, new: str) -> None:
+        for node in graph.node:
+            for j, name in enumerate(node.input):
+                if name == old:
+                    node.input[j] = new
+
+    changed = True
+    while changed:
+        changed = False
+        producer = {out: node for node in graph.node for out in node.output}
+        for node in list(graph.node):
+            out = node.output[0] if node.output else None
+            if out is None or out in outputs:
+                continue
+            src = producer.get(node.input[0]) if node.input else None
+            if src is None:
+                continue
+            if node.op_type == "Transpose" and src.op_type == "Transpose" and _undoes(
+                    _perm(src), _perm(node)):  # rule 1
+                rewire(out, src.input[0])
+                graph.node.remove(node)
+                changed = True
+            elif node.op_type == "Transpose" and src.op_type == "ReverseSequence":  # rule 2
+                inner = producer.get(src.input[0])
+                p, q = (_perm(inner) if inner is not None and inner.op_type == "Transpose"
+                        else None), _perm(node)
+                if not _undoes(p, q):
+                    continue
+                batch_axis, time_axis = _axes(src)
+                name = f"{src.name}_on_{inner.input[0]}"[-120:]
+                rev = helper.make_node("ReverseSequence", [inner.input[0], src.input[1]], [out],
+                                       name=name, batch_axis=p[batch_axis],
+                                       time_axis=p[time_axis])
+                if src.name in full:
+                    full.add(name)
+                pos = list(graph.node).index(node)
+                graph.node.remove(node)
+                graph.node.insert(pos, rev)
+                changed = True
+            elif node.op_type == "ReverseSequence" and src.op_type == "ReverseSequence" \
+                    and node.name in full and src.name in full and _axes(node) == _axes(src):
+                rewire(out, src.input[0])  # rule 3
+                graph.node.remove(node)
+                changed = True
+            if changed:
+                count += 1
+                break
+    return count
 
 
 def _ranks(model: onnx.ModelProto) -> dict[str, int]:

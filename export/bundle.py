@@ -119,7 +119,8 @@ def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1,
     """One intra-op thread behaves on a shared machine. Spinning threads are off by default
     because they degrade badly when cores are shared; a decoding loop that owns its cores
     gains from ``intra_op_threads=2, spinning=True`` (workers stay awake between the
-    back-to-back step calls instead of being woken for every node)."""
+    back-to-back step calls instead of being woken for every node). ``inter_op_threads`` > 1
+    switches to parallel execution (0: one per core), where independent nodes run at once."""
     import onnxruntime as ort
 
     _check_threads("intra_op_threads", intra_op_threads)
@@ -133,6 +134,10 @@ def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1,
     opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
     opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if inter_op_threads != 1:
+        # onnxruntime only uses inter-op threads in parallel execution mode: then independent
+        # nodes, e.g. the two directions of a bidirectional layer, run at the same time.
+        opts.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     return opts
 
 

@@ -1,0 +1,62 @@
+"""The export's data-movement clean-up (issue 21): cancelling transposes and reversals around
+the backward direction of bidirectional layers changes no output bit and removes most copies."""
+
+from __future__ import annotations
+
+import collections
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from rnnzoo.export import _convert, _simplify  # noqa: E402
+
+L = keras.layers
+VOCAB = 50
+
+
+def _stacked(cell) -> keras.Model:
+    inp = keras.Input((None,), dtype="int32")
+    x = L.Embedding(VOCAB, 8, mask_zero=True)(inp)
+    x = L.Bidirectional(cell(6, return_sequences=True))(x)
+    x = L.Bidirectional(cell(5, return_sequences=True))(x)
+    model = keras.Model(inp, L.Dense(3)(x))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
+                       for w in model.get_weights()])
+    return model
+
+
+def _convert_with(model, moves: bool, monkeypatch):
+    if not moves:
+        monkeypatch.setattr(_simplify, "_cancel_moves", lambda graph: 0)
+    proto = _convert.convert(model, [tf.TensorSpec([None, None], tf.int32)], ["tokens"],
+                             ["out"])
+    monkeypatch.undo()
+    return proto
+
+
+@pytest.mark.parametrize("cell", [L.LSTM, L.GRU])
+def test_moves_cancel_and_outputs_are_bit_identical(cell, monkeypatch) -> None:
+    model = _stacked(cell)
+    plain = _convert_with(model, False, monkeypatch)
+    moved = _convert_with(model, True, monkeypatch)
+    before = collections.Counter(n.op_type for n in plain.graph.node)
+    after = collections.Counter(n.op_type for n in moved.graph.node)
+    assert after["Transpose"] + after["ReverseSequence"] <= (
+        before["Transpose"] + before["ReverseSequence"]) // 2
+    assert after[cell.__name__.upper()] == before[cell.__name__.upper()] == 4
+    tokens = np.random.default_rng(1).integers(1, VOCAB, (5, 9)).astype(np.int32)
+    for row, length in enumerate((9, 1, 4, 7, 2)):  # padded rows of every kind
+        tokens[row, length:] = 0
+    outs = [ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+            .run(None, {"tokens": tokens})[0] for p in (plain, moved)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    keras_out = np.asarray(model(tokens))
+    mask = tokens != 0
+    np.testing.assert_allclose(outs[1][mask], keras_out[mask], atol=1e-5)
+    assert _simplify.simplify(moved)["moves"] == 0  # idempotent
