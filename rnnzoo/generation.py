@@ -902,12 +902,27 @@ def graph_step(runner: GraphRunner, graph: str = "decoder") -> StepFn:
     inputs, outputs = runner.input_names(graph), runner.output_names(graph)
     token_input, state_inputs = inputs[0], inputs[1:]
     updates = [(n, n[4:] if n.startswith("new_") else n) for n in outputs[1:]]
+    # A runner may offer ``run_unchecked`` (onnxruntime bundles): after a first step checked
+    # by ``run``, the loop feeds the graph its own outputs, so the per-call checks of names,
+    # dtypes and ranks only cost time. Keyed by the state's arrays' dtypes and ranks, which a
+    # step cannot change without the checked call seeing it first.
+    fast = getattr(runner, "run_unchecked", None)
+    checked: set[tuple] = set()
 
     def step(tokens_t: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         feeds = {token_input: np.asarray(tokens_t, dtype=np.int32)}
         for n in state_inputs:
             feeds[n] = state[n]
-        outs = runner.run(graph, feeds)
+        if fast is None:
+            outs = runner.run(graph, feeds)
+        else:
+            key = tuple((v.dtype, v.ndim) if isinstance(v, np.ndarray) else None
+                        for v in feeds.values())
+            if key in checked:
+                outs = fast(graph, feeds)
+            else:
+                outs = runner.run(graph, feeds)
+                checked.add(key)
         new = dict(state)
         for out, key in updates:
             new[key] = outs[out]
