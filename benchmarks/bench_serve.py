@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,48 +78,105 @@ def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
     raise SystemExit("server did not start within 60 s")
 
 
-async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
-                  body: bytes) -> tuple[int, bytes]:
-    writer.write(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return status, await reader.readexactly(length)
+def request_bytes(path: str, text: str) -> bytes:
+    body = json.dumps({"instances": [text]}).encode()
+    return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
 
 
-async def drive(port: int, path: str, clients: int, seconds: float) -> dict:
-    """``clients`` keep-alive connections sending back to back for ``seconds``."""
+class Client(asyncio.Protocol):
+    """One keep-alive connection sending prebuilt requests back to back until ``stop``: a
+    protocol on the raw transport (no streams, no HTTP library), so that the load generator,
+    which shares the machine with the server, costs as little CPU as possible."""
+
+    def __init__(self, requests: list[bytes], first: int, stop: float, latencies: list[float],
+                 done: asyncio.Future) -> None:
+        self.requests, self.i, self.stop = requests, first, stop
+        self.latencies, self.done = latencies, done
+        self.errors = 0
+        self.buf = b""
+        self.t0 = 0.0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.send_next()
+
+    def send_next(self) -> None:
+        assert self.transport is not None
+        self.t0 = time.perf_counter()
+        if self.t0 >= self.stop:
+            self.transport.close()
+            return
+        self.transport.write(self.requests[self.i % len(self.requests)])
+        self.i += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        at = self.buf.find(b"content-length:", 0, head_end)
+        if at < 0:
+            at = self.buf.lower().find(b"content-length:", 0, head_end)
+        length = int(self.buf[at + 15:self.buf.find(b"\r\n", at)])
+        end = head_end + 4 + length
+        if len(self.buf) < end:
+            return
+        self.latencies.append(time.perf_counter() - self.t0)
+        if self.buf[9:12] != b"200" or b'"predictions"' not in self.buf[head_end:end]:
+            self.errors += 1
+        self.buf = self.buf[end:]
+        self.send_next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(self.errors + (1 if exc is not None else 0))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(port: int, path: str, clients: int, seconds: float,
+                server_pid: int | None = None) -> dict:
+    """``clients`` keep-alive connections sending back to back for ``seconds``; requests/s,
+    latency percentiles, errors, and the CPU the server and this client used (in cores)."""
+    loop = asyncio.get_running_loop()
+    requests = [request_bytes(path, t) for t in TEXTS]
     latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-
-    async def client(k: int) -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        i = k
-        try:
-            while time.perf_counter() < stop:
-                body = json.dumps({"instances": [TEXTS[i % len(TEXTS)]]}).encode()
-                i += 1
-                t0 = time.perf_counter()
-                status, reply = await request(reader, writer, path, body)
-                latencies.append(time.perf_counter() - t0)
-                if status != 200 or b"predictions" not in reply:
-                    errors += 1
-        finally:
-            writer.close()
-
+    server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
+    client_cpu = time.process_time()
     t0 = time.perf_counter()
-    await asyncio.gather(*(client(k) for k in range(clients)))
+    stop = t0 + seconds
+    dones = []
+    for k in range(clients):
+        done = loop.create_future()
+        await loop.create_connection(
+            lambda k=k, done=done: Client(requests, k, stop, latencies, done), "127.0.0.1", port)
+        dones.append(done)
+    errors = sum(await asyncio.gather(*dones))
     wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - client_cpu
     lat = np.asarray(latencies) * 1000
-    return {"clients": clients, "requests": len(lat), "errors": errors,
-            "requests_per_s": len(lat) / wall, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99))}
+    out = {"clients": clients, "requests": len(lat), "errors": errors,
+           "requests_per_s": len(lat) / wall, "p50_ms": float(np.percentile(lat, 50)),
+           "p99_ms": float(np.percentile(lat, 99)), "client_cpu_cores": client_cpu / wall}
+    if server_pid:
+        out["server_cpu_cores"] = (cpu_seconds(server_pid) - server_cpu) / wall
+    return out
+
+
+def run_client(coro: Any) -> Any:
+    """Run the load generator on uvloop when installed (it comes with uvicorn[standard]; the
+    same loop for both modes), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def get_json(port: int, path: str) -> dict:
@@ -136,15 +194,17 @@ def run_mode(model: str, batching: bool, args: argparse.Namespace) -> dict:
     proc = start_server(model, port, extra)
     path = f"/v1/models/{model}:predict"
     try:
-        asyncio.run(drive(port, path, max(args.concurrency), args.warmup))
+        run_client(drive(port, path, max(args.concurrency), args.warmup))
         rss_start = rss_mb(proc.pid)
         points = []
         for clients in args.concurrency:
-            point = asyncio.run(drive(port, path, clients, args.seconds))
+            point = run_client(drive(port, path, clients, args.seconds, proc.pid))
             points.append(point)
             print(f"  {'batching' if batching else 'no batching':<12} {clients:>3} clients: "
                   f"{point['requests_per_s']:7.1f} req/s  p50 {point['p50_ms']:6.1f} ms  "
-                  f"p99 {point['p99_ms']:6.1f} ms  errors {point['errors']}", flush=True)
+                  f"p99 {point['p99_ms']:6.1f} ms  errors {point['errors']}  CPU server "
+                  f"{point['server_cpu_cores']:.2f} client {point['client_cpu_cores']:.2f} "
+                  "cores", flush=True)
         stats = get_json(port, "/stats")["models"][model]
         rss_end = rss_mb(proc.pid)
     finally:

@@ -34,17 +34,21 @@ unknown model, a body over the limit, a client that sends too slowly, a full que
 4xx/503 and JSON body; a 500 means a bug.
 
 Batching: concurrent v1 requests for a model with the same options are merged into one user
-call (at most ``max_batch_size`` instances; a new batch is collected only when one of the
-model's ``threads`` is free, so batches grow with load, and it waits at most ``max_delay_ms``
-for more requests, 0 by default). A request's predictions are the ones it would get alone:
-the runtimes pad and mask per row (``benchmarks/bench_serve.py`` measures the gain).
+call (at most ``max_batch_size`` instances). Runtime calls run in the model's ``threads``
+worker threads, which take requests from a queue: a worker takes everything waiting as soon as
+its previous call returns, so batches grow with load and a lone request never waits (it waits
+at most ``max_delay_ms`` for more requests, 0 by default). Without batching the same workers
+take one request per call. A request's predictions are the ones it would get alone: the
+runtimes pad and mask per row (``benchmarks/bench_serve.py`` measures the gain).
+
+The two hot routes (v1 predict, v2 infer) are plain ASGI functions reached before Starlette's
+routing, with orjson when installed: on a small machine what each request costs in Python
+bounds requests/s as much as the model does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import inspect
@@ -52,7 +56,9 @@ import json
 import logging
 import math
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,6 +70,11 @@ from rnnzoo.errors import ConfigError, RnnzooError, short_repr
 from rnnzoo.extras import MissingDependencyError, has_module
 
 log = logging.getLogger("rnnzoo.serve")
+
+try:  # the serve extra brings orjson: 3-10x faster JSON than the standard library
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the standard library is the fallback
+    _orjson = None
 
 DEMO_PAGE = Path(__file__).with_name("serve_demo.html")
 SERVE_EXTRA = 'pip install "rnnzoo[serve]"'
@@ -130,6 +141,36 @@ class ServeError(Exception):
 
 
 # -- plain data --------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of plain data (orjson when installed, else ``json``); as Starlette's
+    ``JSONResponse`` writes it, non-finite floats excepted (``plain`` makes them ``null``)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value, option=_orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # e.g. an int beyond 64 bits: the standard library writes it
+            pass
+    return json.dumps(value, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def loads(raw: bytes) -> Any:
+    """The JSON document of a request body, or a 400 ``invalid_json`` naming what is wrong."""
+    if not raw.strip():
+        raise ServeError(400, "invalid_json", "the request body is empty; send a JSON "
+                         "object")
+    try:
+        if _orjson is not None:
+            return _orjson.loads(raw)
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise ServeError(400, "invalid_json", "the body is not UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:  # orjson's error is a subclass
+        if "UTF-8" in exc.msg or "surrogate" in exc.msg:
+            raise ServeError(400, "invalid_json", "the body is not UTF-8 JSON") from None
+        raise ServeError(400, "invalid_json", f"malformed JSON at line {exc.lineno} column "
+                         f"{exc.colno}: {exc.msg}") from None
 
 
 def plain(value: Any) -> Any:
@@ -251,15 +292,36 @@ def client_error(exc: BaseException) -> ServeError | None:
 # -- models and batching -----------------------------------------------------------------------
 
 
-@dataclasses.dataclass
 class _Pending:
-    instances: list
-    options: dict
-    future: asyncio.Future
+    """A request waiting for a runtime call: its instances and options, or (``job``) a
+    function to run alone, such as a v2 infer; the event loop's future that gets the result."""
+
+    __slots__ = ("instances", "options", "key", "future", "loop", "job")
+
+    def __init__(self, instances: list, options: dict, future: asyncio.Future,
+                 job: Any = None) -> None:
+        self.instances, self.options, self.future, self.job = instances, options, future, job
+        self.key = _options_key(options)
+        self.loop = future.get_loop()
+
+
+def _options_key(options: dict) -> str:
+    """Requests are merged only when their options are equal."""
+    return json.dumps(options, sort_keys=True, default=str) if options else ""
+
+
+_STOP = object()  # tells a worker thread to end
 
 
 class ServedModel:
-    """One model: its runtime, metadata, executor and (with batching) its request queue."""
+    """One model: its runtime, metadata, and request queue served by worker threads.
+
+    Every runtime call runs in one of ``config.threads`` worker threads, which take requests
+    from a thread-safe queue: with batching, a worker takes everything waiting (up to
+    ``max_batch_size`` instances, waiting at most ``max_delay_ms`` for more) as soon as its
+    previous call returns, so requests that arrive while the model runs form the next batch
+    without a round trip through the event loop; without batching, one request per call. Both
+    modes run the same code. Results go back to the event loop with one wake-up per call."""
 
     def __init__(self, name: str, runtime: Any, source: str, config: ServeConfig) -> None:
         self.name = name
@@ -270,15 +332,11 @@ class ServedModel:
         self.verb = task_verb(runtime)
         self.options = options_of(runtime)
         self.demo = demo_of(runtime)
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=config.threads, thread_name_prefix=f"serve-{name}")
-        self._pending: collections.deque[_Pending] = collections.deque()
-        self._queued = 0  # instances waiting or running
-        self._wake: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._task: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._running: set[asyncio.Task] = set()  # batches in flight (asyncio keeps weak refs)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._start_lock = threading.Lock()
+        self._queued = 0  # instances waiting or running (counted on the event loop)
+        self._in_flight = 0  # requests waiting or running
         self.stats = {"requests": 0, "instances": 0, "runtime_calls": 0, "largest_batch": 0}
 
     # -- request checks ----------------------------------------------------------------------
@@ -305,7 +363,7 @@ class ServedModel:
     def call(self, groups: list[list], options: dict) -> list:
         """Run one user call over several requests' instances (in a worker thread); the
         predictions of each request, or the exception that request alone gets."""
-        flat = [x for g in groups for x in g]
+        flat = [x for g in groups for x in g] if len(groups) > 1 else groups[0]
         try:
             preds = run_predict(self.runtime, flat, options)
         except Exception as exc:  # noqa: BLE001 - attributed per request below
@@ -317,6 +375,8 @@ class ServedModel:
             return self.call(groups[:half], options) + self.call(groups[half:], options)
         self.stats["runtime_calls"] += 1
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(flat))
+        if len(groups) == 1:
+            return [preds]
         out, start = [], 0
         for g in groups:
             out.append(preds[start:start + len(g)])
@@ -333,17 +393,8 @@ class ServedModel:
         self.stats["instances"] += len(instances)
         self._queued += len(instances)
         try:
-            loop = asyncio.get_running_loop()
-            if not self.config.batching:
-                result = (await loop.run_in_executor(self.executor, self.call, [instances],
-                                                     options))[0]
-            else:
-                self._ensure_batcher()
-                fut = loop.create_future()
-                self._pending.append(_Pending(instances, options, fut))
-                assert self._wake is not None
-                self._wake.set()
-                result = await fut
+            result = await self._submit(_Pending(
+                instances, options, asyncio.get_running_loop().create_future()))
         finally:
             self._queued -= len(instances)
         if isinstance(result, BaseException):
@@ -353,80 +404,114 @@ class ServedModel:
             raise result
         return result
 
-    def _ensure_batcher(self) -> None:
-        loop = asyncio.get_running_loop()
-        # A new event loop (a test client, a restarted app) gets a batcher of its own.
-        if self._task is None or self._task.done() or self._loop is not loop:
-            self._loop = loop
-            self._pending.clear()
-            self._wake = asyncio.Event()
-            self._slots = asyncio.Semaphore(self.config.threads)
-            self._task = loop.create_task(self._batch_loop())
+    async def run_job(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, alone (a v2 infer): the model's threads bound all
+        of its runtime calls, batched or not."""
+        result = await self._submit(_Pending([], {}, asyncio.get_running_loop().create_future(),
+                                             job=(fn, args)))
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-    async def _batch_loop(self) -> None:
-        assert self._wake is not None and self._slots is not None
-        loop = asyncio.get_running_loop()
-        limit, delay = self.config.max_batch_size, self.config.max_delay_ms / 1000.0
-        while True:
-            await self._slots.acquire()
-            while not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-            batch = [self._pending.popleft()]
-            size = len(batch[0].instances)
-            deadline = loop.time() + delay
-            while size < limit:
-                if self._pending:
-                    if size + len(self._pending[0].instances) > limit:
-                        break
-                    batch.append(self._pending.popleft())
-                    size += len(batch[-1].instances)
-                    continue
-                remaining = deadline - loop.time() if delay else 0.0
-                if remaining <= 0:
-                    break
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), remaining)
-                except asyncio.TimeoutError:
-                    break
-            task = loop.create_task(self._run_batch(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run_batch(self, batch: list[_Pending]) -> None:
-        assert self._slots is not None
-        loop = asyncio.get_running_loop()
+    async def _submit(self, item: _Pending) -> Any:
+        if len(self._workers) < self.config.threads:
+            self._start_workers()
+        self._in_flight += 1
         try:
-            groups: dict[str, list[_Pending]] = {}
-            for item in batch:
-                key = json.dumps(item.options, sort_keys=True, default=str)
-                groups.setdefault(key, []).append(item)
-            for items in groups.values():
-                try:
-                    results = await loop.run_in_executor(
-                        self.executor, self.call, [i.instances for i in items],
-                        items[0].options)
-                except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                    results = [exc] * len(items)
-                for item, result in zip(items, results):
-                    if not item.future.done():
-                        item.future.set_result(result)
+            self._queue.put(item)
+            return await item.future
         finally:
-            self._slots.release()
+            self._in_flight -= 1
+
+    def _start_workers(self) -> None:
+        with self._start_lock:
+            self._workers = [t for t in self._workers if t.is_alive()]
+            while len(self._workers) < self.config.threads:
+                t = threading.Thread(target=self._work, daemon=True,
+                                     name=f"serve-{self.name}-{len(self._workers)}")
+                t.start()
+                self._workers.append(t)
+
+    def _work(self) -> None:
+        """A worker thread: take a batch, run it, hand the results to the event loop(s)."""
+        limit = self.config.max_batch_size if self.config.batching else 1
+        delay = self.config.max_delay_ms / 1000.0 if self.config.batching else 0.0
+        get, carry = self._queue.get, None
+        while True:
+            first = carry if carry is not None else get()
+            carry = None
+            if first is _STOP:
+                return
+            if first.job is not None:
+                self._run_job(first)
+                continue
+            batch, size = [first], len(first.instances)
+            deadline = time.monotonic() + delay
+            while size < limit:
+                try:
+                    if delay:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        item = get(timeout=remaining)
+                    else:
+                        item = get(block=False)
+                except queue.Empty:
+                    break
+                if item is _STOP or item.job is not None \
+                        or size + len(item.instances) > limit:
+                    carry = item  # the next call's first
+                    break
+                batch.append(item)
+                size += len(item.instances)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Pending]) -> None:
+        groups: dict[str, list[_Pending]] = {}
+        for item in batch:
+            groups.setdefault(item.key, []).append(item)
+        for items in groups.values():
+            try:
+                results = self.call([i.instances for i in items], items[0].options)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                results = [exc] * len(items)
+            _deliver(items, results)
+
+    def _run_job(self, item: _Pending) -> None:
+        fn, args = item.job
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+            result = exc
+        _deliver([item], [result])
 
     async def close(self) -> None:
-        """Stop the batcher once nothing is pending (in-flight requests finish first)."""
-        while self._pending or self._running:
+        """Stop the worker threads once the requests in flight are answered."""
+        deadline = time.monotonic() + 60
+        while self._in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if self._task is not None and self._loop is asyncio.get_running_loop():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await self._task
-        self.executor.shutdown(wait=True)
-        # A fresh pool (threads start on first use), should the model be served again.
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.config.threads, thread_name_prefix=f"serve-{self.name}")
+        workers, self._workers = self._workers, []
+        for _ in workers:
+            self._queue.put(_STOP)
+        loop = asyncio.get_running_loop()
+        for t in workers:
+            await loop.run_in_executor(None, t.join)
+
+
+def _deliver(items: list[_Pending], results: list) -> None:
+    """Results to the requests' futures, one event-loop wake-up per loop (from a worker)."""
+    by_loop: dict[Any, list] = {}
+    for item, result in zip(items, results):
+        by_loop.setdefault(item.loop, []).append((item.future, result))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: no one waits
+            loop.call_soon_threadsafe(_set_results, pairs)
+
+
+def _set_results(pairs: list) -> None:
+    for future, result in pairs:
+        if not future.done():  # a client gone (cancelled) needs nothing
+            future.set_result(result)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -650,49 +735,75 @@ def v2_outputs(results: Mapping[str, np.ndarray], wanted: list[str]) -> list[dic
 # -- the HTTP application ----------------------------------------------------------------------
 
 
-async def read_json(request: Any, config: ServeConfig) -> Any:
-    """The request's JSON body within the size and time limits, or a typed 4xx."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise ServeError(400, "invalid_request", "Content-Length must be a number")
-        if int(length) > config.max_body_bytes:
-            raise ServeError(413, "body_too_large", f"the body has {length} bytes; the limit "
-                             f"is {config.max_body_bytes} (rnnzoo serve --max-body-bytes)")
+class ClientGone(Exception):
+    """The client closed the connection before its body arrived: there is no one to answer."""
 
-    async def receive() -> bytes:
+
+async def read_body(scope: Mapping[str, Any], receive: Any, config: ServeConfig) -> bytes:
+    """An ASGI request's body within the size and time limits, or a typed 4xx."""
+    limit = config.max_body_bytes
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if not value.isdigit():
+                raise ServeError(400, "invalid_request", "Content-Length must be a number")
+            if int(value) > limit:
+                raise ServeError(413, "body_too_large", f"the body has {value.decode()} "
+                                 f"bytes; the limit is {limit} (rnnzoo serve --max-body-bytes)")
+            break
+
+    async def receive_all() -> bytes:
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientGone
+            chunk = message.get("body", b"")
             size += len(chunk)
-            if size > config.max_body_bytes:
+            if size > limit:
                 raise ServeError(413, "body_too_large", f"the body exceeds the limit of "
-                                 f"{config.max_body_bytes} bytes (rnnzoo serve "
-                                 "--max-body-bytes)")
+                                 f"{limit} bytes (rnnzoo serve --max-body-bytes)")
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     try:
         if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per request
             async with asyncio.timeout(config.body_timeout_s):
-                raw = await receive()
-        else:
-            raw = await asyncio.wait_for(receive(), config.body_timeout_s)
+                return await receive_all()
+        return await asyncio.wait_for(receive_all(), config.body_timeout_s)
     except asyncio.TimeoutError:
         raise ServeError(408, "body_timeout", f"the body did not arrive within "
                          f"{config.body_timeout_s:g} s") from None
-    if not raw.strip():
-        raise ServeError(400, "invalid_json", "the request body is empty; send a JSON object")
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise ServeError(400, "invalid_json", "the body is not UTF-8 JSON") from None
-    except json.JSONDecodeError as exc:
-        raise ServeError(400, "invalid_json", f"malformed JSON at line {exc.lineno} column "
-                         f"{exc.colno}: {exc.msg}") from None
+
+
+def error_reply(exc: Exception) -> tuple[int, dict]:
+    """``(status, {"error", "code"})`` for what a request raised: a ``ServeError`` as it says,
+    a typed rnnzoo error on bad input as a 400, anything else as a logged 500 (a bug)."""
+    if isinstance(exc, ServeError):
+        return exc.status, {"error": exc.message, "code": exc.code}
+    if isinstance(exc, RnnzooError):
+        found = client_error(exc)
+        if found is not None:
+            return found.status, {"error": found.message, "code": found.code}
+        log.exception("request failed", exc_info=exc)
+        return 500, {"error": f"{type(exc).__name__}: {exc}", "code": "internal"}
+    log.exception("request failed", exc_info=exc)
+    return 500, {"error": f"{type(exc).__name__}: {short_repr(exc, 200)}", "code": "internal"}
+
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def send_json(send: Any, status: int, body: bytes) -> None:
+    """A complete JSON response through ASGI ``send`` (two messages, no framework)."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = None) -> Any:
-    """The Starlette application serving ``models`` (see the module docstring)."""
+    """The ASGI application serving ``models`` (see the module docstring): Starlette, with the
+    two hot routes answered before its routing."""
     require_serve_extra("starlette")
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -716,22 +827,21 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
         async def wrapped(request: Request) -> Response:
             try:
                 return await fn(request)
-            except ServeError as exc:
-                return error(exc.status, exc.code, exc.message)
-            except RnnzooError as exc:
-                found = client_error(exc)
-                if found is not None:
-                    return error(found.status, found.code, found.message)
-                log.exception("request failed")
-                return error(500, "internal", f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - a bug, reported as JSON, logged
-                log.exception("request failed")
-                return error(500, "internal", f"{type(exc).__name__}: {short_repr(exc, 200)}")
+            except Exception as exc:  # noqa: BLE001 - typed 4xx, or a logged JSON 500
+                status, reply = error_reply(exc)
+                return error(status, reply["code"], reply["error"])
         return wrapped
 
-    async def v1_predict(request: Request) -> Response:
-        model = get_model(request.path_params["name"])
-        body = await read_json(request, config)
+    # The two hot routes (v1 predict, v2 infer) are raw ASGI: no Request object, no response
+    # class, no middleware; the routing shortcut in ``app`` below reaches them without
+    # Starlette's router (what one request costs bounds requests/s on a small machine).
+    async def v1_predict(target: str, receive: Any, scope: Mapping[str, Any]) -> dict:
+        # /v1/models/{name}:predict with a ':' Starlette cannot split from the name.
+        name, sep, verb = target.rpartition(":")
+        if not sep or verb != "predict":
+            raise ServeError(404, "unknown_route", "use POST /v1/models/{name}:predict")
+        model = get_model(name)
+        body = loads(await read_body(scope, receive, config))
         if not isinstance(body, dict) or "instances" not in body:
             raise ServeError(400, "invalid_request", 'expected a JSON object {"instances": '
                              '[...]} (plus any options of the model)')
@@ -743,8 +853,40 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
             raise ServeError(413, "too_many_instances", f"{len(instances)} instances; the "
                              f"limit per request is {config.max_instances}")
         options = model.check_options(body)
-        predictions = await model.predict(instances, options)
-        return JSONResponse({"predictions": predictions})
+        return {"predictions": await model.predict(instances, options)}
+
+    async def v2_infer(name: str, receive: Any, scope: Mapping[str, Any]) -> dict:
+        model = get_model(name)
+        body = loads(await read_body(scope, receive, config))
+        graph, feeds, wanted = v2_feeds(model, body)
+        try:
+            results = await model.run_job(model.runtime.run, graph, feeds)
+        except RnnzooError as exc:
+            raise ServeError(400, "invalid_input", str(exc)) from None
+        reply: dict[str, Any] = {"model_name": model.name, "model_version": MODEL_VERSION,
+                                 "outputs": v2_outputs(results, wanted)}
+        if isinstance(body.get("id"), str):
+            reply["id"] = body["id"]
+        return reply
+
+    async def hot(fn: Any, name: str, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            status, reply = 200, await fn(name, receive, scope)
+        except ClientGone:
+            return
+        except Exception as exc:  # noqa: BLE001 - typed 4xx, or a logged JSON 500
+            status, reply = error_reply(exc)
+        await send_json(send, status, dumps(reply))
+
+    class HotRoute:
+        """The hot handler as a Starlette route endpoint (an ASGI app), so that a request the
+        shortcut does not take (a root path, a wrong method) is routed as before."""
+
+        def __init__(self, fn: Any, param: str) -> None:
+            self.fn, self.param = fn, param
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await hot(self.fn, scope["path_params"][self.param], scope, receive, send)
 
     async def v1_status(request: Request) -> Response:
         get_model(request.path_params["name"])
@@ -754,14 +896,6 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
 
     async def v1_models(request: Request) -> Response:
         return JSONResponse({"models": [m.info() for m in models.values()]})
-
-    async def v1_post(request: Request) -> Response:
-        # /v1/models/{name}:predict with a ':' Starlette cannot split from the name.
-        name, sep, verb = request.path_params["target"].rpartition(":")
-        if not sep or verb != "predict":
-            raise ServeError(404, "unknown_route", "use POST /v1/models/{name}:predict")
-        request.path_params["name"] = name
-        return await v1_predict(request)
 
     async def v1_get(request: Request) -> Response:
         target = request.path_params["target"]
@@ -789,21 +923,6 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
         get_model(request.path_params["name"])
         return JSONResponse({"name": request.path_params["name"], "ready": True})
 
-    async def v2_infer(request: Request) -> Response:
-        model = get_model(request.path_params["name"])
-        body = await read_json(request, config)
-        graph, feeds, wanted = v2_feeds(model, body)
-        loop = asyncio.get_running_loop()
-        try:
-            results = await loop.run_in_executor(model.executor, model.runtime.run, graph, feeds)
-        except RnnzooError as exc:
-            raise ServeError(400, "invalid_input", str(exc)) from None
-        reply: dict[str, Any] = {"model_name": model.name, "model_version": MODEL_VERSION,
-                                 "outputs": v2_outputs(results, wanted)}
-        if isinstance(body.get("id"), str):
-            reply["id"] = body["id"]
-        return JSONResponse(reply)
-
     async def stats(request: Request) -> Response:
         return JSONResponse({"uptime_s": round(time.time() - started, 1),
                              "batching": config.batching,
@@ -826,7 +945,7 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
                      f"{exc.detail}; see /openapi.json")
 
     routes = [  # the hot route first (routes are matched in order)
-        Route("/v1/models/{target}", handler(v1_post), methods=["POST"]),
+        Route("/v1/models/{target}", HotRoute(v1_predict, "target"), methods=["POST"]),
         Route("/", handler(demo)),
         Route("/demo/{name}", handler(demo)),
         Route("/openapi.json", handler(openapi)),
@@ -837,7 +956,7 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
         Route("/v2/health/ready", handler(ready)),
         Route("/v2/models/{name}", handler(v2_model)),
         Route("/v2/models/{name}/ready", handler(v2_model_ready)),
-        Route("/v2/models/{name}/infer", handler(v2_infer), methods=["POST"]),
+        Route("/v2/models/{name}/infer", HotRoute(v2_infer, "name"), methods=["POST"]),
         Route("/stats", handler(stats)),
     ]
 
@@ -847,8 +966,26 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
         for model in models.values():
             await model.close()
 
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={HTTPException: not_found})
+    routed = Starlette(routes=routes, lifespan=lifespan,
+                       exception_handlers={HTTPException: not_found})
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        """The hot routes without Starlette's routing and middleware; everything else (and
+        any path under a root path) through Starlette."""
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            path = scope["path"]
+            if path.startswith("/v1/models/"):
+                target = path[11:]
+                if target and "/" not in target:
+                    return await hot(v1_predict, target, scope, receive, send)
+            elif path.startswith("/v2/models/") and path.endswith("/infer"):
+                name = path[11:-6]
+                if name and "/" not in name:
+                    return await hot(v2_infer, name, scope, receive, send)
+        await routed(scope, receive, send)
+
+    app.starlette = routed  # type: ignore[attr-defined]
+    return app
 
 
 def openapi_spec(models: Mapping[str, ServedModel]) -> dict:
@@ -928,7 +1065,9 @@ def serve(specs: Sequence[str], config: ServeConfig, host: str = "127.0.0.1", po
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"serve: workers must be an integer >= 1, found {workers!r}")
     models = load_models(specs, config)  # fails here, once, on a bad preset or bundle
-    common = {"host": host, "port": port, "log_level": log_level,
+    # No proxy-header rewriting: the server never reads client addresses, and uvicorn's check
+    # of the peer against forwarded_allow_ips parses an IP address per request.
+    common = {"host": host, "port": port, "log_level": log_level, "proxy_headers": False,
               "timeout_graceful_shutdown": graceful_timeout_s}
     for name, model in models.items():
         print(f"serving {name} ({model.task}, {model.verb}) from {model.source}", flush=True)

@@ -334,6 +334,46 @@ def test_batching_respects_the_batch_limit_and_queue(models):
     assert refused and all(r.status == 503 and r.code == "overloaded" for r in refused)
 
 
+def test_no_batching_runs_one_request_per_call_in_the_same_workers(models):
+    """--no-batching is the same worker code with one request per runtime call."""
+    texts = [f"{w} film" for w in ("great", "dull", "fine", "awful")] * 4
+    model = load_models([SST2], ServeConfig(batching=False))[SST2]
+
+    async def main():
+        return await asyncio.gather(*[model.predict([t], {}) for t in texts])
+
+    results = asyncio.run(main())
+    assert [r[0]["label"] for r in results] == models[SST2].runtime.predict(texts).labels
+    assert model.stats["runtime_calls"] == len(texts) and model.stats["largest_batch"] == 1
+
+
+def test_merged_texts_run_in_cost_grouped_calls_with_the_same_results(models):
+    """A merged batch of mixed lengths runs as a few calls of similar lengths (padding costs
+    steps, a call has a fixed cost), and each text's probabilities are the ones it gets
+    alone."""
+    from rnnzoo.data.batching import cost_grouped_batches
+
+    runtime = models[SST2].runtime
+    texts = ["good"] * 5 + ["a long and winding but rather good film , all told ."] * 3 + \
+        ["bad " * n for n in range(1, 30)] + ["", "good " * 100]
+    want = runtime.predict(texts, batch_size=1)
+    got = runtime.serve_predict(texts, {"truncate": True})
+    assert [g["label"] for g in got] == want.labels
+    np.testing.assert_allclose([list(g["probs"].values()) for g in got], want.probs, atol=1e-6)
+
+    seqs = [[1] * n for n in [3] * 40 + [50] + [4] * 30]
+    batches = list(cost_grouped_batches(seqs, call_cost=8.0, step_cost=1.0, max_batch=32))
+    rows = np.concatenate([idx for idx, _ in batches])
+    assert sorted(rows.tolist()) == list(range(len(seqs)))  # every row exactly once
+    for idx, batch in batches:
+        assert len(idx) <= 32 and batch.shape[1] == max(len(seqs[i]) for i in idx)
+    widths = sorted(b.shape[1] for _, b in batches)
+    assert widths[-1] == 50 and widths.count(50) == 1  # the long row is not padded into others
+    assert [len(i) for i, b in batches if b.shape[1] == 50] == [1]
+    with pytest.raises(ValueError, match="max_batch"):
+        list(cost_grouped_batches(seqs, 8.0, 1.0, max_batch=0))
+
+
 def test_the_server_imports_no_tensorflow():
     code = ("import sys\nfrom rnnzoo.serving import ServeConfig, create_app, load_models\n"
             f"app = create_app(load_models({[SST2, SPA, JSB]!r}, ServeConfig()))\n"
