@@ -6,8 +6,10 @@ and 64 concurrent keep-alive clients for a fixed time. Prints requests/s, p50/p9
 error count, the merged batch sizes the server reports (``/stats``) and the server's resident
 memory after warm-up and at the end (growth under load would show there).
 
-The clients are a few lines of asyncio on raw sockets (no HTTP library) so that they take as
-little of the machine's CPU as possible; client and server share the machine, as the README says.
+The clients are an asyncio protocol on raw transports (prebuilt request bytes, keep-alive, no
+HTTP library, uvloop when installed) so that they take as little of the machine's CPU as
+possible: client and server share the machine, so the CPU each used is printed beside every
+point (in cores), with the mean number of requests per runtime call.
 
     python benchmarks/bench_serve.py                     # sentiment_bilstm.sst2, 8 s per point
     python benchmarks/bench_serve.py --seconds 4 --concurrency 1 8 64 --json out.json
@@ -190,7 +192,8 @@ def get_json(port: int, path: str) -> dict:
 
 def run_mode(model: str, batching: bool, args: argparse.Namespace) -> dict:
     port = free_port()
-    extra = ["--threads", str(args.threads)] + ([] if batching else ["--no-batching"])
+    extra = ["--threads", str(args.threads), "--intra-op-threads", str(args.intra_op_threads)] \
+        + ([] if batching else ["--no-batching"])
     proc = start_server(model, port, extra)
     path = f"/v1/models/{model}:predict"
     try:
@@ -198,13 +201,17 @@ def run_mode(model: str, batching: bool, args: argparse.Namespace) -> dict:
         rss_start = rss_mb(proc.pid)
         points = []
         for clients in args.concurrency:
+            before = get_json(port, "/stats")["models"][model]
             point = run_client(drive(port, path, clients, args.seconds, proc.pid))
+            after = get_json(port, "/stats")["models"][model]
+            point["requests_per_call"] = (after["instances"] - before["instances"]) / max(
+                1, after["runtime_calls"] - before["runtime_calls"])
             points.append(point)
             print(f"  {'batching' if batching else 'no batching':<12} {clients:>3} clients: "
                   f"{point['requests_per_s']:7.1f} req/s  p50 {point['p50_ms']:6.1f} ms  "
                   f"p99 {point['p99_ms']:6.1f} ms  errors {point['errors']}  CPU server "
                   f"{point['server_cpu_cores']:.2f} client {point['client_cpu_cores']:.2f} "
-                  "cores", flush=True)
+                  f"cores  {point['requests_per_call']:.1f} per call", flush=True)
         stats = get_json(port, "/stats")["models"][model]
         rss_end = rss_mb(proc.pid)
     finally:
@@ -225,11 +232,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=1, help="rnnzoo serve --threads")
+    p.add_argument("--intra-op-threads", default="1",
+                   help="rnnzoo serve --intra-op-threads (1, N or auto), both modes")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     print(f"rnnzoo serve {args.model} on 127.0.0.1, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), {args.seconds:g} s per point, "
-          f"one text per request", flush=True)
+          f"one text per request; serve --threads {args.threads} --intra-op-threads "
+          f"{args.intra_op_threads} in both modes", flush=True)
     results = [run_mode(args.model, False, args), run_mode(args.model, True, args)]
     unbatched = {pt["clients"]: pt["requests_per_s"] for pt in results[0]["points"]}
     print("\n| clients | no batching req/s | p50 / p99 ms | batching req/s | p50 / p99 ms | "

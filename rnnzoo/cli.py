@@ -630,6 +630,11 @@ def _add_export_command(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _threads_arg(value: str) -> int | str:
+    """``--intra-op-threads``: an integer or ``auto`` (checked by ServeConfig)."""
+    return int(value) if value.isdigit() else value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Presets and bundles behind an HTTP API and a demo page (rnnzoo/serving.py, TF-free)."""
     from rnnzoo.serving import ServeConfig, serve
@@ -637,7 +642,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(batching=not args.no_batching, max_batch_size=args.max_batch_size,
                          max_delay_ms=args.max_delay_ms, threads=args.threads,
                          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue,
-                         precision=args.precision)
+                         precision=args.precision,
+                         intra_op_threads=_threads_arg(args.intra_op_threads))
     serve(args.models, config, host=args.host, port=args.port, workers=args.workers,
           log_level="info" if args.verbose else "warning")
     return 0
@@ -671,6 +677,9 @@ def _add_serve_command(sub: Any) -> None:
                    help="largest request body (default 1 MiB; larger: 413)")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                    help="which of a preset's bundles to serve (default fp32)")
+    p.add_argument("--intra-op-threads", dest="intra_op_threads", default="1",
+                   help="onnxruntime threads per runtime call: N, or 'auto' (1 below 8 rows, "
+                   "every granted core from 8: merged batches use them; default 1)")
     p.set_defaults(func=cmd_serve)
 
 

@@ -110,6 +110,10 @@ class ServeConfig:
     max_instances: int = 256  # per request
     body_timeout_s: float = 10.0  # a client must send its whole body within this
     precision: str = "fp32"  # a preset's bundle: fp32 or int8
+    # onnxruntime threads per runtime call: 1, N, or "auto" (one thread for calls of fewer
+    # than 8 rows, every granted core from 8: merged batches use the second core, single
+    # requests do not pay for waking it; rnnzoo.export.bundle.AUTO_MIN_BATCH).
+    intra_op_threads: int | str = 1
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "threads", "max_queue", "max_body_bytes",
@@ -124,6 +128,11 @@ class ServeConfig:
                     or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"serve: {name} must be a number >= 0, found "
                                   f"{short_repr(value)}")
+        threads = self.intra_op_threads
+        if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, int)
+                                  or threads < 1):
+            raise ConfigError(f"serve: intra_op_threads must be an integer >= 1 or 'auto', "
+                              f"found {short_repr(threads)}")
         if self.precision not in ("fp32", "int8"):
             raise ConfigError(f"serve: precision must be 'fp32' or 'int8', found "
                               f"{short_repr(self.precision)}")
@@ -531,13 +540,15 @@ def load_model(spec: str, config: ServeConfig) -> tuple[str, Any, str]:
 
     path = Path(source).expanduser()
     if path.is_dir() and (path / BUNDLE_FILE).is_file():
-        model = rt.load(path)
+        model = rt.load(path, intra_op_threads=config.intra_op_threads)
         return name or model.entry, model, str(path)
-    from rnnzoo.presets import from_preset, has_bundle, preset_info
+    from rnnzoo.presets import _resolve, has_bundle, open_runtime, preset_info
 
     meta = preset_info(source)
     opened = source if has_bundle(meta) else str(bundled_preset(source, meta))
-    model = from_preset(opened, backend="onnx", precision=config.precision)
+    directory, verified = _resolve(opened)  # every file's sha256 checked
+    model = open_runtime(directory, verified, config.precision,
+                         intra_op_threads=config.intra_op_threads)
     return name or str(meta.get("name") or source), model, source
 
 

@@ -278,6 +278,8 @@ def test_bad_model_specs_fail_at_start(tmp_path):
         load_models(["no_such_preset.x"], ServeConfig())
     with pytest.raises(ConfigError, match="max_batch_size"):
         ServeConfig(max_batch_size=0)
+    with pytest.raises(ConfigError, match="intra_op_threads"):
+        ServeConfig(intra_op_threads="many")
     named = load_models([f"sst={SST2}"], ServeConfig())
     assert list(named) == ["sst"]
 
@@ -345,6 +347,16 @@ def test_no_batching_runs_one_request_per_call_in_the_same_workers(models):
     results = asyncio.run(main())
     assert [r[0]["label"] for r in results] == models[SST2].runtime.predict(texts).labels
     assert model.stats["runtime_calls"] == len(texts) and model.stats["largest_batch"] == 1
+
+    # --intra-op-threads auto: merged calls of 8 rows or more may use every core, same results
+    auto = load_models([SST2], ServeConfig(intra_op_threads="auto", max_delay_ms=50))[SST2]
+
+    async def merged():
+        return await asyncio.gather(*[auto.predict([t], {}) for t in texts])
+
+    probs = [r[0]["probs"]["positive"] for r in asyncio.run(merged())]
+    np.testing.assert_allclose(probs, models[SST2].runtime.predict(texts).probs[:, 1], atol=1e-5)
+    assert auto.stats["largest_batch"] == len(texts)
 
 
 def test_merged_texts_run_in_cost_grouped_calls_with_the_same_results(models):
