@@ -192,8 +192,8 @@ def get_json(port: int, path: str) -> dict:
 
 def run_mode(model: str, batching: bool, args: argparse.Namespace) -> dict:
     port = free_port()
-    extra = ["--threads", str(args.threads), "--intra-op-threads", str(args.intra_op_threads)] \
-        + ([] if batching else ["--no-batching"])
+    extra = ["--threads", str(args.threads), "--intra-op-threads", str(args.intra_op_threads),
+             "--precision", args.precision] + ([] if batching else ["--no-batching"])
     proc = start_server(model, port, extra)
     path = f"/v1/models/{model}:predict"
     try:
@@ -234,12 +234,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="rnnzoo serve --threads")
     p.add_argument("--intra-op-threads", default="1",
                    help="rnnzoo serve --intra-op-threads (1, N or auto), both modes")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="rnnzoo serve --precision (which of the preset's bundles), both modes")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     print(f"rnnzoo serve {args.model} on 127.0.0.1, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), {args.seconds:g} s per point, "
           f"one text per request; serve --threads {args.threads} --intra-op-threads "
-          f"{args.intra_op_threads} in both modes", flush=True)
+          f"{args.intra_op_threads} --precision {args.precision} in both modes", flush=True)
     results = [run_mode(args.model, False, args), run_mode(args.model, True, args)]
     unbatched = {pt["clients"]: pt["requests_per_s"] for pt in results[0]["points"]}
     print("\n| clients | no batching req/s | p50 / p99 ms | batching req/s | p50 / p99 ms | "
