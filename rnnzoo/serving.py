@@ -1077,8 +1077,10 @@ def serve(specs: Sequence[str], config: ServeConfig, host: str = "127.0.0.1", po
         raise ConfigError(f"serve: workers must be an integer >= 1, found {workers!r}")
     models = load_models(specs, config)  # fails here, once, on a bad preset or bundle
     # No proxy-header rewriting: the server never reads client addresses, and uvicorn's check
-    # of the peer against forwarded_allow_ips parses an IP address per request.
+    # of the peer against forwarded_allow_ips parses an IP address per request. The access log
+    # only when it is shown (uvicorn formats its arguments before the level filter).
     common = {"host": host, "port": port, "log_level": log_level, "proxy_headers": False,
+              "access_log": log_level in ("info", "debug", "trace"),
               "timeout_graceful_shutdown": graceful_timeout_s}
     for name, model in models.items():
         print(f"serving {name} ({model.task}, {model.verb}) from {model.source}", flush=True)
