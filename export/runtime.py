@@ -38,10 +38,11 @@ def load(path: str | os.PathLike, **kwargs: Any) -> BundleRuntime:
     """Open a bundle with the runtime class of its task type.
 
     Keyword arguments: ``providers`` (e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]``),
-    ``intra_op_threads`` (default 1), ``inter_op_threads``, ``spinning`` (default off; see
-    ``session_options``), ``graph_options`` (the same three per graph, e.g. a translator's
-    per-token ``{"decoder": {"intra_op_threads": 2, "spinning": True}}``), ``verify`` (sha256,
-    default on).
+    ``intra_op_threads`` (default 1; ``"auto"``: one thread below 8 rows, every granted core
+    from there), ``inter_op_threads`` (> 1: independent nodes run in parallel), ``spinning``
+    (default off; see ``session_options``), ``graph_options`` (the same three per graph, e.g. a
+    translator's per-token ``{"decoder": {"intra_op_threads": 2, "spinning": True}}``),
+    ``verify`` (sha256, default on).
     """
     from rnnzoo.tasks import runtime_class
 
