@@ -105,7 +105,8 @@ class CaptionerPreprocessor:
         return [index[BOS], *ids, index[EOS]]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Words up to ``</s>``; ``<unk>`` is left out of the caption."""
+        """Words up to ``</s>`` (decoding never picks ``<unk>``; were one given, it is left
+        out)."""
         vocab, eos = self.tokenizer.vocab, self.tokenizer.index[EOS]
         special = {0, 1, self.tokenizer.index[BOS]}
         out = []
@@ -150,6 +151,21 @@ def encode_images(runner: GraphRunner, pixels: np.ndarray) -> dict[str, np.ndarr
     return {k: v for k, v in runner.run("encoder", {"image": pixels}).items() if k in wanted}
 
 
+def _without_specials(step: Any, banned: Sequence[int]) -> Any:
+    """The decoder step with ``<pad>``, ``<unk>`` and ``<s>`` never chosen: every rare
+    training word is ``<unk>``, so the model predicts it often ("a man sitting on a <unk>"),
+    and a caption is more useful with the best real word in its place (also for BLEU)."""
+    banned = list(banned)
+
+    def wrapped(tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        logits, new = step(tokens, state)
+        logits = np.array(logits, dtype=np.float32, copy=True)
+        logits[:, banned] = -1e9
+        return logits, new
+
+    return wrapped
+
+
 def _references(refs: Any, i: int) -> list[str]:
     if isinstance(refs, str):
         return [refs]
@@ -189,9 +205,10 @@ class _Captioner(abc.ABC):
     def caption(self, images: Any, beam: int | None = None, sampler: str | None = None,
                 max_length: int | None = None, batch_size: int = 32,
                 return_attention: bool = False, seed: int | None = None,
-                **sampler_kwargs: Any) -> Any:
+                allow_unk: bool = False, **sampler_kwargs: Any) -> Any:
         """Caption images (file paths, Pillow images or pixel arrays); ``beam=k`` uses beam
-        search, else ``sampler`` (default greedy). One image in, one string out.
+        search, else ``sampler`` (default greedy). One image in, one string out. Decoding
+        never picks ``<unk>`` unless ``allow_unk=True`` (then it is left out of the text).
 
         With ``return_attention=True`` returns ``(captions, [attention [words+1, grid] per
         image])`` (None for a model without attention)."""
@@ -222,7 +239,10 @@ class _Captioner(abc.ABC):
         runner = self._runner()
         max_length = (max_length or pre.max_length) + 1  # the words and </s>
         bos, eos = pre.tokenizer.index[BOS], pre.tokenizer.index[EOS]
-        step = graph_step(runner, "decoder")
+        if not isinstance(allow_unk, bool):
+            raise ConfigError(f"allow_unk: expected True or False, found {allow_unk!r}")
+        banned = [0, bos] + ([] if allow_unk else [pre.tokenizer.index[UNK]])
+        step = _without_specials(graph_step(runner, "decoder"), banned)
         results: list[str] = []
         attentions: list[Any] = []
         try:
@@ -257,8 +277,8 @@ class _Captioner(abc.ABC):
             out.append(np.asarray(grid, np.float32).mean(axis=1))
         return np.concatenate(out)
 
-    def evaluate(self, images: Any, references: Sequence[Any], beam: int | None = None
-                 ) -> dict:
+    def evaluate(self, images: Any, references: Sequence[Any], beam: int | None = None,
+                 allow_unk: bool = False) -> dict:
         """Corpus BLEU-1..4 of the captions of ``images`` against ``references`` (per image a
         caption or a list of captions, all of which count)."""
         items, _ = as_images(images, "evaluate images")
@@ -270,8 +290,9 @@ class _Captioner(abc.ABC):
                             "references; pass one caption (or list of captions) per image")
         refs = [[self.preprocessor.normalize(r) for r in _references(x, i)]
                 for i, x in enumerate(references)]
-        hyps = self.caption(items, beam=beam)
-        return score_captions(hyps, refs, f"beam {beam}" if beam else "greedy")
+        hyps = self.caption(items, beam=beam, allow_unk=allow_unk)
+        label = (f"beam {beam}" if beam else "greedy") + (", <unk> allowed" if allow_unk else "")
+        return score_captions(hyps, refs, label)
 
 
 def _consensus(pre: CaptionerPreprocessor, captions: Sequence[str]) -> str:
