@@ -1,10 +1,12 @@
 """Throughput and latency of ``rnnzoo serve`` with and without request batching, in one run.
 
-Starts ``rnnzoo serve MODEL`` on 127.0.0.1 twice (``--no-batching``, then batching), and for each
-drives ``POST /v1/models/MODEL:predict`` (one text per request, texts of varied length) from 1, 8
-and 64 concurrent keep-alive clients for a fixed time. Prints requests/s, p50/p99 latency, the
-error count, the merged batch sizes the server reports (``/stats``) and the server's resident
-memory after warm-up and at the end (growth under load would show there).
+Starts ``rnnzoo serve MODEL`` on 127.0.0.1 twice, side by side (``--no-batching`` and batching,
+otherwise the same options), and drives ``POST /v1/models/MODEL:predict`` (one text per request,
+texts of varied length) from 1, 8 and 64 concurrent keep-alive clients for a fixed time per
+mode, alternating between the two servers in slices (off-on, on-off, ...) so that other load on
+a shared machine falls on both modes alike. Prints requests/s, p50/p99 latency, the error count,
+the speed-up of each round, the merged batch sizes the server reports (``/stats``) and each
+server's resident memory after warm-up and at the end (growth under load would show there).
 
 The clients are an asyncio protocol on raw transports (prebuilt request bytes, keep-alive, no
 HTTP library, uvloop when installed) so that they take as little of the machine's CPU as
@@ -163,9 +165,10 @@ async def drive(port: int, path: str, clients: int, seconds: float,
     wall = time.perf_counter() - t0
     client_cpu = time.process_time() - client_cpu
     lat = np.asarray(latencies) * 1000
-    out = {"clients": clients, "requests": len(lat), "errors": errors,
+    out = {"clients": clients, "requests": len(lat), "errors": errors, "wall_s": wall,
            "requests_per_s": len(lat) / wall, "p50_ms": float(np.percentile(lat, 50)),
-           "p99_ms": float(np.percentile(lat, 99)), "client_cpu_cores": client_cpu / wall}
+           "p99_ms": float(np.percentile(lat, 99)), "client_cpu_cores": client_cpu / wall,
+           "latencies_ms": lat}
     if server_pid:
         out["server_cpu_cores"] = (cpu_seconds(server_pid) - server_cpu) / wall
     return out
@@ -190,46 +193,92 @@ def get_json(port: int, path: str) -> dict:
     return json.loads(data.split(b"\r\n\r\n", 1)[1])
 
 
-def run_mode(model: str, batching: bool, args: argparse.Namespace) -> dict:
-    port = free_port()
-    extra = ["--threads", str(args.threads), "--intra-op-threads", str(args.intra_op_threads),
-             "--precision", args.precision] + ([] if batching else ["--no-batching"])
-    proc = start_server(model, port, extra)
-    path = f"/v1/models/{model}:predict"
+MODES = (False, True)  # batching off, on
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
     try:
-        run_client(drive(port, path, max(args.concurrency), args.warmup))
-        rss_start = rss_mb(proc.pid)
-        points = []
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Both servers (``--no-batching`` and batching) run side by side, the idle one using no
+    CPU; for each concurrency level the load alternates between them in ``--rounds`` slices
+    (off-on, on-off, ...), so that whatever else the shared machine does falls on both modes
+    alike. A point's requests/s is its requests over its summed time; the per-slice ratios are
+    kept to show the spread."""
+    model, path = args.model, f"/v1/models/{args.model}:predict"
+    procs, ports = {}, {}
+    try:
+        for batching in MODES:
+            ports[batching] = free_port()
+            procs[batching] = start_server(model, ports[batching], [
+                "--threads", str(args.threads), "--intra-op-threads", str(args.intra_op_threads),
+                "--precision", args.precision] + ([] if batching else ["--no-batching"]))
+        for batching in MODES:
+            run_client(drive(ports[batching], path, max(args.concurrency), args.warmup))
+        rss_start = {b: rss_mb(procs[b].pid) for b in MODES}
+        points: dict[bool, list[dict]] = {b: [] for b in MODES}
         for clients in args.concurrency:
-            before = get_json(port, "/stats")["models"][model]
-            point = run_client(drive(port, path, clients, args.seconds, proc.pid))
-            after = get_json(port, "/stats")["models"][model]
-            point["requests_per_call"] = (after["instances"] - before["instances"]) / max(
-                1, after["runtime_calls"] - before["runtime_calls"])
-            points.append(point)
-            print(f"  {'batching' if batching else 'no batching':<12} {clients:>3} clients: "
-                  f"{point['requests_per_s']:7.1f} req/s  p50 {point['p50_ms']:6.1f} ms  "
-                  f"p99 {point['p99_ms']:6.1f} ms  errors {point['errors']}  CPU server "
-                  f"{point['server_cpu_cores']:.2f} client {point['client_cpu_cores']:.2f} "
-                  f"cores  {point['requests_per_call']:.1f} per call", flush=True)
-        stats = get_json(port, "/stats")["models"][model]
-        rss_end = rss_mb(proc.pid)
+            slices: dict[bool, list[dict]] = {b: [] for b in MODES}
+            calls = {b: [0, 0] for b in MODES}  # instances, runtime calls
+            for r in range(args.rounds):
+                for batching in (MODES if r % 2 == 0 else MODES[::-1]):
+                    before = get_json(ports[batching], "/stats")["models"][model]
+                    slices[batching].append(run_client(drive(
+                        ports[batching], path, clients, args.seconds / args.rounds,
+                        procs[batching].pid)))
+                    after = get_json(ports[batching], "/stats")["models"][model]
+                    calls[batching][0] += after["instances"] - before["instances"]
+                    calls[batching][1] += after["runtime_calls"] - before["runtime_calls"]
+            for batching in MODES:
+                sl = slices[batching]
+                wall = sum(x["wall_s"] for x in sl)
+                lat = np.concatenate([x["latencies_ms"] for x in sl])
+                point = {"clients": clients, "requests": len(lat),
+                         "errors": sum(x["errors"] for x in sl), "seconds": wall,
+                         "requests_per_s": len(lat) / wall,
+                         "p50_ms": float(np.percentile(lat, 50)),
+                         "p99_ms": float(np.percentile(lat, 99)),
+                         "server_cpu_cores": sum(x["server_cpu_cores"] * x["wall_s"]
+                                                 for x in sl) / wall,
+                         "client_cpu_cores": sum(x["client_cpu_cores"] * x["wall_s"]
+                                                 for x in sl) / wall,
+                         "requests_per_call": calls[batching][0] / max(1, calls[batching][1]),
+                         "slice_requests_per_s": [x["requests_per_s"] for x in sl]}
+                points[batching].append(point)
+                print(f"  {'batching' if batching else 'no batching':<12} {clients:>3} clients: "
+                      f"{point['requests_per_s']:7.1f} req/s  p50 {point['p50_ms']:6.1f} ms  "
+                      f"p99 {point['p99_ms']:6.1f} ms  errors {point['errors']}  CPU server "
+                      f"{point['server_cpu_cores']:.2f} client {point['client_cpu_cores']:.2f} "
+                      f"cores  {point['requests_per_call']:.1f} per call", flush=True)
+            ratios = [b["requests_per_s"] / a["requests_per_s"]
+                      for a, b in zip(slices[False], slices[True])]
+            points[True][-1]["slice_speedups"] = ratios
+            print(f"  {clients} clients, speed-up per round: "
+                  f"{', '.join(f'{x:.2f}x' for x in ratios)}", flush=True)
+        stats = {b: get_json(ports[b], "/stats")["models"][model] for b in MODES}
+        rss_end = {b: rss_mb(procs[b].pid) for b in MODES}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return {"batching": batching, "points": points, "server_stats": stats,
-            "rss_mb_after_warmup": round(rss_start, 1), "rss_mb_end": round(rss_end, 1),
-            "exit_code": proc.returncode}
+        for proc in procs.values():
+            stop_server(proc)
+    return [{"batching": b, "points": points[b], "server_stats": stats[b],
+             "rss_mb_after_warmup": round(rss_start[b], 1), "rss_mb_end": round(rss_end[b], 1),
+             "exit_code": procs[b].returncode} for b in MODES]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="sentiment_bilstm.sst2")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
-    p.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
+    p.add_argument("--seconds", type=float, default=8.0,
+                   help="per concurrency level and mode, split into --rounds slices")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="alternating slices per point (off-on, on-off, ...)")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=1, help="rnnzoo serve --threads")
     p.add_argument("--intra-op-threads", default="1",
@@ -238,11 +287,13 @@ def main() -> None:
                    help="rnnzoo serve --precision (which of the preset's bundles), both modes")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     print(f"rnnzoo serve {args.model} on 127.0.0.1, {os.cpu_count()} CPUs "
-          f"({platform.processor() or platform.machine()}), {args.seconds:g} s per point, "
+          f"({platform.processor() or platform.machine()}), {args.seconds:g} s per point "
+          f"and mode in {args.rounds} alternating slices, "
           f"one text per request; serve --threads {args.threads} --intra-op-threads "
           f"{args.intra_op_threads} --precision {args.precision} in both modes", flush=True)
-    results = [run_mode(args.model, False, args), run_mode(args.model, True, args)]
+    results = run(args)
     unbatched = {pt["clients"]: pt["requests_per_s"] for pt in results[0]["points"]}
     print("\n| clients | no batching req/s | p50 / p99 ms | batching req/s | p50 / p99 ms | "
           "speed-up |")
@@ -259,8 +310,8 @@ def main() -> None:
               f"end; SIGTERM exit code {r['exit_code']}; errors "
               f"{sum(pt['errors'] for pt in r['points'])}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"args": vars(args), "load_before": load_before,
+                                               "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
