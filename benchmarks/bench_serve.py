@@ -138,9 +138,10 @@ class Client(asyncio.Protocol):
             self.done.set_result(self.errors + (1 if exc is not None else 0))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time so far of a process (all its threads) or of one thread."""
+    stat = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -152,6 +153,7 @@ async def drive(port: int, path: str, clients: int, seconds: float,
     requests = [request_bytes(path, t) for t in TEXTS]
     latencies: list[float] = []
     server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
+    main_cpu = cpu_seconds(server_pid, server_pid) if server_pid else 0.0  # the event loop
     client_cpu = time.process_time()
     t0 = time.perf_counter()
     stop = t0 + seconds
@@ -171,6 +173,7 @@ async def drive(port: int, path: str, clients: int, seconds: float,
            "latencies_ms": lat}
     if server_pid:
         out["server_cpu_cores"] = (cpu_seconds(server_pid) - server_cpu) / wall
+        out["event_loop_cpu_cores"] = (cpu_seconds(server_pid, server_pid) - main_cpu) / wall
     return out
 
 
@@ -248,14 +251,18 @@ def run(args: argparse.Namespace) -> list[dict]:
                                                  for x in sl) / wall,
                          "client_cpu_cores": sum(x["client_cpu_cores"] * x["wall_s"]
                                                  for x in sl) / wall,
+                         "event_loop_cpu_cores": sum(x["event_loop_cpu_cores"] * x["wall_s"]
+                                                     for x in sl) / wall,
                          "requests_per_call": calls[batching][0] / max(1, calls[batching][1]),
                          "slice_requests_per_s": [x["requests_per_s"] for x in sl]}
                 points[batching].append(point)
                 print(f"  {'batching' if batching else 'no batching':<12} {clients:>3} clients: "
                       f"{point['requests_per_s']:7.1f} req/s  p50 {point['p50_ms']:6.1f} ms  "
                       f"p99 {point['p99_ms']:6.1f} ms  errors {point['errors']}  CPU server "
-                      f"{point['server_cpu_cores']:.2f} client {point['client_cpu_cores']:.2f} "
-                      f"cores  {point['requests_per_call']:.1f} per call", flush=True)
+                      f"{point['server_cpu_cores']:.2f} (event loop "
+                      f"{point['event_loop_cpu_cores']:.2f}) client "
+                      f"{point['client_cpu_cores']:.2f} cores  {point['requests_per_call']:.1f} "
+                      "per call", flush=True)
             ratios = [b["requests_per_s"] / a["requests_per_s"]
                       for a, b in zip(slices[False], slices[True])]
             points[True][-1]["slice_speedups"] = ratios
@@ -302,6 +309,15 @@ def main() -> None:
         print(f"| {a['clients']} | {a['requests_per_s']:.0f} | {a['p50_ms']:.1f} / "
               f"{a['p99_ms']:.1f} | {b['requests_per_s']:.0f} | {b['p50_ms']:.1f} / "
               f"{b['p99_ms']:.1f} | {b['requests_per_s'] / unbatched[a['clients']]:.2f}x |")
+    print("\nCPU per request (microseconds; server = event loop + runtime worker threads):")
+    for r in results:
+        for pt in r["points"]:
+            per = 1e6 / pt["requests_per_s"]
+            loop_us = pt["event_loop_cpu_cores"] * per
+            print(f"  {'batching' if r['batching'] else 'no batching':<12} {pt['clients']:>3} "
+                  f"clients: event loop {loop_us:4.0f}, workers "
+                  f"{(pt['server_cpu_cores'] * per) - loop_us:4.0f}, client "
+                  f"{pt['client_cpu_cores'] * per:3.0f}")
     for r in results:
         s = r["server_stats"]
         print(f"{'batching' if r['batching'] else 'no batching'}: {s['requests']} requests in "
