@@ -52,6 +52,11 @@ from rnnzoo.extras import require_module
 from rnnzoo.generation import BeamSampler, GraphRunner, generate, get_sampler, graph_step
 from rnnzoo.io import atomic_write_text, save_figure
 from rnnzoo.tasks.base import Task
+from rnnzoo.tasks.translation import (
+    add_beam_score_argument,
+    add_decoding_arguments,
+    decoding_kwargs,
+)
 
 IMAGE_ENCODER_FILE = "image_encoder.onnx"
 ASSET_TOKENIZER = "tokenizer.json"
@@ -564,34 +569,20 @@ class ImageCaptioningTask(_Captioner, Task):
     # -- command line ---------------------------------------------------------------------------
     @classmethod
     def add_verb_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        # dest "texts": the CLI collects positionals given after the options into it
-        parser.add_argument("texts", nargs="*", metavar="IMAGE",
-                            help="image files (JPEG, PNG, ...)")
-        parser.add_argument("--beam", type=int, help="beam width (beam search)")
-        parser.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
-        parser.add_argument("--k", type=int, help="top_k: candidates kept")
-        parser.add_argument("--p", type=float, help="top_p: nucleus mass")
-        parser.add_argument("--temperature", type=float)
-        parser.add_argument("--seed", type=int, help="seed for the stochastic samplers")
-        parser.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
-                            help="save each word's attention over the first image")
+        add_decoding_arguments(parser, "IMAGE", "image files (JPEG, PNG, ...)",
+                               "save each word's attention over the first image")
 
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        if "--beam" not in parser._option_string_actions:  # shared with image-captioning
-            parser.add_argument("--beam", type=int, help="beam width for the beam-search "
-                                "score (default: translation 5, image-captioning 3)")
+        add_beam_score_argument(parser)
 
     @classmethod
     def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
         images = list(args.texts)
         if not images:
             raise ConfigError("nothing to caption: pass image files, e.g. photo.jpg")
-        kwargs = {k: v for k, v in (("k", args.k), ("p", args.p),
-                                    ("temperature", args.temperature)) if v is not None}
         want_attention = args.attention_plot is not None
-        out = model.caption(images, beam=args.beam, sampler=args.sampler, seed=args.seed,
-                            return_attention=want_attention, **kwargs)
+        out = model.caption(images, return_attention=want_attention, **decoding_kwargs(args))
         captions, attentions = out if want_attention else (out, None)
         for path, text in zip(images, captions):
             print(text if len(images) == 1 else f"{path}\t{text}")

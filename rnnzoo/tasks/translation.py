@@ -393,21 +393,12 @@ class TranslationTask(_Translator, Task):
     # -- command line ---------------------------------------------------------------------------
     @classmethod
     def add_verb_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("texts", nargs="*", help="sentences to translate")
-        parser.add_argument("--beam", type=int, help="beam width (beam search)")
-        parser.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
-        parser.add_argument("--k", type=int, help="top_k: candidates kept")
-        parser.add_argument("--p", type=float, help="top_p: nucleus mass")
-        parser.add_argument("--temperature", type=float)
-        parser.add_argument("--seed", type=int, help="seed for the stochastic samplers")
-        parser.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
-                            help="save the attention heatmap of the first sentence")
+        add_decoding_arguments(parser, "TEXT", "sentences to translate",
+                               "save the attention heatmap of the first sentence")
 
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        if "--beam" not in parser._option_string_actions:  # shared with image-captioning
-            parser.add_argument("--beam", type=int, help="beam width for the beam-search "
-                                "score (default: translation 5, image-captioning 3)")
+        add_beam_score_argument(parser)
 
     @classmethod
     def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
@@ -415,11 +406,8 @@ class TranslationTask(_Translator, Task):
         if not texts:
             raise ConfigError('nothing to translate: pass sentences, e.g. '
                               '"¿Dónde está la estación?"')
-        kwargs = {k: v for k, v in (("k", args.k), ("p", args.p),
-                                    ("temperature", args.temperature)) if v is not None}
         want_attention = args.attention_plot is not None
-        out = model.translate(texts, beam=args.beam, sampler=args.sampler, seed=args.seed,
-                              return_attention=want_attention, **kwargs)
+        out = model.translate(texts, return_attention=want_attention, **decoding_kwargs(args))
         translations, attentions = out if want_attention else (out, None)
         for src, hyp in zip(texts, translations):
             print(hyp if len(texts) == 1 else f"{src}\t{hyp}")
@@ -432,6 +420,36 @@ class TranslationTask(_Translator, Task):
                   file=sys.stderr)
         return 0
 
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser, metavar: str, inputs_help: str,
+                           attention_help: str) -> None:
+    """The conditional-generation verbs' options (``translate``, ``caption``): inputs, beam or
+    sampler, and the attention plot; ``decoding_kwargs`` turns them into the call's keywords."""
+    # dest "texts": the CLI collects positionals given after the options into it
+    parser.add_argument("texts", nargs="*", metavar=metavar, help=inputs_help)
+    parser.add_argument("--beam", type=int, help="beam width (beam search)")
+    parser.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"])
+    parser.add_argument("--k", type=int, help="top_k: candidates kept")
+    parser.add_argument("--p", type=float, help="top_p: nucleus mass")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--seed", type=int, help="seed for the stochastic samplers")
+    parser.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
+                        help=attention_help)
+
+
+def decoding_kwargs(args: argparse.Namespace) -> dict:
+    """Keywords of ``translate``/``caption`` from ``add_decoding_arguments``' options."""
+    kwargs = {k: v for k, v in (("k", args.k), ("p", args.p),
+                                ("temperature", args.temperature)) if v is not None}
+    return {"beam": args.beam, "sampler": args.sampler, "seed": args.seed, **kwargs}
+
+
+def add_beam_score_argument(parser: argparse.ArgumentParser) -> None:
+    """``rnnzoo evaluate --beam``, declared once for the task types that share it."""
+    if "--beam" not in parser._option_string_actions:
+        parser.add_argument("--beam", type=int, help="beam width for the beam-search "
+                            "score (default: translation 5, image-captioning 3)")
 
 def _step_inputs(step_model: Any, tgt_vocab_size: int) -> list[InputSpec]:
     """Input specs of a decoder step, read off the Keras model: ``token`` ids, ``*mask`` 0/1
