@@ -51,14 +51,44 @@ def test_beam_selection_equals_a_full_sort_per_beam(vocab: int, monkeypatch) -> 
     start = np.arange(2, 9, dtype=np.int32)
     kw = dict(max_length=15, end_token=END, sampler="beam", width=5, early_stop=False,
               num_return=2, record=("seen",))
-    fast = generate(step, start, {"h": h}, **kw)
+    fast = generate(step, start, {"h": h}, **kw)  # onnxruntime selection for wide rows
+    monkeypatch.setattr(generation, "_SELECT_MIN_VOCAB", 10**9)
+    block = generate(step, start, {"h": h}, **kw)  # numpy: block top-k, float64 normaliser
     # The straightforward per-beam selection: a full sort of every beam's row.
     monkeypatch.setattr(generation, "_top_rows",
                         lambda x, k: np.argsort(-x, axis=1, kind="stable")[:, :k])
     full = generate(step, start, {"h": h}, **kw)
+    np.testing.assert_array_equal(block.tokens, full.tokens)
+    np.testing.assert_array_equal(block.scores, full.scores)  # bit-identical
+    np.testing.assert_array_equal(block.recorded["seen"], full.recorded["seen"])
+    # The onnxruntime selection takes exp() in float32: same tokens, scores within 1e-7.
     np.testing.assert_array_equal(fast.tokens, full.tokens)
-    np.testing.assert_array_equal(fast.scores, full.scores)  # bit-identical
+    np.testing.assert_allclose(fast.scores, full.scores, rtol=1e-7)
     np.testing.assert_array_equal(fast.recorded["seen"], full.recorded["seen"])
+
+
+def test_shipped_selection_graph_is_the_generated_one() -> None:
+    pytest.importorskip("onnx")
+    from export.select_graph import build_select_graph
+
+    assert generation._SELECT_GRAPH.read_bytes() == build_select_graph()
+
+
+def test_onnxruntime_selection_matches_numpy_and_routes_bad_rows() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(scale=3.0, size=(6, 3000)).astype(np.float32)
+    x[2, 100:110] = x[2].max() + 1.0  # ties at the top: the lower index first
+    top, logp = generation._top_log_probs(x, 10, 0)
+    np.testing.assert_array_equal(np.sort(top, axis=1),
+                                  np.sort(generation._top_rows(x, 10), axis=1))
+    assert top[2].tolist() == list(range(100, 110))
+    np.testing.assert_allclose(logp, np.take_along_axis(log_softmax(x), top, axis=1), atol=1e-7)
+    x[4] = -np.inf  # a dead row: the numpy path keeps it -inf
+    _, logp = generation._top_log_probs(x, 10, 0)
+    assert np.isneginf(logp[4]).all() and np.isfinite(logp[:4]).all()
+    x[1, 7] = np.nan
+    with pytest.raises(ValueError, match="NaN logits at step 3"):
+        generation._top_log_probs(x, 10, 3)
 
 
 def test_greedy_scores_are_log_softmax_bit_for_bit() -> None:
