@@ -46,7 +46,7 @@ def build_select_graph() -> bytes:
     return model.SerializeToString()
 
 
-if __name__ == "__main__":  # python -m export.select_graph > rnnzoo/beam_select.onnx
+if __name__ == "__main__":  # python -m rnnzoo.export.select_graph > rnnzoo/beam_select.onnx
     import sys
 
     sys.stdout.buffer.write(build_select_graph())

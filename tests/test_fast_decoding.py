@@ -69,7 +69,7 @@ def test_beam_selection_equals_a_full_sort_per_beam(vocab: int, monkeypatch) -> 
 
 def test_shipped_selection_graph_is_the_generated_one() -> None:
     pytest.importorskip("onnx")
-    from export.select_graph import build_select_graph
+    from rnnzoo.export.select_graph import build_select_graph
 
     assert generation._SELECT_GRAPH.read_bytes() == build_select_graph()
 
