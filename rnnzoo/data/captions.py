@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnzoo.data.splits import Splits
 from rnnzoo.errors import DataError
 from rnnzoo.extras import MissingDependencyError, has_module
 
@@ -125,30 +126,16 @@ class CaptionedImage:
 
 
 @dataclasses.dataclass
-class CaptionData:
+class CaptionData(Splits):
     """Train/dev/test lists of :class:`CaptionedImage`; ``skipped`` names unreadable files."""
+
+    kind = "caption data"
 
     train: list[CaptionedImage]
     dev: list[CaptionedImage]
     test: list[CaptionedImage]
     description: str
     skipped: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    @property
-    def num_dev(self) -> int:
-        return len(self.dev)
-
-    def split(self, name: str) -> list[CaptionedImage]:
-        splits = {"train": self.train, "dev": self.dev, "test": self.test,
-                  "all": self.train + self.dev + self.test}
-        if name not in splits:
-            raise DataError(f"split {name!r}: caption data has the splits "
-                            f"{', '.join(splits)}")
-        return splits[name]
 
 
 # -- Flickr8k -------------------------------------------------------------------------------------

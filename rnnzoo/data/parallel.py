@@ -14,6 +14,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from rnnzoo.data.splits import Splits
 from rnnzoo.errors import DataError
 
 _PUNCT_RE = re.compile(r"\s*([?.!,¿¡;:\"])\s*")
@@ -38,19 +39,13 @@ def detokenize(text: str) -> str:
 
 
 @dataclasses.dataclass
-class ParallelData:
+class ParallelData(Splits):
+    kind = "parallel text"
+
     train: list[tuple[str, str]]
     dev: list[tuple[str, str]]
     test: list[tuple[str, str]]
     description: str
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    @property
-    def num_dev(self) -> int:
-        return len(self.dev)
 
 
 def read_pairs(

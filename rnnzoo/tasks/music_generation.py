@@ -40,6 +40,7 @@ import numpy as np
 
 from rnnzoo.config import EntryConfig, rule
 from rnnzoo.data.batching import length_sorted_batches
+from rnnzoo.data.splits import Splits
 from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE, BundleRuntime
 from rnnzoo.export.specs import GraphSpec, InputSpec
@@ -104,32 +105,17 @@ class DataConfig:
 
 
 @dataclasses.dataclass
-class MusicData:
+class MusicData(Splits):
     """Pieces (uint8 rolls ``[T, 88]``) per split; ``benchmark`` names the published table
     (``"jsb"``, ``"nottingham"``) when the file is one of the benchmark files."""
+
+    kind = "music data"
 
     train: list[np.ndarray]
     dev: list[np.ndarray]
     test: list[np.ndarray]
     description: str
     benchmark: str | None = None
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    @property
-    def num_dev(self) -> int:
-        return len(self.dev)
-
-    def split(self, name: str) -> list[np.ndarray]:
-        """The pieces of a split; ``"all"`` is every piece of the file."""
-        splits = {"train": self.train, "dev": self.dev, "test": self.test,
-                  "all": self.train + self.dev + self.test}
-        if name not in splits:
-            raise ConfigError(f"split {name!r}: music data has the splits "
-                              f"{', '.join(splits)}")
-        return splits[name]
 
 
 class MusicPreprocessor:

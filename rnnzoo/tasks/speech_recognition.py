@@ -46,6 +46,7 @@ import numpy as np
 
 from rnnzoo.config import EntryConfig, rule
 from rnnzoo.data.batching import length_sorted_batches
+from rnnzoo.data.splits import Splits
 from rnnzoo.errors import ConfigError, DataError, RunDirError, short_repr
 from rnnzoo.export.bundle import MODEL_FILE, BundleError, BundleRuntime, check_count
 from rnnzoo.export.specs import GraphSpec, InputSpec
@@ -332,10 +333,12 @@ class UtteranceBank:
 
 
 @dataclasses.dataclass
-class SpeechData:
+class SpeechData(Splits):
     """Examples per split (objects with ``text`` and ``audio(rate)``); ``isolated`` holds the
     single FSDD test recordings (isolated-digit accuracy), ``alphabet`` the characters seen in
     the training transcripts (or the configured alphabet)."""
+
+    kind = "speech data"
 
     train: list
     dev: list
@@ -343,22 +346,6 @@ class SpeechData:
     description: str
     alphabet: str
     isolated: list = dataclasses.field(default_factory=list)
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    @property
-    def num_dev(self) -> int:
-        return len(self.dev)
-
-    def split(self, name: str) -> list:
-        splits = {"train": self.train, "dev": self.dev, "test": self.test,
-                  "all": self.train + self.dev + self.test}
-        if name not in splits:
-            raise ConfigError(f"split {name!r}: speech data has the splits "
-                              f"{', '.join(splits)}")
-        return splits[name]
 
 
 def digit_strings(bank: UtteranceBank, pool: Sequence[int], n: int, seed: int,

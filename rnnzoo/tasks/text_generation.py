@@ -49,6 +49,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from rnnzoo.config import EntryConfig, rule
+from rnnzoo.data.splits import Splits
 from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE, BundleError, BundleRuntime, as_texts
 from rnnzoo.export.specs import GraphSpec, InputSpec
@@ -108,9 +109,11 @@ class DataConfig:
 
 
 @dataclasses.dataclass
-class CharData:
+class CharData(Splits):
     """One character stream per split (PTB: its symbols, end of line as ``\\n``);
     ``benchmark`` names the published table (``"ptb"``, ``"shakespeare"``)."""
+
+    kind = "text data"
 
     train: str
     dev: str
@@ -118,21 +121,6 @@ class CharData:
     description: str
     benchmark: str | None = None
     layout: str = "text"
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    @property
-    def num_dev(self) -> int:
-        return len(self.dev)
-
-    def split(self, name: str) -> str:
-        splits = {"train": self.train, "dev": self.dev, "test": self.test,
-                  "all": self.train + self.dev + self.test}
-        if name not in splits:
-            raise ConfigError(f"split {name!r}: text data has the splits {', '.join(splits)}")
-        return splits[name]
 
 
 class CharVocab:

@@ -1,0 +1,40 @@
+"""The train/dev/test container protocol that every task's loaded data shares.
+
+``train()`` reads ``num_train``/``num_dev`` for its progress line, and ``evaluate --split`` calls
+``split(name)``; a task's data class (a dataclass with ``train``, ``dev`` and ``test`` fields)
+inherits them from here instead of writing the same three members again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rnnzoo.errors import ConfigError
+
+
+class Splits:
+    """``num_train``, ``num_dev`` and ``split(name)`` over ``train``/``dev``/``test`` attributes;
+    ``"all"`` is the three concatenated (lists, strings, ...). ``kind`` names the data in the
+    error for an unknown split."""
+
+    kind: ClassVar[str] = "this data"
+    train: Any
+    dev: Any
+    test: Any
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def num_dev(self) -> int:
+        return len(self.dev)
+
+    def split(self, name: str) -> Any:
+        splits = {"train": self.train, "dev": self.dev, "test": self.test}
+        if name == "all":
+            return self.train + self.dev + self.test
+        if name not in splits:
+            raise ConfigError(f"split {name!r}: {self.kind} has the splits "
+                              f"{', '.join([*splits, 'all'])}")
+        return splits[name]
