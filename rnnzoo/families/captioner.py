@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rnnzoo.config import rule
+from rnnzoo.families._attention_decoder import AttentionDecoderGraphs
 from rnnzoo.tasks.image_captioning import DataConfig, ImageCaptioningTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -110,8 +111,13 @@ def _backbone(m: ModelConfig) -> Any:
     return net
 
 
-class Task(ImageCaptioningTask):
+class Task(AttentionDecoderGraphs, ImageCaptioningTask):
     """An image captioner. ``caption("photo.jpg", beam=3)`` returns a sentence."""
+
+    token_embedding = "emb"  # the decoder's token embedding in ``layers_``
+    encoder_name = "image_encoder"
+    state_names = staticmethod(state_names)
+    key_dim = staticmethod(key_dim)
 
     def build_model(self) -> Any:
         import keras
@@ -195,56 +201,17 @@ class Task(ImageCaptioningTask):
             dec_out = lay["combine"](dec_out)
         return lay["logits"](lay["drop"](dec_out)), weights
 
-    @property
-    def encoder(self) -> Any:
-        if getattr(self, "_encoder", None) is None:
-            import keras
+    def _encoder_input(self) -> Any:
+        import keras
 
-            self.model  # noqa: B018  (builds the shared layers)
-            m = self.config.model
-            image = keras.Input((m.image_size, m.image_size, 3), name="image")
-            grid, init = self._encode(image)
-            outputs = [grid, *init]
-            if "attention" in self.layers_:
-                keys = self.layers_["attention"](grid, grid, keys_only=True)
-                outputs = [grid, keys, *init]
-            self._encoder = keras.Model(image, outputs, name="image_encoder")
-        return self._encoder
-
-    @property
-    def decoder_step(self) -> Any:
-        if getattr(self, "_decoder_step", None) is None:
-            import keras
-
-            from rnnzoo.layers import ExpandTime, SqueezeTime
-
-            self.model  # noqa: B018
-            m = self.config.model
-            lay = self.layers_
-            grid_size = int(self.encoder.outputs[0].shape[1])
-            token = keras.Input((), dtype="int32", name="token")
-            states = [keras.Input((m.decoder_units,), name=n) for n in state_names(m)]
-            grid = keras.Input((grid_size, m.feature_dim), name="encoder_outputs")
-            keys = keras.Input((grid_size, key_dim(m)), name="encoder_keys")
-            x = lay["emb"](ExpandTime(name="expand_time")(token))
-            dec_out, new_states = lay["decoder"](x, initial_state=states)
-            logits, weights = self._head(dec_out, grid, keys=keys)
-            outputs = [SqueezeTime(name="squeeze_logits")(logits), *new_states]
-            inputs = [token, *states]
-            if weights is not None:
-                inputs += [grid, keys]
-                outputs.append(SqueezeTime(name="squeeze_attention")(weights))
-            self._decoder_step = keras.Model(inputs, outputs, name="decoder_step")
-        return self._decoder_step
-
-    def encoder_graph(self) -> tuple[Any, list[str]]:
-        attention = ["encoder_keys"] if self.config.model.attention != "none" else []
-        return self.encoder, ["encoder_outputs", *attention, *state_names(self.config.model)]
-
-    def decoder_graph(self) -> tuple[Any, list[str]]:
         m = self.config.model
-        attention = ["attention"] if m.attention != "none" else []
-        return self.decoder_step, ["logits", *[f"new_{n}" for n in state_names(m)], *attention]
+        return keras.Input((m.image_size, m.image_size, 3), name="image")
+
+    def _step_inputs(self) -> tuple[Any, list]:
+        import keras
+
+        grid_size = int(self.encoder.outputs[0].shape[1])
+        return keras.Input((grid_size, self.config.model.feature_dim), name="encoder_outputs"), []
 
 
 # -- test support -------------------------------------------------------------------------------

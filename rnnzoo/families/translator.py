@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rnnzoo.config import rule
+from rnnzoo.families._attention_decoder import AttentionDecoderGraphs
 from rnnzoo.tasks.translation import DataConfig, TranslationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -59,8 +60,13 @@ def state_names(cfg: ModelConfig) -> list[str]:
     return [f"state_{i}" for i in range(cfg.decoder_layers * per_layer)]
 
 
-class Task(TranslationTask):
+class Task(AttentionDecoderGraphs, TranslationTask):
     """A translator. ``translate(texts, beam=5)`` returns strings."""
+
+    token_embedding = "tgt_emb"  # the decoder's token embedding in ``layers_``
+    encoder_name = "encoder"
+    state_names = staticmethod(state_names)
+    key_dim = staticmethod(key_dim)
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self) -> Any:
@@ -137,56 +143,18 @@ class Task(TranslationTask):
             dec_out = lay["combine"](dec_out)
         return lay["logits"](lay["drop"](dec_out)), weights
 
-    @property
-    def encoder(self) -> Any:
-        if getattr(self, "_encoder", None) is None:
-            import keras
+    def _encoder_input(self) -> Any:
+        import keras
 
-            self.model  # noqa: B018  (builds the shared layers)
-            src = keras.Input((None,), dtype="int32", name="source")
-            enc_out, init = self._encode(src)
-            outputs = [enc_out, *init]
-            if "attention" in self.layers_:
-                keys = self.layers_["attention"](enc_out, enc_out, keys_only=True)
-                outputs = [enc_out, keys, *init]
-            self._encoder = keras.Model(src, outputs, name="encoder")
-        return self._encoder
+        return keras.Input((None,), dtype="int32", name="source")
 
-    @property
-    def decoder_step(self) -> Any:
-        if getattr(self, "_decoder_step", None) is None:
-            import keras
+    def _step_inputs(self) -> tuple[Any, list]:
+        import keras
 
-            from rnnzoo.layers import ExpandTime, SqueezeTime
-
-            self.model  # noqa: B018
-            m = self.config.model
-            lay = self.layers_
-            token = keras.Input((), dtype="int32", name="token")
-            states = [keras.Input((m.decoder_units,), name=n) for n in state_names(m)]
-            enc_dim = m.encoder_units * (2 if m.encoder_bidirectional else 1)
-            enc_out = keras.Input((None, enc_dim), name="encoder_outputs")
-            keys = keras.Input((None, key_dim(m)), name="encoder_keys")
-            src_mask = keras.Input((None,), name="source_mask")
-            x = lay["tgt_emb"](ExpandTime(name="expand_time")(token))
-            dec_out, new_states = lay["decoder"](x, initial_state=states)
-            logits, weights = self._head(dec_out, enc_out, src_mask, keys=keys)
-            outputs = [SqueezeTime(name="squeeze_logits")(logits), *new_states]
-            inputs = [token, *states]
-            if weights is not None:
-                inputs += [enc_out, keys, src_mask]
-                outputs.append(SqueezeTime(name="squeeze_attention")(weights))
-            self._decoder_step = keras.Model(inputs, outputs, name="decoder_step")
-        return self._decoder_step
-
-    def encoder_graph(self) -> tuple[Any, list[str]]:
-        attention = ["encoder_keys"] if self.config.model.attention != "none" else []
-        return self.encoder, ["encoder_outputs", *attention, *state_names(self.config.model)]
-
-    def decoder_graph(self) -> tuple[Any, list[str]]:
         m = self.config.model
-        attention = ["attention"] if m.attention != "none" else []
-        return self.decoder_step, ["logits", *[f"new_{n}" for n in state_names(m)], *attention]
+        enc_dim = m.encoder_units * (2 if m.encoder_bidirectional else 1)
+        return (keras.Input((None, enc_dim), name="encoder_outputs"),
+                [keras.Input((None,), name="source_mask")])
 
 
 # -- test support -------------------------------------------------------------------------------
