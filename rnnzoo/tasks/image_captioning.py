@@ -49,12 +49,13 @@ from rnnzoo.errors import ConfigError, DataError, RnnzooError, RunDirError
 from rnnzoo.export.bundle import DECODER_FILE, BundleError, BundleRuntime, check_count
 from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.extras import require_module
-from rnnzoo.generation import BeamSampler, GraphRunner, generate, get_sampler, graph_step
+from rnnzoo.generation import GraphRunner, generate, graph_step
 from rnnzoo.io import atomic_write_text, save_figure
 from rnnzoo.tasks.base import Task
 from rnnzoo.tasks.translation import (
     add_beam_score_argument,
     add_decoding_arguments,
+    choose_sampler,
     decoding_kwargs,
 )
 
@@ -222,25 +223,8 @@ class _Captioner(abc.ABC):
         batch_size = check_count("batch_size", batch_size)
         if max_length is not None:
             max_length = check_count("max_length", max_length, "words per caption")
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
-                                 or seed < 0):
-            raise ConfigError(f"seed: expected an integer >= 0 or None, found {seed!r}")
-        vocab = pre.tokenizer.vocab_size
-        if beam is not None:
-            if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= vocab:
-                raise ConfigError(f"beam: expected an integer in [1, {vocab}] (the caption "
-                                  f"vocabulary), got {beam!r}")
-            if sampler not in (None, "beam"):
-                raise ConfigError(f"beam={beam} is beam search: drop sampler={sampler!r}, or "
-                                  "drop beam to sample")
-            sampler, sampler_kwargs = "beam", {"width": beam, **sampler_kwargs}
-        try:
-            chosen = get_sampler(sampler or "greedy", **sampler_kwargs)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"caption: {exc}") from None
-        if isinstance(chosen, BeamSampler) and getattr(chosen, "width", 1) > vocab:
-            raise ConfigError(f"beam width: expected an integer in [1, {vocab}], got "
-                              f"{chosen.width}")
+        chosen = choose_sampler("caption", pre.tokenizer.vocab_size, "the caption vocabulary",
+                                beam, sampler, sampler_kwargs, seed)
         runner = self._runner()
         max_length = (max_length or pre.max_length) + 1  # the words and </s>
         bos, eos = pre.tokenizer.index[BOS], pre.tokenizer.index[EOS]

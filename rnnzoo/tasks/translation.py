@@ -38,7 +38,14 @@ from rnnzoo.export.bundle import (
 )
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
 from rnnzoo.extras import require_module
-from rnnzoo.generation import BeamSampler, GraphRunner, generate, get_sampler, graph_step
+from rnnzoo.generation import (
+    BeamSampler,
+    GraphRunner,
+    Sampler,
+    generate,
+    get_sampler,
+    graph_step,
+)
 from rnnzoo.io import atomic_write_text, save_figure
 from rnnzoo.tasks.base import Task
 
@@ -118,6 +125,33 @@ def encode_sources(runner: GraphRunner, tokens: np.ndarray) -> dict[str, np.ndar
     return state
 
 
+def choose_sampler(verb: str, vocab: int, vocab_name: str, beam: int | None,
+                   sampler: str | None, sampler_kwargs: dict[str, Any], seed: int | None
+                   ) -> Sampler:
+    """The sampler of a ``translate``/``caption`` call: ``beam=k`` is beam search of width k,
+    else ``sampler`` (default greedy) with its options. Every bad value (names, options, a
+    width above the vocabulary, a bad seed) is a ``ConfigError`` before any decoding."""
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+                             or seed < 0):
+        raise ConfigError(f"seed: expected an integer >= 0 or None, found {seed!r}")
+    if beam is not None:
+        if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= vocab:
+            raise ConfigError(f"beam: expected an integer in [1, {vocab}] ({vocab_name}), "
+                              f"got {beam!r}")
+        if sampler not in (None, "beam"):
+            raise ConfigError(f"beam={beam} is beam search: drop sampler={sampler!r}, or "
+                              "drop beam to sample")
+        sampler, sampler_kwargs = "beam", {"width": beam, **sampler_kwargs}
+    try:  # sampler names and options (k, p, temperature, ...) fail before any decoding
+        chosen = get_sampler(sampler or "greedy", **sampler_kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{verb}: {exc}") from None
+    if isinstance(chosen, BeamSampler) and chosen.width > vocab:
+        raise ConfigError(f"beam width: expected an integer in [1, {vocab}] ({vocab_name}), "
+                          f"got {chosen.width}")
+    return chosen
+
+
 class _Translator(abc.ABC):
     """``translate`` written once over a :class:`GraphRunner` (Keras graphs or a bundle)."""
 
@@ -141,26 +175,8 @@ class _Translator(abc.ABC):
         batch_size = check_count("batch_size", batch_size)
         if max_length is not None:
             max_length = check_count("max_length", max_length, "tokens per translation")
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
-                                 or seed < 0):
-            raise ConfigError(f"seed: expected an integer >= 0 or None, found {seed!r}")
-        vocab = pre.target.vocab_size
-        if beam is not None:
-            if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= vocab:
-                raise ConfigError(f"beam: expected an integer in [1, {vocab}] (the target "
-                                  f"vocabulary), got {beam!r}")
-            if sampler not in (None, "beam"):
-                raise ConfigError(f"beam={beam} is beam search: drop sampler={sampler!r}, or "
-                                  "drop beam to sample")
-            sampler, sampler_kwargs = "beam", {"width": beam, **sampler_kwargs}
-        try:  # sampler names and options (k, p, temperature, ...) fail before any decoding
-            chosen = get_sampler(sampler or "greedy", **sampler_kwargs)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"translate: {exc}") from None
-        width = getattr(chosen, "width", 1)
-        if isinstance(chosen, BeamSampler) and width > vocab:
-            raise ConfigError(f"beam width: expected an integer in [1, {vocab}] (the target "
-                              f"vocabulary), got {width}")
+        chosen = choose_sampler("translate", pre.target.vocab_size, "the target vocabulary",
+                                beam, sampler, sampler_kwargs, seed)
         runner = self._runner()
         max_length = max_length or pre.max_length + 10
         bos, eos = pre.target.index[BOS], pre.target.index[EOS]
