@@ -241,7 +241,7 @@ def _top_sorted_full(x: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-_SELECT_MIN_VOCAB = 1024  # rows this wide are selected by onnxruntime (``_norm_top``)
+_SELECT_MIN_VOCAB = 1024  # rows this wide are selected by onnxruntime (``_top_log_probs``)
 _SELECT_GRAPH = Path(__file__).with_name("beam_select.onnx")
 
 
@@ -676,7 +676,7 @@ class BeamSampler(Sampler):
             if beam_base is None:
                 beam_base = np.arange(width)[:, None] * vocab
             for key, value in new_state.items():
-                if getattr(value, "shape", ())[:1] != (n,) and np.shape(value)[:1] != (n,):
+                if np.shape(value)[:1] != (n,):
                     raise ValueError(
                         f"step returned state[{key!r}] of shape {np.shape(value)}; beam search "
                         f"needs batch * width ({n}) as axis 0 to reorder it"
@@ -703,7 +703,7 @@ class BeamSampler(Sampler):
             # Finished hypotheses: end-token candidates ranked in the top `width` of their row.
             top_all, top_vals = top[:, :width], top_vals_all[:, :width]
             ends = is_end[:, :width] & np.isfinite(top_vals) & ~done[:, None]
-            for b, r in zip(*np.nonzero(ends)) if ends.any() else ():
+            for b, r in zip(*np.nonzero(ends)):
                 slot = int(top_all[b, r] // vocab)
                 raw = float(top_vals[b, r])
                 self._add(finished[b], _Hyp(
