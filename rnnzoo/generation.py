@@ -242,7 +242,9 @@ def _top_sorted_full(x: np.ndarray, k: int) -> np.ndarray:
 
 
 _SELECT_MIN_VOCAB = 1024  # rows this wide are selected by onnxruntime (``_top_log_probs``)
+_SELECT_BLOCK = 64  # block width of ``beam_select.onnx`` (8,000 = 125 x 64; else -inf padding)
 _SELECT_GRAPH = Path(__file__).with_name("beam_select.onnx")
+_SELECT_OUTPUTS = ["top_values", "top", "max", "sum_exp"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -261,18 +263,27 @@ def _select_session() -> Any:
 def _top_log_probs(logits: np.ndarray, k: int, step_index: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` best tokens [n, k] (in no order) and their log-probabilities (float64).
 
-    For vocabulary-wide float32 rows one onnxruntime call (``beam_select.onnx``: TopK, ReduceMax,
-    ReduceSum(Exp)) replaces several numpy passes: about twice cheaper per beam step, which at
-    batch 1 costs as much as the decoder itself. Its ``exp`` runs in float32 (summed in float64),
-    so log-probabilities agree with ``log_softmax`` to about 1e-8, not bit for bit. Rows with a
-    non-finite maximum (NaN, all -inf) take the numpy path, which reports or handles them.
+    For vocabulary-wide float32 rows one onnxruntime call (``beam_select.onnx``: block maxima,
+    two small ``TopK``, a block-wise ``exp`` sum) replaces several numpy passes, which at batch
+    1 cost as much as the decoder step itself. Its
+    ``exp`` runs and is summed per block in float32, so log-probabilities agree with
+    ``log_softmax`` to about 2e-7 (a float32 ulp of the logits), not bit for bit; the tokens are
+    those of a stable full sort. Rows with a non-finite maximum or normaliser (NaN, all -inf)
+    take the numpy path, which reports or handles them.
     """
     n, v = logits.shape
-    session = _select_session() if v >= _SELECT_MIN_VOCAB and k < v else None
+    blocks = -(-v // _SELECT_BLOCK)
+    session = _select_session() if v >= _SELECT_MIN_VOCAB and k <= blocks else None
     if session is not None and logits.dtype == np.float32:
-        values, top, m, z = session.run(None, {"logits": np.ascontiguousarray(logits),
-                                               "k": np.array([k], dtype=np.int64)})
-        if np.isfinite(m).all():  # then every sum_exp >= 1: no dead rows
+        if v % _SELECT_BLOCK:
+            padded = np.full((n, blocks * _SELECT_BLOCK), -np.inf, dtype=np.float32)
+            padded[:, :v] = logits
+            logits3 = padded.reshape(n, blocks, _SELECT_BLOCK)
+        else:
+            logits3 = np.ascontiguousarray(logits).reshape(n, blocks, _SELECT_BLOCK)
+        values, top, m, z = session.run(_SELECT_OUTPUTS, {"logits": logits3,
+                                                          "k": np.array([k], dtype=np.int64)})
+        if np.isfinite(m).all() and np.isfinite(z).all():  # every sum_exp >= 1: no dead rows
             return top, (values.astype(np.float64) - m.astype(np.float64)) - np.log(z)
     m, lse = _log_norm(logits, step_index)
     top = _top_rows(logits, k)
@@ -605,7 +616,8 @@ class BeamSampler(Sampler):
     * Each step scores every (beam, token) candidate by its summed log-probability. A candidate
       that emits ``end_token`` and ranks in the top ``width`` of all candidates becomes a finished
       hypothesis of its row; the ``width`` best other candidates become the next beams, and every
-      state array is reordered along axis 0 to follow them.
+      state array is reordered along axis 0 to follow them, except arrays the step has returned
+      unchanged (the same object) since the start: they are still equal across a row's beams.
     * Length penalty (the simple form, as in Hugging Face ``length_penalty``, *not* GNMT's
       ``((5 + len) / 6) ** alpha``): ``score = log_prob / len ** length_penalty`` where ``len``
       counts the generated tokens including the end token. ``1.0`` (default) ranks by mean
@@ -657,6 +669,7 @@ class BeamSampler(Sampler):
         batch, width, alpha = start.shape[0], self.width, self.length_penalty
         n = batch * width
         state = {key: np.repeat(value, width, axis=0) for key, value in state.items()}
+        tiled = set(state)  # keys still holding these tiled arrays
         tokens_in = np.repeat(start, width).astype(np.int32)
         beam_scores = np.full((batch, width), -np.inf)
         beam_scores[:, 0] = 0.0
@@ -720,7 +733,11 @@ class BeamSampler(Sampler):
             src = (top_live // vocab).astype(np.int64)
             tok = (top_live % vocab).astype(np.int32)
             flat_src = (rows * width + src).reshape(-1)
-            state = {key: np.asarray(value)[flat_src] for key, value in new_state.items()}
+            # Arrays the step has passed through unchanged since the start (encoder outputs,
+            # masks) are still the tiled copies, equal across a row's beams: not reordered.
+            tiled = {key for key in tiled if new_state.get(key) is state[key]}
+            state = {key: value if key in tiled else np.asarray(value)[flat_src]
+                     for key, value in new_state.items()}
             tok_hist.append(tok)
             par_hist.append(src)
             for key in record:

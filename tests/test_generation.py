@@ -285,6 +285,32 @@ def test_beam_batched_equals_per_row() -> None:
         np.testing.assert_allclose(single.scores[0], batched.scores[i])
 
 
+def test_beam_skips_reordering_only_arrays_never_updated() -> None:
+    # Passed-through arrays (encoder outputs) are not reordered while they are still the tiled
+    # copies; one the step updated once differs across beams and must follow them afterwards:
+    # ``lag`` is a copy of the sequence taken at step 1, then passed through (the same object).
+    vocab, length = 7, 8
+    weights = np.arange(1, length + 1) * 0.61
+
+    def step(tokens, state):
+        seq, t = state["seq"].copy(), int(state["t"][0])
+        seq[:, t] = tokens
+        new = dict(state, seq=seq, t=state["t"] + 1)
+        if t == 1:
+            new["lag"] = seq.copy()
+        elif t > 1:  # every beam still carries its own first two tokens
+            np.testing.assert_array_equal(state["lag"][:, :2], seq[:, :2])
+        logits = 3 * np.sin(np.outer(seq @ weights + state["memory"][:, 0], np.arange(vocab)))
+        return logits.astype(np.float32), new
+
+    n = 3
+    state = {"seq": np.zeros((n, length), np.int64), "t": np.zeros(n, np.int64),
+             "lag": np.zeros((n, length), np.int64), "memory": np.arange(n, dtype=float)[:, None]}
+    out = generate(step, np.array([2, 3, 4]), state, max_length=length, end_token=END,
+                   sampler="beam", width=4, early_stop=False)
+    assert out.lengths.max() > 3  # the checks above ran on later steps
+
+
 def test_beam_does_not_mutate_caller_state() -> None:
     state = prefix_state(CONSTS)
     before = {k: v.copy() for k, v in state.items()}
