@@ -18,12 +18,13 @@ from onnx import helper, numpy_helper
 
 def simplify(model: onnx.ModelProto) -> dict[str, int]:
     """Rewrite ``model`` in place; returns what was done (``{"tensordot": n, "moves": k,
-    "removed": m}``)."""
+    "no_ops": j, "removed": m}``)."""
     ranks = _ranks(model)
     collapsed = _collapse_tensordot(model.graph, ranks)
     moves = _cancel_moves(model.graph)
-    removed = _remove_dead(model.graph) if collapsed or moves else 0
-    return {"tensordot": collapsed, "moves": moves, "removed": removed}
+    no_ops = _drop_no_ops(model)
+    removed = _remove_dead(model.graph) if collapsed or moves or no_ops else 0
+    return {"tensordot": collapsed, "moves": moves, "no_ops": no_ops, "removed": removed}
 
 
 # -- data movement around recurrent layers -----------------------------------------------------
@@ -151,6 +152,132 @@ def _cancel_moves(graph: onnx.GraphProto) -> int:
                 count += 1
                 break
     return count
+
+
+# -- work that computes nothing -----------------------------------------------------------------
+#
+# Three patterns of a converted decoder step that cost a node dispatch (and for Slice a copy)
+# per step and change no value (the export's parity check still runs):
+#   1. Slice from 0 to 1e9 (TensorFlow's "to the end") with step 1 on every axis it names:
+#      a copy of its input (``x[:, None]`` in the attention).
+#   2. The ``sequence_lens`` of a recurrent node that is a constant expanded over the batch and
+#      equals the input's static time length (a one-step decoder's GRU): every row is full
+#      length, which is what an absent ``sequence_lens`` means.
+#   3. TensorFlow's wrapping of negative ``Gather`` indices (``where(i < 0, i + n, i)``, nine
+#      nodes after conversion) in front of an ONNX ``Gather``, which wraps negative indices
+#      itself.
+
+_TO_THE_END = 10**9
+
+
+def _drop_no_ops(model: onnx.GraphProto) -> int:
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    protected = {o.name for o in graph.output}
+    for node in graph.node:  # names read inside a Loop/If/Scan body are left alone
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                protected |= _used_names(sub)
+
+    def const(name: str) -> np.ndarray | None:
+        node = producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+        return consts.get(name)
+
+    def op(name: str, op_type: str) -> Any:
+        node = producer.get(name)
+        return node if node is not None and node.op_type == op_type else None
+
+    def rewire(old: str, new: str) -> None:
+        for node in graph.node:
+            for j, name in enumerate(node.input):
+                if name == old:
+                    node.input[j] = new
+
+    count = 0
+    time_dims = _leading_dims(model)
+    for node in list(graph.node):
+        if node.op_type == "Slice" and len(node.input) >= 3 and node.output[0] not in protected:
+            starts, ends = const(node.input[1]), const(node.input[2])
+            steps = const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+            if starts is None or ends is None or (len(node.input) > 4 and node.input[4]
+                                                  and steps is None):
+                continue
+            if (starts == 0).all() and (ends >= _TO_THE_END).all() and (
+                    steps is None or (steps == 1).all()):
+                rewire(node.output[0], node.input[0])  # rule 1
+                graph.node.remove(node)
+                count += 1
+        elif node.op_type in ("RNN", "GRU", "LSTM") and len(node.input) > 4 and node.input[4]:
+            expand = op(node.input[4], "Expand")
+            value = const(expand.input[0]) if expand is not None else None
+            steps = time_dims.get(node.input[0])
+            if value is not None and steps and (value == steps).all():
+                node.input[4] = ""  # rule 2
+                count += 1
+        elif node.op_type == "Gather":
+            index = _unwrapped_index(node, op, const)
+            if index is not None:
+                node.input[1] = index  # rule 3
+                count += 1
+    return count
+
+
+def _unwrapped_index(gather: onnx.NodeProto, op: Any, const: Any) -> str | None:
+    """``i`` when ``gather``'s indices are ``Less(i, 0) * (i + n) + i * Not(Less(i, 0))`` with
+    ``n`` the gathered axis' length (casts allowed around the condition), else None."""
+    axis = next((a.i for a in gather.attribute if a.name == "axis"), 0)
+    data = const(gather.input[0])
+    add = op(gather.input[1], "Add")
+    if data is None or add is None or axis != 0:
+        return None
+    muls = [op(name, "Mul") for name in add.input]
+    if None in muls:
+        return None
+
+    def condition(name: str, negate: bool) -> str | None:
+        """The ``x`` of ``Cast(Less(Cast?(x), 0))`` (``Cast(Not(...))`` when ``negate``)."""
+        cast = op(name, "Cast")
+        inner = op(cast.input[0], "Not" if negate else "Less") if cast is not None else None
+        if inner is not None and negate:
+            inner = op(inner.input[0], "Less")
+        zero = const(inner.input[1]) if inner is not None else None
+        if zero is None or zero.size != 1 or float(zero) != 0.0:
+            return None
+        x = inner.input[0]
+        cast_x = op(x, "Cast")
+        return cast_x.input[0] if cast_x is not None else x
+
+    for neg, pos in (muls, muls[::-1]):
+        for c_name, shifted in (neg.input, neg.input[::-1]):
+            for i_name, not_name in (pos.input, pos.input[::-1]):
+                plus = op(shifted, "Add")
+                if plus is None or condition(c_name, False) != i_name \
+                        or condition(not_name, True) != i_name:
+                    continue
+                n = next((const(v) for v in plus.input if v != i_name), None)
+                if i_name in plus.input and n is not None and n.size == 1 \
+                        and int(n) == data.shape[0]:
+                    return i_name
+    return None
+
+
+def _leading_dims(model: onnx.ModelProto) -> dict[str, int]:
+    """Tensor name -> its first dimension where shape inference proves it constant."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shape inference is a convenience here: no dims, no rewrites
+        return {}
+    dims = {}
+    for vi in inferred.graph.value_info:
+        shape = vi.type.tensor_type.shape
+        if vi.type.tensor_type.HasField("shape") and shape.dim and shape.dim[0].dim_value > 0:
+            dims[vi.name] = shape.dim[0].dim_value
+    return dims
 
 
 def _ranks(model: onnx.ModelProto) -> dict[str, int]:

@@ -60,3 +60,50 @@ def test_moves_cancel_and_outputs_are_bit_identical(cell, monkeypatch) -> None:
     mask = tokens != 0
     np.testing.assert_allclose(outs[1][mask], keras_out[mask], atol=1e-5)
     assert _simplify.simplify(moved)["moves"] == 0  # idempotent
+
+
+def _one_step_decoder() -> keras.Model:
+    """A decoder step as the translator exports it: token -> embedding -> a one-step GRU from
+    the given state, attention-style broadcast ``keys[:, None]``."""
+    token = keras.Input((), dtype="int32", batch_size=None)
+    state = keras.Input((6,))
+    keys = keras.Input((None, 6))
+    x = L.Reshape((1, 8))(L.Embedding(VOCAB, 8)(token))
+    out, new_state = L.GRU(6, return_state=True)(x, initial_state=state)
+    scores = keras.ops.sum(keras.ops.tanh(out[:, None, :] + keys[:, :, :]), axis=-1)
+    model = keras.Model([token, state, keys], [L.Dense(VOCAB)(out) + scores[:, :1], new_state])
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
+                       for w in model.get_weights()])
+    return model
+
+
+def test_no_op_nodes_go_and_outputs_are_bit_identical(monkeypatch) -> None:
+    # A one-step GRU's full-length sequence_lens, TensorFlow's wrapping of negative embedding
+    # indices and "to the end" slices compute nothing: dropped, with no output bit changed.
+    model = _one_step_decoder()
+    specs = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 6], tf.float32),
+             tf.TensorSpec([None, None, 6], tf.float32)]
+    names = ["token", "state", "keys"]
+    monkeypatch.setattr(_simplify, "_drop_no_ops", lambda model: 0)
+    plain = _convert.convert(model, specs, names, ["logits", "new_state"])
+    monkeypatch.undo()
+    lean = _convert.convert(model, specs, names, ["logits", "new_state"])
+    before = collections.Counter(n.op_type for n in plain.graph.node)
+    after = collections.Counter(n.op_type for n in lean.graph.node)
+    assert before["Less"] == 1 and after["Less"] == 0  # index wrapping gone
+    assert after["Slice"] < before["Slice"]
+    gru = [n for n in lean.graph.node if n.op_type == "GRU"][0]
+    assert len(gru.input) <= 4 or gru.input[4] == ""  # no sequence_lens
+    assert len(lean.graph.node) <= len(plain.graph.node) - 10
+    rng = np.random.default_rng(3)
+    feeds = {"token": rng.integers(0, VOCAB, 4).astype(np.int32),
+             "state": rng.normal(size=(4, 6)).astype(np.float32),
+             "keys": rng.normal(size=(4, 3, 6)).astype(np.float32)}
+    outs = [ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+            .run(None, feeds) for p in (plain, lean)]
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    keras_out = model([feeds[n] for n in names])
+    np.testing.assert_allclose(outs[1][0], np.asarray(keras_out[0]), atol=1e-5)
+    assert _simplify.simplify(lean)["no_ops"] == 0  # idempotent
