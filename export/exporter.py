@@ -329,6 +329,7 @@ def _quantize_bundle(
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from ._one_step import unroll_one_step
     from .runtime import load as load_runtime
 
     result: dict = {}
@@ -339,6 +340,10 @@ def _quantize_bundle(
             for spec in specs:
                 src = fp32_dir / spec.file
                 dst = Path(work) / spec.file
+                model = onnx.load_model(str(src))
+                if unroll_one_step(model):  # one-step GRU/RNN: int8 products, see _one_step
+                    src = Path(work) / f"unrolled_{spec.file}"
+                    onnx.save_model(model, str(src))
                 # onnxruntime logs generic pre-processing advice on the root logger; the
                 # re-validation below is what tells whether this model quantized well.
                 root = logging.getLogger()
@@ -370,8 +375,9 @@ def _quantize_bundle(
         result["op_counts"] = ops
         if ops.get("GRU") or ops.get("RNN"):
             result["note"] = (
-                "GRU/RNN recurrences stay fp32: onnxruntime has no quantized GRU or "
-                "RNN operator; only matrix multiplies and embeddings are int8"
+                "GRU/RNN recurrences over sequences stay fp32: onnxruntime has no quantized "
+                "GRU or RNN operator; only matrix multiplies and embeddings are int8 (one-step "
+                "decoder recurrences are written as matrix multiplies and are int8)"
             )
         m["validation_int8"] = result
         atomic_write_text(tmp / BUNDLE_FILE, json.dumps(m, indent=2) + "\n")

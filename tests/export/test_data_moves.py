@@ -107,3 +107,44 @@ def test_no_op_nodes_go_and_outputs_are_bit_identical(monkeypatch) -> None:
     keras_out = model([feeds[n] for n in names])
     np.testing.assert_allclose(outs[1][0], np.asarray(keras_out[0]), atol=1e-5)
     assert _simplify.simplify(lean)["no_ops"] == 0  # idempotent
+
+
+@pytest.mark.parametrize("cell", [L.GRU, L.SimpleRNN])
+def test_one_step_recurrence_unrolls_to_the_same_function(cell, monkeypatch) -> None:
+    # Before int8 quantization a one-step GRU/RNN becomes MatMuls (which quantize) and gates;
+    # a recurrence over a sequence is left to its operator.
+    from rnnzoo.export._one_step import unroll_one_step
+
+    token, state = keras.Input((), dtype="int32"), keras.Input((6,))
+    x = L.Reshape((1, 8))(L.Embedding(VOCAB, 8)(token))
+    out, new_state = cell(6, return_state=True)(x, initial_state=state)
+    model = keras.Model([token, state], [L.Dense(VOCAB)(out), new_state])
+    rng = np.random.default_rng(4)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
+                       for w in model.get_weights()])
+    proto = _convert.convert(model, [tf.TensorSpec([None], tf.int32),
+                                     tf.TensorSpec([None, 6], tf.float32)],
+                             ["token", "state"], ["logits", "new_state"])
+    op = "GRU" if cell is L.GRU else "RNN"
+    before = collections.Counter(n.op_type for n in proto.graph.node)[op]
+    unrolled = onnx_copy(proto)
+    assert before == 1 and unroll_one_step(unrolled) == 1
+    ops = collections.Counter(n.op_type for n in unrolled.graph.node)
+    assert ops[op] == 0 and ops["MatMul"] == collections.Counter(
+        n.op_type for n in proto.graph.node)["MatMul"] + 2
+    feeds = {"token": rng.integers(0, VOCAB, 5).astype(np.int32),
+             "state": rng.normal(size=(5, 6)).astype(np.float32)}
+    got, want = (ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+                 .run(None, feeds) for p in (unrolled, proto))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    sequence = _stacked(L.GRU)
+    seq_proto = _convert.convert(sequence, [tf.TensorSpec([None, None], tf.int32)], ["tokens"],
+                                 ["out"])
+    assert unroll_one_step(seq_proto) == 0
+
+
+def onnx_copy(proto):
+    import onnx
+
+    return onnx.ModelProto.FromString(proto.SerializeToString())
