@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ._simplify import _leading_dims, _remove_dead
+from ._simplify import _remove_dead, _shapes
 
 
 def unroll_one_step(model: onnx.ModelProto) -> int:
@@ -24,7 +24,7 @@ def unroll_one_step(model: onnx.ModelProto) -> int:
     returns how many were rewritten."""
     graph = model.graph
     consts = {t.name: t for t in graph.initializer}
-    steps = _leading_dims(model)
+    shapes = _shapes(model)
     count = 0
     for node in list(graph.node):
         if node.op_type not in ("GRU", "RNN"):
@@ -37,7 +37,7 @@ def unroll_one_step(model: onnx.ModelProto) -> int:
         if (attrs.get("direction", b"forward") not in (b"forward", "forward") or lens or not h0
                 or "clip" in attrs or attrs.get("layout", 0) != 0 or acts not in ([], default)
                 or (node.op_type == "GRU" and attrs.get("linear_before_reset", 0) != 1)
-                or steps.get(x) != 1 or not all(n in consts for n in (w, r))
+                or (shapes.get(x) or [None])[0] != 1 or not all(n in consts for n in (w, r))
                 or (b and b not in consts)):
             continue
         W, R = numpy_helper.to_array(consts[w])[0], numpy_helper.to_array(consts[r])[0]
@@ -63,9 +63,10 @@ def _tensor(name: str, value: np.ndarray) -> onnx.TensorProto:
 
 
 def _head(p: str, x: str, h0: str) -> tuple[list, list]:
-    zero = _tensor(f"{p}_axis0", np.array([0], np.int64))
-    return ([helper.make_node("Squeeze", [x, zero.name], [f"{p}_x"]),
-             helper.make_node("Squeeze", [h0, zero.name], [f"{p}_h"])], [zero])
+    axes = [_tensor(f"{p}_axis0", np.array([0], np.int64)),
+            _tensor(f"{p}_axes01", np.array([0, 1], np.int64))]  # also for ``_tail``
+    return ([helper.make_node("Squeeze", [x, f"{p}_axis0"], [f"{p}_x"]),
+             helper.make_node("Squeeze", [h0, f"{p}_axis0"], [f"{p}_h"])], axes)
 
 
 def _tail(p: str, h_new: str, outputs: list[str]) -> list:
@@ -86,7 +87,7 @@ def _gru_nodes(p, x, h0, W, R, bias, hidden, outputs):
     h_bias = np.concatenate([np.zeros(2 * hidden, W.dtype), rb[2 * hidden:]])
     nodes, inits = _head(p, x, h0)
     inits += [_tensor(f"{p}_W", W.T), _tensor(f"{p}_R", R.T), _tensor(f"{p}_bx", x_bias),
-              _tensor(f"{p}_bh", h_bias), _tensor(f"{p}_axes01", np.array([0, 1], np.int64)),
+              _tensor(f"{p}_bh", h_bias),
               _tensor(f"{p}_split", np.array([2 * hidden, hidden], np.int64)),
               _tensor(f"{p}_halves", np.array([hidden, hidden], np.int64))]
     n = helper.make_node
@@ -114,8 +115,7 @@ def _rnn_nodes(p, x, h0, W, R, bias, hidden, outputs):
     """ONNX RNN (tanh): h' = tanh(x W + h R + bW + bR)."""
     nodes, inits = _head(p, x, h0)
     inits += [_tensor(f"{p}_W", W.T), _tensor(f"{p}_R", R.T),
-              _tensor(f"{p}_b", bias[:hidden] + bias[hidden:]),
-              _tensor(f"{p}_axes01", np.array([0, 1], np.int64))]
+              _tensor(f"{p}_b", bias[:hidden] + bias[hidden:])]
     n = helper.make_node
     nodes += [
         n("MatMul", [f"{p}_x", f"{p}_W"], [f"{p}_xw"]),

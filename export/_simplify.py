@@ -19,10 +19,10 @@ from onnx import helper, numpy_helper
 def simplify(model: onnx.ModelProto) -> dict[str, int]:
     """Rewrite ``model`` in place; returns what was done (``{"tensordot": n, "moves": k,
     "no_ops": j, "removed": m}``)."""
-    ranks = _ranks(model)
-    collapsed = _collapse_tensordot(model.graph, ranks)
+    shapes = _shapes(model)
+    collapsed = _collapse_tensordot(model.graph, shapes)
     moves = _cancel_moves(model.graph)
-    no_ops = _drop_no_ops(model)
+    no_ops = _drop_no_ops(model.graph, shapes)
     removed = _remove_dead(model.graph) if collapsed or moves or no_ops else 0
     return {"tensordot": collapsed, "moves": moves, "no_ops": no_ops, "removed": removed}
 
@@ -104,12 +104,6 @@ def _cancel_moves(graph: onnx.GraphProto) -> int:
                 outputs |= _used_names(sub)
     count = 0
 
-    def rewire(old: str, new: str) -> None:
-        for node in graph.node:
-            for j, name in enumerate(node.input):
-                if name == old:
-                    node.input[j] = new
-
     changed = True
     while changed:
         changed = False
@@ -123,7 +117,7 @@ def _cancel_moves(graph: onnx.GraphProto) -> int:
                 continue
             if node.op_type == "Transpose" and src.op_type == "Transpose" and _undoes(
                     _perm(src), _perm(node)):  # rule 1
-                rewire(out, src.input[0])
+                _rewire(graph, out, src.input[0])
                 graph.node.remove(node)
                 changed = True
             elif node.op_type == "Transpose" and src.op_type == "ReverseSequence":  # rule 2
@@ -145,7 +139,7 @@ def _cancel_moves(graph: onnx.GraphProto) -> int:
                 changed = True
             elif node.op_type == "ReverseSequence" and src.op_type == "ReverseSequence" \
                     and node.name in full and src.name in full and _axes(node) == _axes(src):
-                rewire(out, src.input[0])  # rule 3
+                _rewire(graph, out, src.input[0])  # rule 3
                 graph.node.remove(node)
                 changed = True
             if changed:
@@ -170,8 +164,7 @@ def _cancel_moves(graph: onnx.GraphProto) -> int:
 _TO_THE_END = 10**9
 
 
-def _drop_no_ops(model: onnx.GraphProto) -> int:
-    graph = model.graph
+def _drop_no_ops(graph: onnx.GraphProto, shapes: dict[str, list]) -> int:
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     protected = {o.name for o in graph.output}
@@ -192,14 +185,7 @@ def _drop_no_ops(model: onnx.GraphProto) -> int:
         node = producer.get(name)
         return node if node is not None and node.op_type == op_type else None
 
-    def rewire(old: str, new: str) -> None:
-        for node in graph.node:
-            for j, name in enumerate(node.input):
-                if name == old:
-                    node.input[j] = new
-
     count = 0
-    time_dims = _leading_dims(model)
     for node in list(graph.node):
         if node.op_type == "Slice" and len(node.input) >= 3 and node.output[0] not in protected:
             starts, ends = const(node.input[1]), const(node.input[2])
@@ -209,13 +195,13 @@ def _drop_no_ops(model: onnx.GraphProto) -> int:
                 continue
             if (starts == 0).all() and (ends >= _TO_THE_END).all() and (
                     steps is None or (steps == 1).all()):
-                rewire(node.output[0], node.input[0])  # rule 1
+                _rewire(graph, node.output[0], node.input[0])  # rule 1
                 graph.node.remove(node)
                 count += 1
         elif node.op_type in ("RNN", "GRU", "LSTM") and len(node.input) > 4 and node.input[4]:
             expand = op(node.input[4], "Expand")
             value = const(expand.input[0]) if expand is not None else None
-            steps = time_dims.get(node.input[0])
+            steps = (shapes.get(node.input[0]) or [None])[0]
             if value is not None and steps and (value == steps).all():
                 node.input[4] = ""  # rule 2
                 count += 1
@@ -266,35 +252,20 @@ def _unwrapped_index(gather: onnx.NodeProto, op: Any, const: Any) -> str | None:
     return None
 
 
-def _leading_dims(model: onnx.ModelProto) -> dict[str, int]:
-    """Tensor name -> its first dimension where shape inference proves it constant."""
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    """Tensor name -> its dimensions (None where not constant), from shape inference."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # shape inference is a convenience here: no dims, no rewrites
+    except Exception:  # shape inference is a convenience here: no shapes, no rewrites
         return {}
-    dims = {}
-    for vi in inferred.graph.value_info:
-        shape = vi.type.tensor_type.shape
-        if vi.type.tensor_type.HasField("shape") and shape.dim and shape.dim[0].dim_value > 0:
-            dims[vi.name] = shape.dim[0].dim_value
-    return dims
-
-
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # shape inference is a convenience here: no ranks, no rewrites
-        return {}
-    ranks = {}
     g = inferred.graph
-    for vi in list(g.value_info) + list(g.input) + list(g.output):
-        t = vi.type.tensor_type
-        if t.HasField("shape"):
-            ranks[vi.name] = len(t.shape.dim)
-    return ranks
+    return {vi.name: [d.dim_value if d.dim_value > 0 else None
+                      for d in vi.type.tensor_type.shape.dim]
+            for vi in list(g.value_info) + list(g.input) + list(g.output)
+            if vi.type.tensor_type.HasField("shape")}
 
 
-def _collapse_tensordot(graph: onnx.GraphProto, ranks: dict[str, int]) -> int:
+def _collapse_tensordot(graph: onnx.GraphProto, shapes: dict[str, list]) -> int:
     producer = {out: node for node in graph.node for out in node.output}
     consts = {t.name: t for t in graph.initializer}
 
@@ -341,7 +312,7 @@ def _collapse_tensordot(graph: onnx.GraphProto, ranks: dict[str, int]) -> int:
         idx = const(gather.input[1])
         if shape is None or shape.op_type != "Shape" or shape.input[0] != x or idx is None:
             continue
-        if shape.attribute or idx.tolist() != list(range(ranks.get(x, -1) - 1)):
+        if shape.attribute or idx.tolist() != list(range(len(shapes.get(x, [])) - 1)):
             continue  # the free axes must be every axis but the last
         pos = list(graph.node).index(node)
         graph.node.remove(node)
@@ -349,6 +320,14 @@ def _collapse_tensordot(graph: onnx.GraphProto, ranks: dict[str, int]) -> int:
                                                 name=f"{matmul.name}_broadcast"))
         count += 1
     return count
+
+
+def _rewire(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Every node that reads ``old`` reads ``new`` instead."""
+    for node in graph.node:
+        for j, name in enumerate(node.input):
+            if name == old:
+                node.input[j] = new
 
 
 def _used_names(graph: onnx.GraphProto) -> set[str]:

@@ -85,7 +85,7 @@ def test_no_op_nodes_go_and_outputs_are_bit_identical(monkeypatch) -> None:
     specs = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 6], tf.float32),
              tf.TensorSpec([None, None, 6], tf.float32)]
     names = ["token", "state", "keys"]
-    monkeypatch.setattr(_simplify, "_drop_no_ops", lambda model: 0)
+    monkeypatch.setattr(_simplify, "_drop_no_ops", lambda graph, shapes: 0)
     plain = _convert.convert(model, specs, names, ["logits", "new_state"])
     monkeypatch.undo()
     lean = _convert.convert(model, specs, names, ["logits", "new_state"])
