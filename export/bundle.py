@@ -1,6 +1,7 @@
 """The bundle format and the base runtime: onnxruntime sessions over a verified bundle directory.
 
-Task types subclass :class:`BundleRuntime` with their user call (``rnnzoo.tasks.*``);
+Task types subclass :class:`BundleRuntime` with their user call
+(``rnnzoo/apps/<task>/inference.py``);
 ``rnnzoo.export.runtime.load`` picks the subclass from the bundle's task. A bundle is a
 directory: ``model.onnx`` (or ``encoder_model.onnx`` + ``decoder_model.onnx``), ``bundle.json``
 (task, family, inputs/outputs, opset, validation result, versions, sha256 of every file) and

@@ -78,7 +78,7 @@ class ExportReport:
 
 def _resolve_task(source: Any) -> Any:
     from rnnzoo.registry import load
-    from rnnzoo.tasks.base import Task
+    from rnnzoo.task import Task
 
     if isinstance(source, Task):
         return source

@@ -44,7 +44,7 @@ def load(path: str | os.PathLike, **kwargs: Any) -> BundleRuntime:
     translator's per-token ``{"decoder": {"intra_op_threads": 2, "spinning": True}}``),
     ``verify`` (sha256, default on).
     """
-    from rnnzoo.tasks import runtime_class
+    from rnnzoo.apps import runtime_class
 
     manifest = read_manifest(path, verify=False)
     task = manifest.get("task")

@@ -130,23 +130,23 @@ def _load(args: argparse.Namespace, directory: Path) -> Any:
     return load(directory, weights=args.weights, name=name)
 
 
-def _task_class_of(directory: Path, command: str) -> Any:
-    """The task type of the model in ``directory``; a verb used with the wrong kind of model
-    names the verb that fits (before any weights are read)."""
+def _app_cli_of(directory: Path, command: str) -> Any:
+    """The CLI adapter of the model in ``directory`` (``rnnzoo.apps.app_cli``); a verb used
+    with the wrong kind of model names the verb that fits (before any weights are read)."""
+    from rnnzoo.apps import app_cli
     from rnnzoo.registry import read_config
-    from rnnzoo.tasks import task_class
 
     config = read_config(directory)
-    cls = task_class(config.task)
-    if command not in (cls.verb, "evaluate", "export", "finetune"):
+    cli = app_cli(config.task)
+    if command not in (cli.VERB, "evaluate", "export", "finetune"):
         raise ConfigError(f"{config.name!r} is a {config.task} model: `rnnzoo {command}` does "
-                          f"not apply; use `rnnzoo {cls.verb} {config.name} ...`")
-    return cls
+                          f"not apply; use `rnnzoo {cli.VERB} {config.name} ...`")
+    return cli
 
 
 def _loaded(args: argparse.Namespace, command: str) -> Any:
     directory = _source_dir(args)
-    _task_class_of(directory, command)
+    _app_cli_of(directory, command)
     _keras(f"rnnzoo {command}", _verbose(args))
     return _load(args, directory)
 
@@ -351,24 +351,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: expected an integer >= 1, found {args.limit}")
     directory = _source_dir(args)
-    _task_class_of(directory, "evaluate")
-    task = _evaluation_model(args, directory)
-    data = task.load_data(args.data, seed=task.config.training.seed)
-    reports = task.evaluate_reports(data, args.split, vars(args))
+    cli = _app_cli_of(directory, "evaluate")
+    from rnnzoo.evaluation import evaluation_reports
+
+    model = _evaluation_model(args, directory, cli)
+    reports = evaluation_reports(model, directory, args.data, args.split, vars(args))
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
         return 0
-    print(f"{task.name} on {reports[0]['data']} ({args.split} split)")
+    print(f"{reports[0].get('model', args.name)} on {reports[0]['data']} ({args.split} split)")
     for report in reports:
-        print(task.format_report(report))
+        print(cli.format_report(report))
     return 0
 
 
-def _evaluation_model(args: argparse.Namespace, directory: Path) -> Any:
+def _evaluation_model(args: argparse.Namespace, directory: Path, cli: Any) -> Any:
     """Keras when the train extra is installed (or ``--backend keras``), else a preset's ONNX
-    bundle under the task's own data readers and reports (``--backend onnx``)."""
+    bundle (``--backend onnx``): the object a Python user holds, evaluated through the same
+    public ``evaluate`` call."""
     from rnnzoo.extras import has_training
-    from rnnzoo.presets import PresetError, has_bundle, task_on_bundle
+    from rnnzoo.presets import PresetError, has_bundle, open_runtime, task_on_bundle
 
     meta = _preset_metadata(args, directory)
     backend = args.backend
@@ -379,7 +381,9 @@ def _evaluation_model(args: argparse.Namespace, directory: Path) -> Any:
         if meta is None:
             raise PresetError("--backend onnx evaluates a preset's ONNX bundle; a run "
                               "directory has none")
-        return task_on_bundle(directory, meta)
+        if getattr(cli, "LEGACY", False):  # MIGRATION: task types not moved to rnnzoo/apps
+            return task_on_bundle(directory, meta)
+        return open_runtime(directory, meta)
     _keras("rnnzoo evaluate", _verbose(args))
     return _load(args, directory)
 
@@ -387,8 +391,8 @@ def _evaluation_model(args: argparse.Namespace, directory: Path) -> Any:
 def cmd_verb(args: argparse.Namespace) -> int:
     """A task type's verb (predict, translate, ...) on a trained model."""
     directory = _source_dir(args)
-    cls = _task_class_of(directory, args.command)
-    return int(cls.run_verb(_inference_model(args, directory, args.command), args) or 0)
+    cli = _app_cli_of(directory, args.command)
+    return int(cli.run_verb(_inference_model(args, directory, args.command), args) or 0)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -569,9 +573,9 @@ def _add_preset_commands(sub: Any) -> None:
 
 def _add_task_commands(sub: Any) -> None:
     """``evaluate`` (with every task type's options) and one command per task-type verb."""
-    from rnnzoo.tasks import known_task_types, task_class
+    from rnnzoo.apps import app_cli, known_task_types
 
-    classes = [task_class(t) for t in known_task_types()]
+    clis = {t: app_cli(t) for t in known_task_types()}
     p = sub.add_parser("evaluate", help="a trained model's metrics on a dataset",
                        description="Score a trained model on a split of a dataset; --split all "
                        "scores a whole held-out file.")
@@ -586,22 +590,22 @@ def _add_task_commands(sub: Any) -> None:
     p.add_argument("--backend", choices=["onnx", "keras"],
                    help="keras (default with the train extra) or the preset's ONNX bundle "
                    "(default without it)")
-    for cls in classes:
-        cls.add_evaluate_arguments(p)
+    for cli in clis.values():
+        cli.add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
     verbs: dict[str, list] = {}
-    for cls in classes:
-        verbs.setdefault(cls.verb, []).append(cls)
+    for task, cli in clis.items():
+        verbs.setdefault(cli.VERB, []).append((task, cli))
     for verb, owners in verbs.items():
-        tasks = ", ".join(c.task_type for c in owners)
+        tasks = ", ".join(task for task, _ in owners)
         # Task types sharing a verb (music and text generation) may declare the same option.
         p = sub.add_parser(verb, help=f"run a trained {tasks} model",
                            description=f"{verb.capitalize()} with a trained {tasks} model.",
                            conflict_handler="resolve")
         _add_trained_model_args(p)
-        for cls in owners:
-            cls.add_verb_arguments(p)
+        for _, cli in owners:
+            cli.add_verb_arguments(p)
         p.add_argument("--backend", choices=["onnx", "keras"],
                        help="onnx: the preset's validated ONNX bundle through onnxruntime, no "
                        "TensorFlow (default for presets that carry one); keras: the Keras model "

@@ -379,7 +379,7 @@ def diagnose(model: Any, data: str | os.PathLike, *, split: str = "dev", probe_s
     the gradient norm per layer; ``summary`` (text). With ``out``, also writes
     ``report.json``, ``profile.png``, ``spectrum.png`` and (LSTM/GRU) ``gates.png`` there."""
     from rnnzoo.registry import load
-    from rnnzoo.tasks.base import Task
+    from rnnzoo.task import Task
 
     task = model if isinstance(model, Task) else load(model)
     task.require_fitted()

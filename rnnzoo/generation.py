@@ -935,7 +935,7 @@ def generate(
 class GraphRunner(Protocol):
     """What a decoding engine needs from a model: run a named graph on named numpy arrays.
 
-    ``rnnzoo.tasks.base.KerasGraphs`` (compiled Keras models) and
+    ``rnnzoo.task.KerasGraphs`` (compiled Keras models) and
     ``rnnzoo.export.bundle.BundleRuntime`` (onnxruntime sessions) both implement it, so every
     generative task writes its encode/step logic once.
     """

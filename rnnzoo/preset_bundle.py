@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnzoo.apps import app_cli
 from rnnzoo.io import atomic_write_text, sha256_file
 
 ONNX_DIR = "onnx"
@@ -203,14 +204,15 @@ def _user_call_parity(task: Any, bundle: Path) -> str:
     from rnnzoo.export import runtime
     from rnnzoo.export.errors import ExportValidationError
 
-    inputs = type(task).example_inputs()
-    want = _plain(type(task).example_outputs(task, inputs))
-    got = _plain(type(task).example_outputs(runtime.load(bundle, verify=False), inputs))
+    cli = app_cli(task.config.task)
+    inputs = cli.example_inputs()
+    want = _plain(cli.example_outputs(task, inputs))
+    got = _plain(cli.example_outputs(runtime.load(bundle, verify=False), inputs))
     if not close(want, got):
         raise ExportValidationError(
-            f"{bundle}: the bundle's {task.verb} results differ from the Keras model's on the "
+            f"{bundle}: the bundle's {cli.VERB} results differ from the Keras model's on the "
             f"task's example inputs (Keras {str(want)[:200]}, bundle {str(got)[:200]})")
-    return f"{task.verb} on {len(inputs)} example inputs: identical to Keras (floats within " \
+    return f"{cli.VERB} on {len(inputs)} example inputs: identical to Keras (floats within " \
            f"{PARITY_ATOL:g})"
 
 

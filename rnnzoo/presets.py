@@ -39,12 +39,13 @@ import urllib.request
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rnnzoo.config import suggest
 from rnnzoo.errors import RunDirError, UnknownModelError
+from rnnzoo.evaluation import evaluate_reports, report_metrics
 from rnnzoo.io import atomic_directory, atomic_write_text, read_json, sha256_file, verify_files
 
 PRESET_FORMAT = "rnnzoo.preset.v1"
@@ -467,23 +468,12 @@ def choose_backend(backend: str | None, meta: Mapping[str, Any], needs_keras: bo
     return backend
 
 
-def report_metrics(reports: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """The numbers of ``Task.evaluate_reports``: one report as is; several (greedy, beam 5)
-    with the report's ``decoding`` as a suffix (``bleu_greedy``, ``bleu_beam_5``)."""
-    out: dict[str, float] = {}
-    for report in reports:
-        suffix = ""
-        if len(reports) > 1:
-            suffix = "_" + re.sub(r"\W+", "_", str(report.get("decoding", len(out)))).strip("_")
-        out.update({f"{k}{suffix}": float(v) for k, v in report.items() if _is_number(v)})
-    return out
-
-
-def measure(task: Any, data: str | os.PathLike, split: str, limit: int | None = None
+def measure(model: Any, data: str | os.PathLike, split: str, limit: int | None = None
             ) -> dict[str, float]:
-    """The task's metrics on ``split`` of ``data`` (first ``limit`` examples), as recorded."""
-    loaded = task.load_data(data, seed=task.config.training.seed)
-    return report_metrics(task.evaluate_reports(loaded, split, {"limit": limit}))
+    """The task's metrics on ``split`` of ``data`` (first ``limit`` examples), as recorded:
+    the numbers ``rnnzoo evaluate`` prints for the same model."""
+    loaded = model.load_data(data, seed=model.config.training.seed)
+    return report_metrics(evaluate_reports(model, loaded, split, {"limit": limit}))
 
 
 def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapping[str, Any],

@@ -15,10 +15,10 @@ Two API levels, as model servers share them:
 * ``/openapi.json``; the demo page at ``/`` and ``/demo/{name}``.
 
 The server is generic over task types. What a task type serves is declared on its runtime class
-(``RUNTIME_CLASS`` of ``rnnzoo/tasks/<task>.py``), every hook optional:
+(``RUNTIME_CLASS`` of ``rnnzoo/apps/<task>/inference.py``), every hook optional:
 
 * ``serve_predict(self, instances: list, options: dict) -> list``: one JSON-able prediction per
-  instance. Default (:func:`default_predict`): the task's user call (``TASK_CLASS.verb``) on the
+  instance. Default (:func:`default_predict`): the task's user call (its ``cli.VERB``) on the
   list of instances with the options as keyword arguments, its result split per instance
   (a list or array row by row; a NamedTuple of per-instance columns as one mapping per row).
 * ``serve_options: dict[str, Any]``: the options accepted beside the instances, with their
@@ -229,9 +229,9 @@ def _rows(value: Any) -> int | None:
 
 def task_verb(runtime: Any) -> str:
     """The user call of a runtime's task type (``predict``, ``translate``, ...)."""
-    from rnnzoo.tasks import task_class
+    from rnnzoo.apps import verb_of
 
-    return task_class(runtime.manifest["task"]).verb
+    return verb_of(runtime.manifest["task"])
 
 
 def options_of(runtime: Any) -> dict[str, Any] | None:
@@ -259,10 +259,10 @@ def demo_of(runtime: Any) -> dict[str, Any]:
     declared = getattr(runtime, "serve_demo", None)
     if isinstance(declared, Mapping):
         return plain(dict(declared))
-    from rnnzoo.tasks import task_class
+    from rnnzoo.apps import app_cli
 
     try:
-        examples = list(task_class(runtime.manifest["task"]).example_inputs())
+        examples = list(app_cli(runtime.manifest["task"]).example_inputs())
     except Exception:  # noqa: BLE001 - a demo default is best effort
         examples = []
     strings = [e for e in examples if isinstance(e, str) and e.strip()]

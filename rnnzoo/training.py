@@ -62,7 +62,7 @@ from rnnzoo.saving import (
     verify_checksums,
     write_checksums,
 )
-from rnnzoo.tasks.base import Task, out_of_memory
+from rnnzoo.task import Task, out_of_memory
 
 BACKUP_DIR = "backup"
 BACKUP_METADATA = "training_metadata.json"  # what keras' BackupAndRestore resumes from

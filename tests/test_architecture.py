@@ -114,7 +114,7 @@ def test_task_types_and_runtime_import_without_tensorflow():
                 if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
                     raise ImportError('blocked: ' + name)
         sys.meta_path.insert(0, Block())
-        from rnnzoo.tasks import known_task_types, runtime_class
+        from rnnzoo.apps import known_task_types, runtime_class
         from rnnzoo.export import runtime
         import rnnzoo.generation, rnnzoo.export.specs, rnnzoo.data.batching
         for t in known_task_types():

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import rnnzoo
+from rnnzoo.apps import app_cli
 from rnnzoo.families import family_spec
 from rnnzoo.presets import save_preset
 from rnnzoo.registry import get_entry
@@ -118,15 +119,16 @@ def test_lifecycle(name, tmp_path):
     assert "identical to Keras" in bundle["keras_parity"]
     # ... and the preset runs through it with TensorFlow unimportable: the same user-call
     # results as Keras.
-    inputs = type(again).example_inputs()
-    expected = type(again).example_outputs(again, inputs)
+    cli = app_cli(again.config.task)
+    inputs = cli.example_inputs()
+    expected = cli.example_outputs(again, inputs)
     out = run_without_tensorflow(f"""
         import json
         import rnnzoo
-        from rnnzoo.tasks import runtime_class, task_class
+        from rnnzoo.apps import app_cli, runtime_class
         rt = rnnzoo.from_preset({str(preset)!r})   # no train extra: the ONNX bundle
         assert isinstance(rt, runtime_class({again.config.task!r})), type(rt)
-        result = task_class({again.config.task!r}).example_outputs(rt, {inputs!r})
+        result = app_cli({again.config.task!r}).example_outputs(rt, {inputs!r})
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
         print(json.dumps(result))
     """)

@@ -783,7 +783,7 @@ def test_demo_page_uploads_audio_to_a_speech_bundle(speech_bundle):
 
 
 def _task_types_without_presets() -> list[str]:
-    from rnnzoo.tasks import known_task_types
+    from rnnzoo.apps import known_task_types
 
     served = {"text-classification", "translation", "music-generation", "forecasting",
               "speech-recognition"}  # shipped presets and the speech bundle above
@@ -795,6 +795,7 @@ def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
     """A tiny model of each other task type (trained one epoch, exported): listed, described
     in v2 and answering v1 with its demo input (or a row of its dummy batch) through its own
     hooks or the defaults."""
+    from rnnzoo.apps import app_cli
     from rnnzoo.extras import has_training
 
     if not has_training():
@@ -815,14 +816,14 @@ def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
     models = load_models([f"m={tmp_path / 'bundle'}"], ServeConfig())
     # Candidate inputs: the demo's (written for the real preset, so a tiny model trained on
     # synthetic data may refuse it), the task's example inputs, a row of its dummy batch.
-    candidates = [models["m"].demo.get("example")] + list(type(result.task).example_inputs())
+    candidates = [models["m"].demo.get("example")] + list(app_cli(task).example_inputs())
     x, _ = result.task.dummy_batch(2, seed=0)
     if isinstance(x, np.ndarray):
         candidates.append(x[0].tolist())
     answered = []
     with TestClient(create_app(models)) as c:
         listed = c.get("/v1/models").json()["models"][0]
-        assert listed["task"] == task and listed["verb"] == result.task.verb
+        assert listed["task"] == task and listed["verb"] == app_cli(task).VERB
         assert c.get("/v2/models/m").json()["inputs"]
         for instance in [c for c in candidates if c is not None]:
             r = c.post("/v1/models/m:predict", json={"instances": [instance, instance]})

@@ -40,7 +40,7 @@ from rnnzoo.errors import ConfigError, DataError, RunDirError, short_repr
 from rnnzoo.export.bundle import MODEL_FILE, BundleError, BundleRuntime, check_count
 from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.io import atomic_write_text, read_json, save_figure
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 MACKEY_GLASS = "mackey-glass"
 ASSET_FILE = "forecast.json"

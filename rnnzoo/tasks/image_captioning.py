@@ -51,7 +51,7 @@ from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.extras import require_module
 from rnnzoo.generation import GraphRunner, generate, graph_step
 from rnnzoo.io import atomic_write_text, save_figure
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 from rnnzoo.tasks.translation import (
     add_beam_score_argument,
     add_decoding_arguments,

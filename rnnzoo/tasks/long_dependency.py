@@ -39,7 +39,7 @@ from rnnzoo.errors import ConfigError, DataError, RunDirError, short_repr
 from rnnzoo.export.bundle import MODEL_FILE, BundleError, BundleRuntime, check_count
 from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.io import atomic_write_text, read_json
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 PROBLEMS = ("adding", "copy")
 COPY_DIGITS = 10  # digits to remember (Bai et al.: 10)

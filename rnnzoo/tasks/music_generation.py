@@ -47,7 +47,7 @@ from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.extras import require_module
 from rnnzoo.generation import GraphRunner, graph_step
 from rnnzoo.io import atomic_write_text
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 NUM_KEYS = 88
 LOWEST_PITCH = 21  # A0; key k is MIDI pitch 21 + k

@@ -53,7 +53,7 @@ from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.generation import ctc_greedy_decode, ctc_prefix_beam_search
 from rnnzoo.io import atomic_write_text, read_json
 from rnnzoo.metrics import label_error_rate
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 ASSET_FILE = "speech.json"
 ASSET_FORMAT = "rnnzoo.speech_preprocessor.v1"

@@ -34,7 +34,7 @@ from rnnzoo.export.bundle import (
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
 from rnnzoo.io import atomic_write_text, read_json
 from rnnzoo.metrics import classification_report, format_report
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 
 @dataclasses.dataclass

@@ -64,7 +64,7 @@ from rnnzoo.generation import (
     log_softmax,
 )
 from rnnzoo.io import atomic_write_text, read_json
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 ASSET_FILE = "charlm.json"
 UNK = "\ufffd"  # id 0: every character outside the training vocabulary

@@ -35,7 +35,7 @@ from rnnzoo.errors import ConfigError, DataError, RunDirError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
 from rnnzoo.export.specs import GraphSpec, InputSpec, random_tokens
 from rnnzoo.io import atomic_write_text, read_json
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 
 @dataclasses.dataclass

@@ -47,7 +47,7 @@ from rnnzoo.generation import (
     graph_step,
 )
 from rnnzoo.io import atomic_write_text, save_figure
-from rnnzoo.tasks.base import Task
+from rnnzoo.task import Task
 
 
 @dataclasses.dataclass
