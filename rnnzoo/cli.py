@@ -263,7 +263,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
     if result.metrics:
-        headline = result.task.format_report(result.metrics).splitlines()[0]
+        from rnnzoo.apps import app_cli
+
+        headline = app_cli(result.task.config.task).format_report(result.metrics).splitlines()[0]
         print(f"dev: {headline}  ->  {result.run_dir}")
     return 0
 

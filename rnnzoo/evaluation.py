@@ -21,15 +21,14 @@ from rnnzoo.apps import app_cli
 def reader_task(directory: str | os.PathLike) -> Any:
     """The task object of a saved model, preset or run (config and preprocessor, no weights,
     no Keras model built): what reads a dataset exactly as the model was trained to."""
-    from rnnzoo.registry import read_config
+    from rnnzoo.apps import task_class
+    from rnnzoo.registry import read_config, task_from_config
     from rnnzoo.saving import ASSETS_DIR
 
     directory = Path(directory)
-    from rnnzoo.families import family_spec
-
     config = read_config(directory)
-    cls = family_spec(config.family).task_class
-    return cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))
+    preprocessor = task_class(config.task).load_preprocessor(config, directory / ASSETS_DIR)
+    return task_from_config(config, preprocessor)
 
 
 def task_type_of(model: Any) -> str:

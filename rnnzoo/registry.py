@@ -108,18 +108,20 @@ def load_entry_file(path: Any, where: str | None = None) -> EntryConfig:
 
 
 def _config_files() -> Iterable[tuple[Any, str, str | None]]:
+    """``zoo_configs/<application>/<entry>.yaml``: the folder is the entry's task type (with
+    underscores, as its ``rnnzoo/apps`` folder)."""
     root = importlib.resources.files("rnnzoo.zoo_configs")
-    for family_dir in sorted(root.iterdir(), key=lambda p: p.name):
-        if not family_dir.is_dir() or family_dir.name.startswith(("_", ".")):
+    for app_dir in sorted(root.iterdir(), key=lambda p: p.name):
+        if not app_dir.is_dir() or app_dir.name.startswith(("_", ".")):
             continue
-        for path in sorted(family_dir.iterdir(), key=lambda p: p.name):
+        for path in sorted(app_dir.iterdir(), key=lambda p: p.name):
             if path.name.endswith((".yaml", ".yml")):
-                yield path, f"zoo_configs/{family_dir.name}/{path.name}", family_dir.name
+                yield path, f"zoo_configs/{app_dir.name}/{path.name}", app_dir.name
 
 
 def build_registry(files: Iterable[tuple[Any, str, str | None]]) -> dict[str, EntryConfig]:
-    """Validate entry files ``(path, display name, folder family)`` into a name -> config
-    mapping; duplicate names raise."""
+    """Validate entry files ``(path, display name, folder)`` into a name -> config mapping
+    (the folder names the entry's task type); duplicate names raise."""
     entries: dict[str, EntryConfig] = {}
     for path, where, folder in files:
         entry = load_entry_file(path, where)
@@ -128,9 +130,10 @@ def build_registry(files: Iterable[tuple[Any, str, str | None]]) -> dict[str, En
                 f"duplicate model name {entry.name!r}: declared in {entries[entry.name].source} "
                 f"and in {where}"
             )
-        if folder is not None and entry.family != folder:
+        if folder is not None and entry.task.replace("-", "_") != folder:
             raise ConfigError(
-                f"{where}.family: expected {folder!r} (the folder), found {entry.family!r}"
+                f"{where}: a {entry.task} entry (family {entry.family!r}) belongs in "
+                f"zoo_configs/{entry.task.replace('-', '_')}/, not in {folder}/"
             )
         entries[entry.name] = entry
     return entries

@@ -660,8 +660,12 @@ def _write_reports(run_dir: Path, task: Task, dataset: Any, history: dict, log: 
     atomic_save_weights(task.model, run_dir / WEIGHTS_FILE)
     metrics: dict = {}
     if dataset.num_dev:
-        metrics = task.evaluate_data(dataset, "dev")
-        _log("dev set:\n" + task.format_report(metrics))
+        from rnnzoo.apps import app_cli
+        from rnnzoo.evaluation import evaluate_reports
+
+        # The first report (greedy decoding; beam 0: no beam-search pass at the end of training).
+        metrics = evaluate_reports(task, dataset, "dev", {"beam": 0})[0]
+        _log("dev set:\n" + app_cli(task.config.task).format_report(metrics))
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2))
     if history:

@@ -44,14 +44,14 @@ def test_model_info_is_plain_data():
     info = rnnzoo.model_info("sentiment_bilstm")
     assert info["family"] == "sentiment"
     assert info["model"]["cell"] == "lstm" and info["model"]["bidirectional"] is True
-    assert info["source"] == "zoo_configs/sentiment/sentiment_bilstm.yaml"
+    assert info["source"] == "zoo_configs/text_classification/sentiment_bilstm.yaml"
 
 
-def _write(tmp_path: Path, name: str, body: str, family: str = "sentiment"):
-    path = tmp_path / family / f"{name}.yaml"
+def _write(tmp_path: Path, name: str, body: str, folder: str = "text_classification"):
+    path = tmp_path / folder / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(body))
-    return path, f"zoo_configs/{family}/{name}.yaml", family
+    return path, f"zoo_configs/{folder}/{name}.yaml", folder
 
 
 GOOD = """\
@@ -98,9 +98,10 @@ def test_malformed_yaml_names_file_key_expected_found(tmp_path, body, pattern):
         build_registry([entry])
 
 
-def test_family_must_match_folder(tmp_path):
-    entry = _write(tmp_path, "sentiment_x", GOOD.format(name="sentiment_x"), family="music")
-    with pytest.raises(ConfigError, match=r"family: expected 'music' \(the folder\)"):
+def test_entry_must_be_in_its_applications_folder(tmp_path):
+    entry = _write(tmp_path, "sentiment_x", GOOD.format(name="sentiment_x"), folder="music_generation")
+    with pytest.raises(ConfigError, match=r"text-classification entry \(family 'sentiment'\) belongs in "
+                       r"zoo_configs/text_classification/, not in music_generation/"):
         build_registry([entry])
 
 

@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Modest by default; RNNZOO_HYPOTHESIS_EXAMPLES=2000 for a deeper search.
 FAST = settings(max_examples=int(os.environ.get("RNNZOO_HYPOTHESIS_EXAMPLES", "40")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-WHERE = "zoo_configs/sentiment/x.yaml: training"
+WHERE = "zoo_configs/text_classification/x.yaml: training"
 
 
 def mode(path: Path) -> int:
@@ -88,7 +88,7 @@ def test_training_values_out_of_range_name_file_key_range_and_value(key, value, 
     with pytest.raises(ConfigError) as info:
         build_section(TrainingConfig, {key: value}, WHERE)
     message = str(info.value)
-    assert message.startswith(f"zoo_configs/sentiment/x.yaml: {expected}")
+    assert message.startswith(f"zoo_configs/text_classification/x.yaml: {expected}")
     assert "\n" not in message
 
 
