@@ -33,7 +33,11 @@ import numpy as np
 import onnxruntime as ort
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = REPO / "rnnzoo" / "pretrained"
+def _preset(name: str) -> Path:
+    """The installed preset's directory (core package or its rnnzoo-presets-* distribution)."""
+    from rnnzoo.presets import resolve_preset
+
+    return resolve_preset(name)
 
 
 def options(threads: int, spinning: bool = False, arena: bool = True,
@@ -73,7 +77,7 @@ def rounds(calls: dict, n_rounds: int, per_round: int) -> dict[str, float]:
 
 
 def classifier(threads: int, n_rounds: int) -> list[tuple[str, dict]]:
-    path = str(PRESETS / "sentiment_bilstm.sst2" / "onnx" / "fp32" / "model.onnx")
+    path = str(_preset("sentiment_bilstm.sst2") / "onnx" / "fp32" / "model.onnx")
     sessions = {k: ort.InferenceSession(path, options(threads, **v),
                                         providers=["CPUExecutionProvider"])
                 for k, v in VARIANTS.items()}
@@ -87,7 +91,7 @@ def classifier(threads: int, n_rounds: int) -> list[tuple[str, dict]]:
 
 
 def decoder(threads: int, n_rounds: int) -> list[tuple[str, dict]]:
-    base = PRESETS / "translator_gru_attention.spa_eng" / "onnx" / "fp32"
+    base = _preset("translator_gru_attention.spa_eng") / "onnx" / "fp32"
     enc = ort.InferenceSession(str(base / "encoder_model.onnx"), options(1),
                                providers=["CPUExecutionProvider"])
     path = str(base / "decoder_model.onnx")

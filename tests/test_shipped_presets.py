@@ -18,11 +18,17 @@ from conftest import shared_data
 import rnnzoo
 from rnnzoo.apps import app_cli
 from rnnzoo.evaluation import evaluate_reports, report_metrics
-from rnnzoo.presets import PresetError, has_bundle, validate_metadata, verify_preset
+from rnnzoo.presets import (
+    PresetError,
+    has_bundle,
+    installed_presets,
+    validate_metadata,
+    verify_preset,
+)
 
-PRETRAINED = Path(rnnzoo.__file__).parent / "pretrained"
-SHIPPED = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() \
-    else []
+# Every preset installed here: the core package's and each rnnzoo-presets-* distribution's.
+INSTALLED = {name: path for name, (_, path) in installed_presets().items()}
+SHIPPED = sorted(INSTALLED)
 TOLERANCE = 0.005  # absolute, on metrics in [0, 1] or BLEU/100-scaled points below
 
 
@@ -38,13 +44,13 @@ def _data_path(meta: dict) -> Path:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_preset_is_valid_and_verified(name, tmp_path):
-    meta = verify_preset(PRETRAINED / name)
+    meta = verify_preset(INSTALLED[name])
     validate_metadata(meta, name)
     assert meta["name"] == name and name in rnnzoo.list_models(pretrained=True)
     task = rnnzoo.from_preset(name)
     assert task.model.count_params() == meta["num_params"]
     copy = tmp_path / name
-    shutil.copytree(PRETRAINED / name, copy)
+    shutil.copytree(INSTALLED[name], copy)
     weights = bytearray((copy / "model.weights.h5").read_bytes())
     weights[len(weights) // 2] ^= 0x01
     (copy / "model.weights.h5").write_bytes(bytes(weights))
