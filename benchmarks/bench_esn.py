@@ -85,7 +85,9 @@ def run_rnnzoo(hp: dict, seed: int, horizon: int, lookback: int, work: Path,
     out = {"nrmse": nrmse(pred, truth), "fit_s": fit["fit_seconds"],
            "series": series, "first": first, "n_train": n_train, "test_hi": test_hi}
     if full:
-        out["nrmse_windowed"] = task.evaluate_data(data, "test")["nrmse"]
+        from rnnzoo.evaluation import evaluate_reports
+
+        out["nrmse_windowed"] = evaluate_reports(task, data, "test")[0]["nrmse"]
         out["train_call_s"] = train_wall
     return out
 

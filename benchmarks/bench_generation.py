@@ -6,7 +6,7 @@ The shipped ``translator_gru_attention.spa_eng`` preset by default (``--run`` fo
 preset directory), exported to fp32 and int8 bundles in a temporary directory. It decodes the
 same sentences (the first N of the grouped test split of
 ``../shared/data/translation_spa_eng/spa.txt``) with greedy and beam-5 search through every
-engine, which share the samplers of ``rnnzoo.generation`` (finished rows leave the batch, beam
+engine, which share the samplers of ``rnnzoo.engines`` (finished rows leave the batch, beam
 search scores only each beam's best 2 x width tokens), and prints tokens/s and the ratio to Keras.
 Then batch-1 decoding (sentence by sentence, the encoder included; engines take turns in rounds)
 and the latency of one decoder step at batch 1, 5 (a beam) and 100.
@@ -38,8 +38,8 @@ KERAS = "Keras (tf.function step)"
 
 def _engine(runner):
     """(encode, step) over one GraphRunner: Keras graphs and bundles share the engine."""
-    from rnnzoo.generation import graph_step
-    from rnnzoo.tasks.translation import encode_sources
+    from rnnzoo.apps.translation.inference import encode_sources
+    from rnnzoo.engines.decoding import graph_step
 
     return (lambda tokens: encode_sources(runner, tokens)), graph_step(runner, "decoder")
 
@@ -49,7 +49,7 @@ def _decode(engine, pre, sources, sampler_kwargs, max_length):
     import numpy as np
 
     from rnnzoo.data.batching import pad_rows
-    from rnnzoo.generation import generate
+    from rnnzoo.engines.decoding import generate
 
     encode, step = engine
     t = time.perf_counter()

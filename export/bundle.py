@@ -334,9 +334,10 @@ class BundleRuntime:
     def run_unchecked(self, graph: str, feeds: Mapping[str, np.ndarray]
                       ) -> dict[str, np.ndarray]:
         """``run`` without the per-call checks of names, dtypes and ranks, for a decoding loop
-        that feeds a graph the arrays it and the encoder returned (``generation.graph_step``
-        checks the first step through ``run``): at batch 1 the checks cost about a tenth of a
-        decoder step. onnxruntime's own rejections still raise ``DataError``."""
+        that feeds a graph the arrays it and the encoder returned (``graph_step`` of
+        ``rnnzoo.engines.decoding`` checks the first step through ``run``): at batch 1 the checks
+        cost about a tenth of a decoder step. onnxruntime's own rejections still raise
+        ``DataError``."""
         first = next(iter(feeds.values()), None)
         sess = self.session_for(graph, first.shape[0] if first is not None and first.ndim
                                 else 1)

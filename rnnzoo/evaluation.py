@@ -45,7 +45,8 @@ def evaluate_reports(model: Any, data: Any, split: str,
     (``options["limit"]``: the first N examples), the same on both backends."""
     options = dict(options or {})
     reports = app_cli(task_type_of(model)).evaluate_reports(model, data, split, options)
-    name = getattr(getattr(model, "config", None), "name", None) \
+    name = getattr(model, "preset_metadata", {}).get("name") \
+        or getattr(getattr(model, "config", None), "name", None) \
         or getattr(model, "manifest", {}).get("name")
     for report in reports:
         if name:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from rnnzoo.data.conll import convert
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
@@ -49,6 +52,34 @@ def format_report(report: dict) -> str:
     for name, row in zip(names, report["confusion_matrix"]):
         lines.append(f"{name:>{width}}  " + " ".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+def tagging_report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+                   scheme: str | None) -> dict[str, Any]:
+    """Token accuracy, and for chunk tags (``scheme`` not None) entity micro P/R/F1 and per
+    type, computed by seqeval in its default (conlleval-compatible) mode on IOB2 renderings of
+    both sides."""
+    tokens = sum(len(s) for s in gold)
+    hits = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
+    report: dict[str, Any] = {"token_accuracy": hits / max(tokens, 1), "sentences": len(gold),
+                              "tokens": tokens}
+    if scheme is None:
+        return report
+    from rnnzoo.extras import require_module
+
+    metrics = require_module("seqeval.metrics", "entity F1 (conlleval semantics)", "seqeval")
+    g2 = [convert(s, "iob2") for s in gold]
+    p2 = [convert(s, "iob2") for s in pred]
+    report.update(precision=float(metrics.precision_score(g2, p2, zero_division=0)),
+                  recall=float(metrics.recall_score(g2, p2, zero_division=0)),
+                  f1=float(metrics.f1_score(g2, p2, zero_division=0)))
+    table = metrics.classification_report(g2, p2, output_dict=True, zero_division=0)
+    report["per_type"] = {
+        name: {"precision": float(v["precision"]), "recall": float(v["recall"]),
+               "f1": float(v["f1-score"]), "support": int(v["support"])}
+        for name, v in sorted(table.items()) if not name.endswith(" avg")}
+    report["entities"] = sum(v["support"] for v in report["per_type"].values())
+    return report
 
 
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:

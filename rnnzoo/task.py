@@ -4,9 +4,10 @@ Three layers, as in keras-hub (a task base such as ``TextClassifier``; a family 
 backbone and preprocessor):
 
 * :class:`Task` (here): what every zoo model has (config, preprocessor, Keras model, saving) and
-  the list of hooks, each documented once below.
-* a task type (``rnnzoo/tasks/<task>.py``) subclasses it and implements the task's hooks: data,
-  loss, metrics, evaluation, the user call, the CLI verb, export graphs, its runtime class.
+  the list of hooks the training loop and the exporter call, each documented once below.
+* an application (``rnnzoo/apps/<task>/model.py``) subclasses it and implements the task's
+  hooks: data, loss, metrics, export graphs. Its user calls live in ``inference.py`` (shared
+  with its runtime class) and its CLI verb, reports and harness examples in ``cli.py``.
 * a family (``rnnzoo/families/<family>.py``) subclasses the task type and implements
   ``build_model`` (and its preprocessor where the task type's is not enough).
 
@@ -16,7 +17,6 @@ Nothing here imports TensorFlow at module level.
 from __future__ import annotations
 
 import abc
-import argparse
 import dataclasses
 import json
 import os
@@ -53,15 +53,12 @@ class Task(abc.ABC):
     Class attributes a task type sets:
 
     * ``task_type``: the ``task:`` key of its entries (``"translation"``).
-    * ``verb``: its CLI command (``"translate"``); the user call of the same name exists on
-      the Keras task and on the runtime class alike.
     * ``metric_directions``: ``{"accuracy": "max", "loss": "min", ...}`` for every metric the
       training loop may monitor (``val_`` prefixes are stripped); checkpoints and early
       stopping follow it, so a ``val_bleu`` monitor keeps the best epoch, not the worst.
     """
 
     task_type: ClassVar[str] = ""
-    verb: ClassVar[str] = ""
     #: False for task types whose inputs are fixed-length windows (forecasting): post-padding
     #: is not a valid input there, so the padding-invariance test does not apply.
     variable_length: ClassVar[bool] = True
@@ -163,20 +160,6 @@ class Task(abc.ABC):
             changes["description"] = f"{data.description} (at most {limit} examples per split)"
         return dataclasses.replace(data, **changes)
 
-    # -- task-type hooks: evaluation ----------------------------------------------------------
-    @abc.abstractmethod
-    def evaluate_data(self, data: Any, split: str = "dev", **options: Any) -> dict:
-        """The task's metrics on one split of ``data`` (``"all"``: the whole file)."""
-
-    @abc.abstractmethod
-    def format_report(self, report: dict) -> str:
-        """A console block for one report; its first line is the headline."""
-
-    def evaluate_reports(self, data: Any, split: str, options: Mapping[str, Any]) -> list[dict]:
-        """What ``rnnzoo evaluate`` prints and a preset records: one report, or several (greedy
-        and beam). ``options["limit"]`` keeps the first N examples of the split."""
-        return [self.evaluate_data(data, split, limit=options.get("limit"))]
-
     # -- task-type hooks: export and runtime --------------------------------------------------
     @abc.abstractmethod
     def graph_specs(self) -> list[Any]:
@@ -197,34 +180,6 @@ class Task(abc.ABC):
         inside a preset (None: ship it). The default ships fp32 only: a task type opts in
         with its own rule on its own metric."""
         return f"no int8 acceptance rule for {self.task_type} models (fp32 only)"
-
-    @classmethod
-    @abc.abstractmethod
-    def example_inputs(cls) -> list:
-        """A few raw inputs of the user call (texts, ...) for the lifecycle harness."""
-
-    @classmethod
-    @abc.abstractmethod
-    def example_outputs(cls, model: Any, inputs: list) -> Any:
-        """The user call on ``model`` (a Keras task or a runtime) as plain JSON data: the
-        harness compares Keras and runtime through it."""
-
-    # -- task-type hooks: command line --------------------------------------------------------
-    @classmethod
-    @abc.abstractmethod
-    def add_verb_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Arguments of the task's CLI verb (after NAME and --run/--weights)."""
-
-    @classmethod
-    @abc.abstractmethod
-    def run_verb(cls, model: Any, args: argparse.Namespace) -> int:
-        """Run the CLI verb on a loaded model (a Keras task or a runtime); the exit code."""
-
-    @classmethod
-    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Extra options of ``rnnzoo evaluate`` for this task (e.g. ``--beam``); none by
-        default."""
-        return None
 
     # -- shared behaviour ---------------------------------------------------------------------
     @classmethod

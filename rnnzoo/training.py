@@ -25,48 +25,54 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import math
 import os
-import platform
-import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 from rnnzoo.config import TrainingConfig, validate_config
-from rnnzoo.errors import ConfigError, DataError, DistributedError, RunDirError
-from rnnzoo.io import (
-    LOCK_FILE,
-    LOCK_INFO_FILE,
-    RUN_DIR_NAMES,
-    atomic_write_text,
-    check_removable_run_dir,
-    empty_directory,
-    lock_directory,
-    read_json,
-    save_figure,
-    storage_errors,
-)
-from rnnzoo.registry import create_model, read_config, task_from_config
+from rnnzoo.errors import ConfigError, DataError, RunDirError
+from rnnzoo.io import atomic_write_text, lock_directory, storage_errors
+from rnnzoo.registry import create_model, task_from_config
 from rnnzoo.registry import load as load_task
-from rnnzoo.saving import (
-    ASSETS_DIR,
-    CHECKPOINTS_DIR,
-    CHECKSUMS_FILE,
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    atomic_save_weights,
-    record_checkpoint,
-    verify_checksums,
-    write_checksums,
-)
+from rnnzoo.saving import ASSETS_DIR, CHECKPOINTS_DIR, CHECKSUMS_FILE, CONFIG_FILE, verify_checksums
 from rnnzoo.task import Task, out_of_memory
+from rnnzoo.training_callbacks import (
+    _backup_callback,
+    _checkpoint_callback,
+    _csv_logger,
+    _progress_callback,
+)
+from rnnzoo.training_rundir import (
+    BACKUP_DIR,
+    FINISHED_MARKER,
+    _check_out,
+    _finished_epochs,
+    _interrupted_message,
+    _provenance,
+    _read_history,
+    _remove_backup,
+    _run_dir_state,
+    _start_run_dir,
+    _write_reports,
+    plot_history,
+)
+from rnnzoo.training_setup import (
+    _build_and_compile,
+    _check_workers_agree,
+    _is_chief,
+    _log,
+    _log_distribution,
+    _speed_options,
+    configure_threads,
+    cpu_supports_bf16,
+    make_optimizer,
+    resolve_strategy,
+)
 
-BACKUP_DIR = "backup"
-BACKUP_METADATA = "training_metadata.json"  # what keras' BackupAndRestore resumes from
-FINISHED_MARKER = "finished.json"  # in backup/: training ended, final files being written
+__all__ = ["TrainResult", "TrainingInterrupted", "configure_threads", "cpu_supports_bf16",
+           "make_optimizer", "plot_history", "resolve_strategy", "train"]
 
 
 @dataclasses.dataclass
@@ -93,464 +99,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         return self.message
 
 
-def _log(msg: str) -> None:
-    print(f"rnnzoo: {msg}", flush=True)
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bfloat16 arithmetic (AVX512_BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-_THREAD_WARNING_SHOWN: list[bool] = []  # warn once per process, not on every train() call
-
-
-def configure_threads(intra_op: int, inter_op: int) -> bool:
-    """Set TensorFlow's thread pools; only possible before TensorFlow runs its first op.
-
-    Returns False (with a warning) when it is too late; the CLI calls this first thing.
-    """
-    import tensorflow as tf
-
-    cur = (tf.config.threading.get_intra_op_parallelism_threads(),
-           tf.config.threading.get_inter_op_parallelism_threads())
-    if cur == (intra_op, inter_op):
-        return True
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-        return True
-    except RuntimeError:
-        if _THREAD_WARNING_SHOWN:
-            return False
-        _THREAD_WARNING_SHOWN.append(True)
-        warnings.warn(
-            f"TensorFlow is already initialised; thread settings intra_op={intra_op}, "
-            f"inter_op={inter_op} not applied (call rnnzoo.train before other TF work).",
-            stacklevel=3,
-        )
-        return False
-
-
-def resolve_strategy(strategy: Any) -> Any:
-    """None, "mirrored", "multiworker", or a ``tf.distribute.Strategy`` instance.
-
-    "multiworker" reads the cluster from ``TF_CONFIG`` (as TensorFlow does; without it the job
-    is a single worker) and must be created before TensorFlow runs its first op. For
-    MultiWorkerMirroredStrategy, Keras' trainer is patched (``rnnzoo.distributed``): Keras 3
-    ``fit`` fails under it otherwise.
-    """
-    if strategy is None or strategy == "none":
-        return None
-    import tensorflow as tf
-
-    from rnnzoo.distributed import apply_keras_multiworker_patch, read_tf_config
-
-    if isinstance(strategy, tf.distribute.Strategy):
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            apply_keras_multiworker_patch()
-        return strategy
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if strategy == "multiworker":
-        if read_tf_config() is None:
-            _log("strategy multiworker without TF_CONFIG: this process is the only worker "
-                 "(start workers with `rnnzoo launch` or set TF_CONFIG on every host)")
-        apply_keras_multiworker_patch()
-        try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        except RuntimeError as exc:
-            raise DistributedError(
-                f"cannot start MultiWorkerMirroredStrategy ({exc}); create it before any other "
-                "TensorFlow work in the process (the CLI does)"
-            ) from None
-    raise ConfigError(
-        f"strategy: expected None, 'mirrored', 'multiworker' or a tf.distribute.Strategy, "
-        f"found {strategy!r}"
-    )
-
-
-def make_optimizer(recipe: TrainingConfig, steps_per_epoch: int) -> Any:
-    """Optimizer with linear warmup, the recipe's schedule, and global-norm clipping."""
-    import keras
-
-    total = max(1, recipe.epochs * steps_per_epoch)
-    warmup = min(recipe.warmup_steps, max(0, total - 1))
-    lr: Any = recipe.learning_rate
-    if recipe.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else recipe.learning_rate, decay_steps=max(1, total - warmup),
-            alpha=0.0, warmup_target=recipe.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    elif recipe.schedule == "exponential":
-        lr = keras.optimizers.schedules.ExponentialDecay(
-            recipe.learning_rate, decay_steps=max(1, steps_per_epoch),
-            decay_rate=recipe.decay_rate,
-        )
-    elif warmup:
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=1, alpha=1.0, warmup_target=recipe.learning_rate,
-            warmup_steps=warmup,
-        )
-    kw: dict[str, Any] = {"learning_rate": lr}
-    if recipe.clipnorm:
-        kw["global_clipnorm"] = recipe.clipnorm
-    if recipe.ema_momentum:
-        kw.update(use_ema=True, ema_momentum=recipe.ema_momentum)
-    if recipe.optimizer == "adam":
-        return keras.optimizers.Adam(**kw)
-    if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=recipe.weight_decay or 0.004, **kw)
-    if recipe.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(**kw)
-    return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw)
-
-
-def _read_best(path: Path, default: float) -> float:
-    """The best monitored value of ``checkpoints/best.json``; a damaged file (a kill while it
-    was replaced cannot cause one, an editor can) counts as no best yet."""
-    try:
-        value = read_json(path, RunDirError, "").get("value")
-    except (RunDirError, AttributeError):
-        return default
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return default
-
-
-def _checkpoint_callback(run_dir: Path, monitor: str, mode: str, strategy: Any) -> Any:
-    """Best and last weights, written atomically and listed with their sha256 in
-    ``checkpoints/checksums.json`` (``--weights`` verifies them); the best score survives a
-    restart. ``mode`` ("max"/"min") is the monitored metric's direction, declared by the task
-    type."""
-    import keras
-    import numpy as np
-
-    ckpt_dir = run_dir / CHECKPOINTS_DIR
-    best_file = ckpt_dir / "best.json"
-
-    class AtomicCheckpoint(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.mode = mode
-            self.best = -np.inf if self.mode == "max" else np.inf
-            if best_file.is_file():
-                self.best = _read_best(best_file, self.best)
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if not _is_chief(strategy):
-                return
-            written = [ckpt_dir / "last.weights.h5"]
-            atomic_save_weights(self.model, written[0])
-            value = (logs or {}).get(monitor)
-            better = value is not None and (
-                value > self.best if self.mode == "max" else value < self.best)
-            if better:
-                self.best = float(value)
-                written.append(ckpt_dir / "best.weights.h5")
-                atomic_save_weights(self.model, written[1])
-            record_checkpoint(ckpt_dir, *written)
-            if better:
-                atomic_write_text(best_file, json.dumps(
-                    {"monitor": monitor, "value": self.best, "epoch": epoch + 1}))
-
-    return AtomicCheckpoint()
-
-
-def _backup_callback(backup_dir: Path, save_freq: Any, strategy: Any) -> Any:
-    """``BackupAndRestore`` that only the chief writes (atomically) and that resumes every worker.
-
-    One writer: workers sharing a backup file crashed on an HDF5 lock, and non-chief workers must
-    not write into the run directory. On a restart the chief restores ``RUN/backup`` and the other
-    workers take weights, optimizer state and epoch from it by a collective broadcast, so a worker
-    restarted on another machine (with no local state) resumes exactly like the chief.
-    ``restored_epoch`` is the number of epochs the run resumed after (0 for a fresh run).
-    The backup outlives ``fit``: ``train`` removes it only once the final files are written, so
-    a kill between the last epoch and the checksums still leaves a run that resumes.
-    """
-    import keras
-
-    from rnnzoo.distributed import allgather_numbers, broadcast_from_chief, worker_info
-
-    info = worker_info(strategy)
-
-    class Backup(keras.callbacks.BackupAndRestore):
-        restored_epoch = 0
-
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            if info.is_chief:
-                with storage_errors(backup_dir):
-                    super().on_train_begin(logs)
-            epoch = int(self.model._initial_epoch or 0)
-            if info.multi_worker:
-                epoch = int(allgather_numbers(strategy, [epoch])[0][0])  # the chief's
-                if epoch:
-                    optimizer = self.model.optimizer
-                    if not optimizer.built:
-                        optimizer.build(self.model.trainable_variables)
-                    broadcast_from_chief(strategy, [*self.model.weights, *optimizer.variables])
-                self.model._initial_epoch = epoch
-            self.restored_epoch = epoch
-
-        def _save_model(self) -> None:
-            if not info.is_chief:
-                return
-            # Weights, then metadata, each replaced atomically: a kill mid-write leaves the
-            # previous backup loadable (Keras writes both files in place).
-            atomic_save_weights(self.model, self._weights_path)
-            atomic_write_text(Path(self._training_metadata_path), json.dumps(
-                {"epoch": self._current_epoch, "batch": self._last_batch_seen}))
-
-    return Backup(str(backup_dir), save_freq=save_freq, delete_checkpoint=False)
-
-
-def _csv_logger(path: Path) -> Any:
-    """Keras' ``CSVLogger`` (appending across restarts) whose full-disk or permission errors
-    are one ``StorageError`` naming the file."""
-    import keras
-
-    class CSVLogger(keras.callbacks.CSVLogger):
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            with storage_errors(path):
-                super().on_train_begin(logs)
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            with storage_errors(path):
-                super().on_epoch_end(epoch, logs)
-
-    return CSVLogger(str(path), append=True)
-
-
-def _progress_callback(steps: int, every_seconds: float = 60.0) -> Any:
-    """One line per minute in non-interactive runs (logs), where Keras prints only at epoch end."""
-    import keras
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.epoch, self.start, self.last = epoch, time.time(), time.time()
-
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            now = time.time()
-            if now - self.last >= every_seconds:
-                self.last = now
-                rate = (batch + 1) / (now - self.start)
-                eta = (steps - batch - 1) / max(rate, 1e-9)
-                loss = (logs or {}).get("loss")
-                loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
-                _log(f"epoch {self.epoch + 1} step {batch + 1}/{steps} ({rate:.1f} steps/s, "
-                     f"epoch ETA {eta:.0f}s{loss_text})")
-
-    return Progress()
-
-
-def _is_chief(strategy: Any) -> bool:
-    if strategy is None:
-        return True
-    extended = getattr(strategy, "extended", None)
-    return bool(getattr(extended, "should_checkpoint", True))
-
-
-def _read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv (appended across restarts) -> columns, keeping the last row per epoch; a row
-    cut short by a kill is skipped."""
-    if not path.is_file():
-        return {}
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
-        return {}
-    header = lines[0].split(",")
-    if header[0] != "epoch":
-        return {}
-    rows: dict[int, list[float]] = {}
-    for ln in lines[1:]:
-        parts = ln.split(",")
-        if parts[0] == "epoch" or len(parts) != len(header):
-            continue
-        try:
-            rows[int(parts[0])] = [float(v) if v not in ("", "nan") else math.nan
-                                   for v in parts]
-        except ValueError:
-            continue
-    hist: dict[str, list[float]] = {h: [] for h in header}
-    for epoch in sorted(rows):
-        for h, v in zip(header, rows[epoch]):
-            hist[h].append(v)
-    hist["epoch"] = [int(e) + 1 for e in hist["epoch"]]
-    return hist
-
-
-def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
-    """Loss and metric curves (train and validation) to a PNG, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [k for k in history if k not in ("epoch", "learning_rate")
-               and not k.startswith("val_")]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    epochs = history.get("epoch") or list(range(1, len(next(iter(history.values()))) + 1))
-    for ax, key in zip(axes[0], metrics):
-        ax.plot(epochs, history[key], "o-", label=f"train {key}")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], "s-", label=f"dev {key}")
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=90)
-
-
-def _versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-
-    import rnnzoo
-
-    return {"rnnzoo": rnnzoo.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "python": platform.python_version()}
-
-
-def _listing(run_dir: Path) -> set[str]:
-    """Names in ``run_dir`` less the lock files and hidden temporary files (empty if absent)."""
-    try:
-        entries = list(os.scandir(run_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
-    return {e.name for e in entries if e.name not in (LOCK_FILE, LOCK_INFO_FILE)
-            and not (e.name.startswith(".") and e.is_file(follow_symlinks=False))}
-
-
-def _check_out(run_dir: Path, overwrite: bool) -> None:
-    """Before anything is written: ``--out`` must be a folder (or not exist yet), and a folder
-    that holds anything must be an rnnzoo run directory (``--overwrite``: one it may remove)."""
-    with storage_errors(run_dir):
-        blocker = next((p for p in [run_dir, *run_dir.parents]
-                        if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            raise RunDirError(f"--out {run_dir}: {blocker} is a file, not a folder; pick another "
-                              "path")
-        names = _listing(run_dir)
-    if not names:
-        return
-    if overwrite:
-        if not _never_started(run_dir, names):
-            check_removable_run_dir(run_dir, RunDirError)
-    elif CONFIG_FILE not in names:
-        raise RunDirError(f"{run_dir} already exists and is not an rnnzoo run directory (no "
-                          f"{CONFIG_FILE}); pass a new --out")
-
-
-def _never_started(run_dir: Path, names: set[str]) -> bool:
-    """A run directory whose training never reached a backup (a failed or interrupted start):
-    ``config.json`` and only other run files, none holding progress (weights, checkpoints,
-    a backup to resume from). Starting it again loses nothing."""
-    checkpoints = run_dir / CHECKPOINTS_DIR
-    progress = ((run_dir / WEIGHTS_FILE).exists()
-                or (run_dir / BACKUP_DIR / BACKUP_METADATA).exists()
-                or (checkpoints.is_dir() and any(checkpoints.glob("*.weights.h5"))))
-    return CONFIG_FILE in names and names <= set(RUN_DIR_NAMES) and not progress
-
-
-def _empty_run_dir(run_dir: Path) -> None:
-    """Empty ``run_dir`` (keeping its lock) for a fresh start. The backup's metadata goes first
-    and ``config.json`` last: an interruption leaves a directory that is still recognised as a
-    run, and never half a backup to resume from."""
-    with storage_errors(run_dir):
-        (run_dir / BACKUP_DIR / BACKUP_METADATA).unlink(missing_ok=True)
-        empty_directory(run_dir, keep=(LOCK_FILE, LOCK_INFO_FILE, CONFIG_FILE))
-        (run_dir / CONFIG_FILE).unlink(missing_ok=True)
-
-
-def _finished(run_dir: Path) -> bool:
-    """Whether the run wrote its final checksums (the last file of a finished run)."""
-    try:
-        sums = read_json(run_dir / CHECKSUMS_FILE, RunDirError, "")
-    except RunDirError:
-        return False
-    return isinstance(sums, dict) and WEIGHTS_FILE in sums
-
-
-def _run_dir_state(run_dir: Path, task: Task, overwrite: bool) -> str:
-    """What to do with the run directory, decided under its lock, changing nothing:
-    ``"new"``; ``"resume"`` (from its backup); ``"restart"`` (a start that stopped before its
-    first backup: nothing there is worth keeping); ``"replace"`` (``--overwrite``). A
-    directory is emptied only once the new model builds."""
-    names = _listing(run_dir)
-    if not names:
-        return "new"
-    if overwrite:
-        if not _never_started(run_dir, names):
-            check_removable_run_dir(run_dir, RunDirError)
-        return "replace"
-    if CONFIG_FILE not in names:
-        raise RunDirError(f"{run_dir} already exists and is not an rnnzoo run directory (no "
-                          f"{CONFIG_FILE}); pass a new --out")
-    if (run_dir / BACKUP_DIR / BACKUP_METADATA).is_file():
-        previous = read_config(run_dir)
-        if previous.to_dict() != task.config.to_dict():
-            raise RunDirError(
-                f"{run_dir} holds an unfinished run with a different config; resume it with "
-                "the same command, or pass a new --out (or --overwrite)"
-            )
-        return "resume"
-    if _finished(run_dir):
-        raise RunDirError(f"{run_dir} already exists and holds no unfinished run to resume (its "
-                          "training finished); pass a new --out, or --overwrite to replace it")
-    if _never_started(run_dir, names):
-        return "restart"
-    raise RunDirError(
-        f"{run_dir} already exists and holds no unfinished run to resume (no backup); pass a "
-        "new --out, or --overwrite to replace it"
-    )
-
-
-def _log_distribution(strategy: Any, recipe: TrainingConfig) -> Any:
-    """Say how the recipe's batch is split; return this process's ``WorkerInfo``."""
-    from rnnzoo.distributed import worker_info
-
-    info = worker_info(strategy)
-    if strategy is None:
-        return info
-    replicas = strategy.num_replicas_in_sync
-    role = "chief" if info.is_chief else "writes no files"
-    _log(f"{type(strategy).__name__}: worker {info.index} of {info.count} ({role}), {replicas} "
-         f"replica(s) in sync; global batch {recipe.batch_size} (the recipe's) = {replicas} x "
-         f"{recipe.batch_size / replicas:g} per replica; learning rate {recipe.learning_rate:g} "
-         "as in the recipe (gradients are averaged over the global batch)")
-    if recipe.batch_size % replicas:
-        warnings.warn(f"batch_size {recipe.batch_size} is not a multiple of the {replicas} "
-                      "replicas: replicas get unequal batches", stacklevel=3)
-    return info
-
-
-def _check_workers_agree(strategy: Any, task: Task, dataset: Any, steps: int) -> None:
-    """Fail before training if workers differ in config, vocabulary/labels or data size."""
-    import tempfile
-
-    from rnnzoo.distributed import check_workers_agree, fingerprint
-    from rnnzoo.io import sha256_file
-
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-assets-") as tmp:
-        task.save_assets(Path(tmp))
-        assets = {p.relative_to(tmp).as_posix(): sha256_file(p)
-                  for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
-    sizes = (dataset.num_train, dataset.num_dev, steps)
-    check_workers_agree(strategy, "the config, vocabulary or data",
-                        fingerprint(task.config.to_dict(), assets, sizes))
-
-
 def _resolve_task(model: str | Task, overrides: dict[str, Any]) -> Task:
     if isinstance(model, str):
         return create_model(model, **overrides)
@@ -563,21 +111,6 @@ def _resolve_task(model: str | Task, overrides: dict[str, Any]) -> Task:
     raise ConfigError(f"model: expected an entry name or an rnnzoo task, found {model!r}")
 
 
-def _speed_options(recipe: TrainingConfig, strategy: Any) -> tuple[str, bool]:
-    """(precision, jit) actually used: ``auto`` precision resolved for this machine."""
-    import tensorflow as tf
-
-    precision = recipe.precision
-    if precision == "auto":
-        gpu = tf.config.list_physical_devices("GPU")
-        precision = "mixed_bfloat16" if cpu_supports_bf16() and not gpu else "float32"
-    jit = recipe.jit_compile
-    if strategy is not None and jit:
-        _log("jit_compile disabled under a tf.distribute strategy (fails on CPU)")
-        jit = False
-    return precision, jit
-
-
 def _monitor(task: Task, recipe: TrainingConfig, has_dev: bool) -> tuple[str, str]:
     """(monitored metric, its direction); without a dev split the training metric."""
     monitor = recipe.monitor
@@ -586,36 +119,6 @@ def _monitor(task: Task, recipe: TrainingConfig, has_dev: bool) -> tuple[str, st
         monitor = monitor[4:]
         _log(f"no dev split: monitoring training {monitor!r} instead")
     return monitor, mode
-
-
-def _build_and_compile(task: Task, strategy: Any, precision: str, recipe: TrainingConfig,
-                       steps: int, jit: bool, init_from: Any) -> Any:
-    """Build the model under the strategy scope and dtype policy, load fine-tuning weights,
-    compile with the recipe's optimizer."""
-    import keras
-
-    # A task that already holds weights (loaded, or given a new head) keeps them: the model is
-    # rebuilt under the strategy scope and dtype policy, then they are copied in.
-    weights = task.model.get_weights() if task.is_built and init_from is None else None
-    previous_policy = keras.config.dtype_policy()
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
-        keras.config.set_dtype_policy(precision)
-        try:
-            task._model = None
-            model = task.model
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
-        if init_from is not None:
-            model.load_weights(Path(init_from) / WEIGHTS_FILE)
-        elif weights is not None:
-            model.set_weights(weights)
-        for layer in model.layers:
-            if layer.name in task.frozen_layers:
-                layer.trainable = False
-        model.compile(optimizer=make_optimizer(recipe, steps), loss=task.loss(),
-                      metrics=task.metrics(), jit_compile=jit, steps_per_execution=1)
-    return model
 
 
 def _callbacks(task: Task, run_dir: Path, monitor: str, mode: str, strategy: Any,
@@ -652,62 +155,6 @@ def _final_task(task: Task, run_dir: Path, precision: str, strategy: Any) -> Tas
         return eval_task
     task.model.load_weights(final)
     return task
-
-
-def _write_reports(run_dir: Path, task: Task, dataset: Any, history: dict, log: dict) -> dict:
-    """Weights, dev metrics, history, curve, train.log.json and checksums of a finished run;
-    the checksums come last, so a run that lists its weights has all its files."""
-    atomic_save_weights(task.model, run_dir / WEIGHTS_FILE)
-    metrics: dict = {}
-    if dataset.num_dev:
-        from rnnzoo.apps import app_cli
-        from rnnzoo.evaluation import evaluate_reports
-
-        # The first report (greedy decoding; beam 0: no beam-search pass at the end of training).
-        metrics = evaluate_reports(task, dataset, "dev", {"beam": 0})[0]
-        _log("dev set:\n" + app_cli(task.config.task).format_report(metrics))
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2))
-    if history:
-        plot_history(history, run_dir / "training_curve.png", f"{task.name}: {run_dir.name}")
-    atomic_write_text(run_dir / "train.log.json", json.dumps(log, indent=2))
-    write_checksums(run_dir, only=(CONFIG_FILE, WEIGHTS_FILE, ASSETS_DIR))
-    return metrics
-
-
-def _interrupted_message(run_dir: Path) -> str:
-    """What an interruption left in ``run_dir``, and what the same command does next."""
-    metadata = run_dir / BACKUP_DIR / BACKUP_METADATA
-    if metadata.is_file():
-        try:
-            epoch = int(read_json(metadata, RunDirError, "")["epoch"])
-            after = f"after epoch {epoch}" if epoch else "in the first epoch"
-        except (RunDirError, KeyError, TypeError, ValueError):
-            after = "of the last epoch"
-        return (f"interrupted; {run_dir} keeps its backup ({after}): run the same command "
-                f"with --out {run_dir} to resume from it")
-    if not _listing(run_dir):
-        return "interrupted before training started; nothing was written"
-    return (f"interrupted before the first backup of {run_dir}; run the same command with "
-            f"--out {run_dir} to start it again")
-
-
-def _remove_backup(run_dir: Path) -> None:
-    """Delete the backup of a finished run (its final files and checksums are written)."""
-    backup = run_dir / BACKUP_DIR
-    if backup.is_dir():
-        with storage_errors(backup):
-            shutil.rmtree(backup)
-
-
-def _finished_epochs(run_dir: Path) -> int | None:
-    """Epochs of a run whose training ended (last epoch or early stopping) before it was
-    killed while writing its final files, from ``backup/finished.json``; else None."""
-    try:
-        done = read_json(run_dir / BACKUP_DIR / FINISHED_MARKER, RunDirError, "")["epochs"]
-    except (RunDirError, KeyError, TypeError):
-        return None
-    return done if isinstance(done, int) and not isinstance(done, bool) and done >= 0 else None
 
 
 def train(
@@ -872,23 +319,6 @@ def _fit(task: Task, run_dir: Path, train_ds: Any, dev_ds: Any, epochs: int, cal
                           "max_length, or make the model smaller") from None
 
 
-def _provenance() -> dict[str, Any]:
-    return {"command": " ".join(sys.argv) if sys.argv and "rnnzoo" in sys.argv[0] else None,
-            "versions": _versions(),
-            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat()}
-
-
-def _start_run_dir(task: Task, run_dir: Path, state: str) -> None:
-    """Write the config and vocabulary (with their checksums) into a new run directory, only
-    once the model has built, so a failed start leaves nothing that blocks the next one."""
-    if state == "restart":
-        _log(f"{run_dir}: the previous start stopped before its first backup; starting over")
-    if state in ("replace", "restart"):
-        _empty_run_dir(run_dir)
-    task.write_artifacts(run_dir, weights=False)
-    write_checksums(run_dir, only=(CONFIG_FILE, ASSETS_DIR))
-
-
 def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision: str,
                   jit: bool, init_from: Any, overwrite: bool, verbose: Any,
                   callbacks: list | None, t_start: float, limit: int | None = None
@@ -925,7 +355,7 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
         verbose = 1 if sys.stdout.isatty() else 2
     own, backup = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose,
                              steps)
-    if recipe.diagnose_every and chief:  # gradient diagnostics (rnnzoo/diagnostics.py)
+    if recipe.diagnose_every and chief:  # gradient diagnostics (rnnzoo/diagnostics/)
         from rnnzoo.diagnostics import training_callback
 
         hook = training_callback(task, dataset, run_dir, recipe.diagnose_every,

@@ -5,10 +5,13 @@ functions (a lazy import still makes two modules depend on each other), and the 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = {"rnnzoo": REPO / "rnnzoo", "rnnzoo.export": REPO / "export",
@@ -85,7 +88,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_counting_function_level_imports():
     graph = import_graph()
-    assert "rnnzoo.tasks.translation" in graph and "rnnzoo.export.bundle" in graph
+    assert "rnnzoo.apps.translation.model" in graph and "rnnzoo.export.bundle" in graph
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
 
@@ -116,7 +119,7 @@ def test_task_types_and_runtime_import_without_tensorflow():
         sys.meta_path.insert(0, Block())
         from rnnzoo.apps import known_task_types, runtime_class
         from rnnzoo.export import runtime
-        import rnnzoo.generation, rnnzoo.export.specs, rnnzoo.data.batching
+        import rnnzoo.engines.decoding, rnnzoo.export.specs, rnnzoo.data.batching
         for t in known_task_types():
             runtime_class(t)
         import rnnzoo.cli
@@ -127,3 +130,93 @@ def test_task_types_and_runtime_import_without_tensorflow():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "text-classification" in proc.stdout and "translation" in proc.stdout
+
+
+# -- every cycle, not only the first -------------------------------------------------------------
+# MIGRATION: rnnzoo.tasks re-exports rnnzoo.apps while task types move, and rnnzoo.apps reads the
+# modules still in rnnzoo/tasks/; the cycle goes when rnnzoo/tasks/ does. Any other cycle fails.
+MIGRATION_MODULES = {"rnnzoo.apps", "rnnzoo.tasks"}
+
+
+def package_dirs() -> dict[str, Path]:
+    """Import names -> folders as pyproject's ``[tool.setuptools] package-dir`` maps them
+    (``rnnzoo.export`` lives in ``export/``); read with a regex, as Python 3.10 has no tomllib."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    table = re.search(r"^package-dir\s*=\s*\{([^}]*)\}", text, re.M)
+    assert table, "pyproject.toml: no [tool.setuptools] package-dir"
+    return {name: REPO / folder
+            for name, folder in re.findall(r'"([\w.]+)"\s*=\s*"([^"]+)"', table.group(1))}
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component's cycles, one per edge inside it (the shortest way
+    back), each starting at its smallest module: enough to name every import to remove."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[set[str]] = []
+
+    def connect(node: str) -> None:  # Tarjan
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if dep not in index:
+                connect(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    cycles: set[tuple[str, ...]] = set()
+    for component in components:
+        for start in sorted(component):
+            for first in sorted(graph[start] & component):
+                back = {first: None}  # breadth-first from `first` back to `start`
+                queue = [first]
+                while queue and start not in back:
+                    node = queue.pop(0)
+                    for dep in sorted(graph[node] & component):
+                        if dep not in back:
+                            back[dep] = node
+                            queue.append(dep)
+                path, node = [], start
+                while node is not None:
+                    path.append(node)
+                    node = back[node]
+                ring = [start, *reversed(path)][:-1]  # start, first, ..., back to start
+                pivot = ring.index(min(ring))
+                cycles.add(tuple(ring[pivot:] + ring[:pivot]))
+    return [[*c, c[0]] for c in sorted(cycles)]
+
+
+def test_cycle_lister_finds_every_cycle():
+    graph = {"a": {"b", "c"}, "b": {"a"}, "c": {"d"}, "d": {"c"}, "e": {"e"}, "f": {"a"}}
+    assert find_cycles(graph) == [["a", "b", "a"], ["c", "d", "c"], ["e", "e"]]
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    """No cycle among the modules of rnnzoo/ and export/, counting imports inside functions,
+    package ``__init__`` re-exports and ``from pkg import submodule``."""
+    assert package_dirs()["rnnzoo.export"] == REPO / "export"
+    assert {k: v for k, v in package_dirs().items() if k in ROOTS} == ROOTS
+    graph = import_graph()
+    assert {"rnnzoo.presets.resolve", "rnnzoo.serving.app", "rnnzoo.export.bundle"} <= set(graph)
+    assert "rnnzoo.presets.metadata" in graph["rnnzoo.presets"]  # re-exports count
+    cycles = find_cycles(graph)
+    text = "\n".join(" -> ".join(c) for c in cycles)
+    if cycles and all(set(c) <= MIGRATION_MODULES for c in cycles):
+        pytest.xfail(f"only the migration cycle is left (rnnzoo/tasks/ still exists):\n{text}")
+    assert not cycles, f"{len(cycles)} import cycle(s):\n{text}"

@@ -14,18 +14,19 @@ import pytest
 from conftest import shared_data
 
 import rnnzoo
-from rnnzoo.errors import DataError
-from rnnzoo.families.charlm import TINY_OVERRIDES, periodic_text
-from rnnzoo.tasks.text_generation import (
+from rnnzoo.apps.text_generation.data import (
     EOL,
     UNK,
     CharVocab,
     DataConfig,
-    choose_sampler,
     load_chars,
     read_ptb_char,
     stream_batches,
 )
+from rnnzoo.apps.text_generation.inference import choose_sampler
+from rnnzoo.errors import DataError
+from rnnzoo.evaluation import evaluate_reports
+from rnnzoo.families.charlm import TINY_OVERRIDES, periodic_text
 
 TINY = {"model": TINY_OVERRIDES["model"], "data": TINY_OVERRIDES["data"]}
 
@@ -275,14 +276,15 @@ def test_evaluate_a_preset_through_its_bundle_without_tensorflow(trained, tmp_pa
     assert info["bytes_saved_by_sharing_weights_between_graphs"] > 16_000
     manifest = json.loads((preset / "onnx" / "fp32" / "bundle.json").read_text())
     assert "shared_weights.bin" in manifest["files"]
-    want = task.evaluate_data(task.load_data(root / "text.txt", 0), "dev")["bpc"]
+    want = evaluate_reports(task, task.load_data(root / "text.txt", 0), "dev")[0]["bpc"]
     out = run_without_tensorflow(f"""
         import json
+        from rnnzoo.evaluation import evaluate_reports
         from rnnzoo.presets import task_on_bundle
         meta = json.loads(open({str(preset / "metadata.json")!r}).read())
         task = task_on_bundle({str(preset)!r}, meta)
         data = task.load_data({str(root / "text.txt")!r}, 0)
-        print(task.evaluate_data(data, "dev")["bpc"])
+        print(evaluate_reports(task, data, "dev")[0]["bpc"])
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
     """)
     assert float(out.strip().splitlines()[-1]) == pytest.approx(want, rel=1e-5)

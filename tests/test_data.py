@@ -11,7 +11,7 @@ from conftest import shared_data
 
 from rnnzoo.data.readers import load_text_classification, read_delimited, read_mr
 from rnnzoo.data.tokenizer import WordTokenizer, check_post_padded
-from rnnzoo.errors import DataError
+from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.io import atomic_write_text
 
 
@@ -128,6 +128,60 @@ def test_generic_csv_and_non_utf8(tmp_path):
     path.write_bytes(b"text,label\ncaf\xe9,pos\n")
     with pytest.raises(DataError, match=r"mine\.csv, line 2: not valid utf-8-sig"):
         read_delimited(path)
+
+
+# -- one delimited file: GLUE's header or text,label, read wherever text data is read --------------
+GLUE_ROWS = [("a gorgeous , witty , seductive movie .", "1"), ("it 's a dull , tedious film", "0"),
+             ("the acting is superb", "1"), ("bad plot and worse dialogue", "0"),
+             ("a charming , funny story", "1"), ("i wanted to leave after an hour", "0")]
+
+
+def test_glue_header_tsv_file_is_read_and_evaluated_with_split_all(tmp_path, capsys):
+    import rnnzoo
+    from rnnzoo.cli import main
+
+    path = tmp_path / "heldout.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in GLUE_ROWS))
+    data = load_text_classification(path)
+    # Read as the SST-2 folder is: the model trained on the folder knows these classes.
+    assert data.label_names == ["negative", "positive"]
+    texts, labels = data.split("all")
+    assert sorted(zip(texts, labels)) == sorted((t, int(y)) for t, y in GLUE_ROWS)
+    code = main(["evaluate", "sentiment_bilstm.sst2", "--data", str(path), "--split", "all",
+                 "--backend", "onnx", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_examples"] == len(GLUE_ROWS) and report["split"] == "all"
+    model = rnnzoo.from_preset("sentiment_bilstm.sst2", backend="onnx")
+    want = model.evaluate([t for t, _ in GLUE_ROWS], [int(y) for _, y in GLUE_ROWS])
+    assert report["accuracy"] == want["accuracy"]
+
+
+def test_text_label_csv_file(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\n" + "".join(f'"{t}",{"pos" if y == "1" else "neg"}\n'
+                                             for t, y in GLUE_ROWS))
+    data = load_text_classification(path)
+    assert data.label_names == ["neg", "pos"]
+    texts, labels = data.split("all")
+    assert sorted(texts) == sorted(t for t, _ in GLUE_ROWS) and len(labels) == len(GLUE_ROWS)
+    with pytest.raises(ConfigError, match="has the splits dev, train and all"):
+        data.split("test")
+
+
+@pytest.mark.parametrize("suffix, header", [(".tsv", "review\tstars"), (".csv", "review,stars")])
+def test_bad_header_names_the_columns_found(tmp_path, capsys, suffix, header):
+    from rnnzoo.cli import main
+
+    path = tmp_path / f"heldout{suffix}"
+    path.write_text(f"{header}\n" + "great" + header[6] + "1\n")
+    found = r"found the columns \['review', 'stars'\]"
+    with pytest.raises(DataError, match=rf"heldout\{suffix}, line 1: expected a header with "
+                                        rf"columns 'text' or 'sentence' .*'label', {found}"):
+        load_text_classification(path)
+    assert main(["evaluate", "sentiment_bilstm.sst2", "--data", str(path), "--split", "all",
+                 "--backend", "onnx"]) == 2
+    assert "found the columns ['review', 'stars']" in capsys.readouterr().err
 
 
 def test_class_folder_layout(tmp_path):

@@ -1,5 +1,5 @@
-"""Gradient diagnostics through time (rnnzoo/diagnostics.py) and the long-dependency task type
-(rnnzoo/tasks/long_dependency.py): analytic profiles, spectra, clipping counts, determinism of
+"""Gradient diagnostics through time (rnnzoo/diagnostics/) and the long-dependency task type
+(rnnzoo/apps/long_dependency/): analytic profiles, spectra, clipping counts, determinism of
 the generators and their baselines, training unchanged by the diagnostics, the CLI."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import tensorflow as tf
 
 import rnnzoo
 from rnnzoo import diagnostics as D
+from rnnzoo.apps.long_dependency import data as L
 from rnnzoo.cli import main
 from rnnzoo.errors import DataError
-from rnnzoo.tasks import long_dependency as L
 
 TINY = {"model": {"units": 8}, "training": {"epochs": 1, "batch_size": 16,
                                              "early_stopping_patience": 0}}

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnzoo import generation
-from rnnzoo.generation import generate, log_softmax
+from rnnzoo.engines import beam, sampling
+from rnnzoo.engines.decoding import generate
+from rnnzoo.engines.sampling import log_softmax
 
 END = 1
 PRESETS = Path(__file__).resolve().parents[1] / "rnnzoo" / "pretrained"
@@ -25,7 +26,7 @@ def test_block_top_rows_is_exact(vocab: int) -> None:
     x[3, -1] = 40.0  # the maximum in the ragged tail
     x[4, :] = -np.inf  # a dead row
     for k in (1, 2, 10, 12):
-        idx = generation._top_rows(x, k)
+        idx = beam._top_rows(x, k)
         assert idx.shape == (5, k) and (idx >= 0).all() and (idx < vocab).all()
         got = np.sort(np.take_along_axis(x, idx, axis=1), axis=1)
         want = np.sort(np.sort(x, axis=1)[:, vocab - k:], axis=1)
@@ -52,10 +53,10 @@ def test_beam_selection_equals_a_full_sort_per_beam(vocab: int, monkeypatch) -> 
     kw = dict(max_length=15, end_token=END, sampler="beam", width=5, early_stop=False,
               num_return=2, record=("seen",))
     fast = generate(step, start, {"h": h}, **kw)  # onnxruntime selection for wide rows
-    monkeypatch.setattr(generation, "_SELECT_MIN_VOCAB", 10**9)
+    monkeypatch.setattr(beam, "_SELECT_MIN_VOCAB", 10**9)
     block = generate(step, start, {"h": h}, **kw)  # numpy: block top-k, float64 normaliser
     # The straightforward per-beam selection: a full sort of every beam's row.
-    monkeypatch.setattr(generation, "_top_rows",
+    monkeypatch.setattr(beam, "_top_rows",
                         lambda x, k: np.argsort(-x, axis=1, kind="stable")[:, :k])
     full = generate(step, start, {"h": h}, **kw)
     np.testing.assert_array_equal(block.tokens, full.tokens)
@@ -72,7 +73,7 @@ def test_shipped_selection_graph_is_the_generated_one() -> None:
     pytest.importorskip("onnx")
     from rnnzoo.export.select_graph import build_select_graph
 
-    assert generation._SELECT_GRAPH.read_bytes() == build_select_graph()
+    assert beam._SELECT_GRAPH.read_bytes() == build_select_graph()
 
 
 def test_onnxruntime_selection_matches_numpy_and_routes_bad_rows() -> None:
@@ -82,18 +83,18 @@ def test_onnxruntime_selection_matches_numpy_and_routes_bad_rows() -> None:
     spread = [5, 70, 200, 640, 641, 1300, 1900, 2047, 2500, 2950, 2990, 2999]
     x[3, spread[::-1]] = x[3].max() + 1.0  # ties across blocks, and in the padded last block
     x[5, 2900:] = x[5].max() + 1.0  # the best 10 all in the last (padded) block
-    top, logp = generation._top_log_probs(x, 10, 0)
+    top, logp = beam._top_log_probs(x, 10, 0)
     stable = np.argsort(-x, axis=1, kind="stable")[:, :10]  # a full sort: ties by lower index
     np.testing.assert_array_equal(np.sort(top, axis=1), np.sort(stable, axis=1))
     assert top[2].tolist() == list(range(100, 110))
     assert top[3].tolist() == spread[:10] and top[5].tolist() == list(range(2900, 2910))
     np.testing.assert_allclose(logp, np.take_along_axis(log_softmax(x), top, axis=1), atol=3e-7)
     x[4] = -np.inf  # a dead row: the numpy path keeps it -inf
-    _, logp = generation._top_log_probs(x, 10, 0)
+    _, logp = beam._top_log_probs(x, 10, 0)
     assert np.isneginf(logp[4]).all() and np.isfinite(logp[:4]).all()
     x[1, 7] = np.nan
     with pytest.raises(ValueError, match="NaN logits at step 3"):
-        generation._top_log_probs(x, 10, 3)
+        beam._top_log_probs(x, 10, 3)
 
 
 def test_greedy_scores_are_log_softmax_bit_for_bit() -> None:
@@ -125,7 +126,7 @@ def test_finished_rows_leave_the_batch(monkeypatch) -> None:
     compacted = generate(counting, start, {"h": h}, **kw)
     assert len(set(compacted.lengths.tolist())) > 2  # rows end at different steps
     assert sizes[-1] < sizes[0]  # and leave the batch
-    monkeypatch.setattr(generation.TokenSampler, "compact_fraction", 2.0)  # never compact
+    monkeypatch.setattr(sampling.TokenSampler, "compact_fraction", 2.0)  # never compact
     sizes.clear()
     kept = generate(counting, start, {"h": h}, **kw)
     assert set(sizes) == {len(start)}

@@ -462,7 +462,7 @@ def test_bad_export_arguments_fail_before_tracing(run_dir, tmp_path, capsys):
 def test_int8_export_that_fails_its_check_leaves_neither_bundle(run_dir, tmp_path, monkeypatch):
     from rnnzoo.export import to_onnx
 
-    from rnnzoo.tasks.text_classification import TextClassificationTask
+    from rnnzoo.apps.text_classification.model import TextClassificationTask
 
     def failing(*args, **kwargs):
         raise rnnzoo.DataError("simulated: the int8 check failed")

@@ -11,15 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from rnnzoo.generation import (
-    BeamSampler,
-    GenerationResult,
-    TopKSampler,
-    generate,
-    get_sampler,
-    list_samplers,
-    log_softmax,
-)
+from rnnzoo.engines.beam import BeamSampler
+from rnnzoo.engines.decoding import GenerationResult, generate
+from rnnzoo.engines.sampling import TopKSampler, get_sampler, list_samplers, log_softmax
 
 END = 1
 
@@ -570,7 +564,7 @@ def test_log_softmax_is_stable() -> None:
 
 def test_import_does_not_pull_tensorflow_or_keras() -> None:
     code = (
-        "import sys, rnnzoo.generation; "
+        "import sys, rnnzoo.engines.decoding, rnnzoo.engines.beam, rnnzoo.engines.ctc; "
         "bad = [m for m in ('tensorflow', 'keras', 'onnxruntime') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -582,7 +576,7 @@ def test_import_does_not_pull_tensorflow_or_keras() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_probed_top_k_is_exact_on_wide_rows(dtype) -> None:
-    from rnnzoo import generation
+    from rnnzoo.engines import sampling
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 40000)).astype(dtype)
@@ -590,18 +584,18 @@ def test_probed_top_k_is_exact_on_wide_rows(dtype) -> None:
     x[2, ::7] = x[2, 0]  # many ties
     x[3, 123] = 50.0  # one peaked row: most of the sample is far below the top
     for k in (1, 5, 10, 32):
-        idx = generation._top_sorted(x, k)
-        assert generation._top_sorted_probed(x, k) is not None  # the fast path ran
+        idx = sampling._top_sorted(x, k)
+        assert sampling._top_sorted_probed(x, k) is not None  # the fast path ran
         want = -np.sort(-x, axis=1)[:, :k]
         np.testing.assert_array_equal(np.take_along_axis(x, idx, axis=1), want)
         assert all(len(set(row)) == k for row in idx.tolist())
     x[0, :] = -np.inf
-    assert generation._top_sorted_probed(x, 3) is None  # no finite bound: full path
-    assert generation._top_sorted(x, 3).shape == (4, 3)
+    assert sampling._top_sorted_probed(x, 3) is None  # no finite bound: full path
+    assert sampling._top_sorted(x, 3).shape == (4, 3)
 
 
 def test_wide_vocabulary_beam_and_top_k_equal_the_full_partition(monkeypatch) -> None:
-    from rnnzoo import generation
+    from rnnzoo.engines import sampling
 
     vocab = 3000
     rng = np.random.default_rng(1)
@@ -622,7 +616,7 @@ def test_wide_vocabulary_beam_and_top_k_equal_the_full_partition(monkeypatch) ->
         return beam, topk
 
     fast = decode()
-    monkeypatch.setattr(generation, "_PROBE", 10**9)  # disables the probed path
+    monkeypatch.setattr(sampling, "_PROBE", 10**9)  # disables the probed path
     full = decode()
     for a, b in zip(fast, full):
         np.testing.assert_array_equal(a.tokens, b.tokens)

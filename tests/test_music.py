@@ -13,14 +13,11 @@ import numpy as np
 import pytest
 
 import rnnzoo
-from rnnzoo.errors import DataError
-from rnnzoo.families.music import TINY_OVERRIDES, pattern_piece, synthetic_dataset
-from rnnzoo.tasks.music_generation import (
+from rnnzoo.apps.music_generation.cli import evaluate_reports, format_report
+from rnnzoo.apps.music_generation.data import (
     NUM_KEYS,
     DataConfig,
     MusicData,
-    _MusicGenerator,
-    frame_nll,
     load_music,
     note_segments,
     pitches_to_roll,
@@ -28,10 +25,12 @@ from rnnzoo.tasks.music_generation import (
     read_mat,
     read_midi,
     roll_to_pitches,
-    sample_keys,
     write_midi,
     write_wav,
 )
+from rnnzoo.apps.music_generation.inference import _MusicGenerator, frame_nll, sample_keys
+from rnnzoo.errors import DataError
+from rnnzoo.families.music import TINY_OVERRIDES, pattern_piece, synthetic_dataset
 
 pretty_midi = pytest.importorskip("pretty_midi")
 
@@ -261,7 +260,7 @@ def test_bernoulli_sampling_temperature_and_seed():
 
 
 def test_transposition_moves_inputs_and_targets_together_within_the_keyboard():
-    from rnnzoo.tasks.music_generation import frame_dataset, transpose_ranges
+    from rnnzoo.apps.music_generation.model import frame_dataset, transpose_ranges
 
     low = pitches_to_roll([[21, 30], [25], [28, 33]], "low")  # at the bottom: only up
     high = pitches_to_roll([[100], [108], [99]], "high")  # at the top: only down
@@ -303,7 +302,7 @@ def trained(tmp_path_factory):
 def test_tiny_model_learns_a_progression_and_plays_it_back(trained):
     result, data, _ = trained
     task = result.task
-    test = task.evaluate_data(task.load_data(data, seed=0), "test")
+    test = evaluate_reports(task, task.load_data(data, seed=0), "test", {})[0]
     assert test["nll"] < 1.0, test  # 88 ln 2 = 61 nats for a coin per key
     for progression, offset in ((0, 0), (1, 3), (0, 5)):
         primer = pattern_piece(progression, offset, 5)
@@ -317,10 +316,10 @@ def test_tiny_model_learns_a_progression_and_plays_it_back(trained):
     # Evaluating on a benchmark file's test split prints the published numbers beside ours.
     piece = pitches_to_roll(pattern_piece(0, 0, 9), "p")
     bench = MusicData([], [piece], [piece], "JSB", "jsb")
-    text = task.format_report(task.evaluate_data(bench, "test"))
+    text = format_report(evaluate_reports(task, bench, "test", {})[0])
     assert text.startswith("frame NLL ") and "8 predicted frames in 1 pieces" in text
     assert "LSTM 8.45 · GRU 8.43 · vanilla RNN 8.91 · TCN 8.10" in text
-    assert "published" not in task.format_report(task.evaluate_data(bench, "dev"))
+    assert "published" not in format_report(evaluate_reports(task, bench, "dev", {})[0])
 
 
 def test_keras_and_runtime_give_the_same_probabilities_and_frames(trained, tmp_path):

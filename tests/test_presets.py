@@ -348,7 +348,7 @@ def test_cached_copy_is_verified_on_use(preset: Path, tmp_path: Path, home: Path
 
 def test_shipped_presets_are_found_by_name(preset: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import rnnzoo.presets as presets
+    import rnnzoo.presets.resolve as presets  # where list_presets and _resolve look it up
 
     shipped = tmp_path / "pretrained"
     shutil.copytree(preset, shipped / NAME)

@@ -99,9 +99,10 @@ def test_malformed_yaml_names_file_key_expected_found(tmp_path, body, pattern):
 
 
 def test_entry_must_be_in_its_applications_folder(tmp_path):
-    entry = _write(tmp_path, "sentiment_x", GOOD.format(name="sentiment_x"), folder="music_generation")
-    with pytest.raises(ConfigError, match=r"text-classification entry \(family 'sentiment'\) belongs in "
-                       r"zoo_configs/text_classification/, not in music_generation/"):
+    entry = _write(tmp_path, "sentiment_x", GOOD.format(name="sentiment_x"),
+                   folder="music_generation")
+    with pytest.raises(ConfigError, match=r"text-classification entry \(family 'sentiment'\) "
+                       r"belongs in zoo_configs/text_classification/, not in music_generation/"):
         build_registry([entry])
 
 

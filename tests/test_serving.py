@@ -1,4 +1,4 @@
-"""``rnnzoo serve`` (rnnzoo/serving.py) on the shipped presets' ONNX bundles: the v1 and v2 APIs,
+"""``rnnzoo serve`` (rnnzoo/serving/) on the shipped presets' ONNX bundles: the v1 and v2 APIs,
 request batching, typed errors, a real uvicorn process (slow clients, a bounded load test,
 SIGTERM), no TensorFlow, and the demo page in headless Chromium.
 
@@ -608,7 +608,7 @@ def test_speech_bundle_serves_base64_wav_and_samples(speech_bundle):
         r = c.post("/v1/models/asr:predict", json={"instances": b64, "beam_width": 2})
         assert r.status_code == 200, r.text
         assert [p["text"] for p in r.json()["predictions"]] == want
-        from rnnzoo.tasks.speech_recognition import read_wav
+        from rnnzoo.apps.speech_recognition.data import read_wav
 
         samples, rate = read_wav(wavs[0])
         r = c.post("/v1/models/asr:predict", json={"instances": [

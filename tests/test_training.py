@@ -48,7 +48,9 @@ def test_load_predict_and_evaluate_from_run_dir(trained, sentiment_csv):
     pred = task.predict(["the movie was good", "a really bad plot"])
     assert pred.labels == ["pos", "neg"]
     assert pred.probs.shape == (2, 2) and np.allclose(pred.probs.sum(1), 1, atol=1e-5)
-    report = task.evaluate_data(task.load_data(sentiment_csv, seed=1234))
+    from rnnzoo.evaluation import evaluate_reports
+
+    (report,) = evaluate_reports(task, task.load_data(sentiment_csv, seed=1234), "dev")
     assert report["accuracy"] == pytest.approx(trained.metrics["accuracy"])
 
 

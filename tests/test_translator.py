@@ -14,6 +14,7 @@ import rnnzoo
 from rnnzoo.cli import main
 from rnnzoo.data.parallel import detokenize, grouped_split, normalize, read_pairs
 from rnnzoo.errors import DataError
+from rnnzoo.evaluation import evaluate_reports
 from rnnzoo.families.translator import TINY_OVERRIDES, synthetic_dataset
 
 FAST = {"model": TINY_OVERRIDES["model"], "data": TINY_OVERRIDES["data"],
@@ -33,8 +34,8 @@ def test_tiny_translator_learns_the_toy_language(toy):
     task = result.task
     assert result.metrics["bleu"] >= 90, result.metrics  # greedy, dev split
     data = task.load_data(path, seed=1234)
-    test_greedy = task.evaluate_data(data, "test")
-    test_beam = task.evaluate_data(data, "test", beam=4)
+    test_greedy, test_beam = evaluate_reports(task, data, "test", {"beam": 4})
+    assert test_beam["decoding"] == "beam 4" and test_greedy["split"] == "test"
     assert test_greedy["bleu"] >= 90 and test_beam["bleu"] >= 90
     assert task.translate("two small blue eats small .") == "smallo eatso blueo smallo twoo."
     # sampling with a seed is reproducible; top-k with k=1 is greedy

@@ -59,8 +59,9 @@ def _legacy_role(module: ModuleType, role: str) -> Any:
         VERB=cls.verb, add_verb_arguments=cls.add_verb_arguments, run_verb=cls.run_verb,
         add_evaluate_arguments=cls.add_evaluate_arguments,
         example_inputs=cls.example_inputs, example_outputs=cls.example_outputs,
-        evaluate_reports=lambda model, data, split, options: model.evaluate_reports(
-            data, split, options),
+        evaluate_reports=lambda model, data, split, options: (
+            model.evaluate_reports(data, split, options) if hasattr(model, "evaluate_reports")
+            else [model.evaluate_data(data, split, limit=options.get("limit"))]),
         format_report=lambda report: cls.format_report(None, report), LEGACY=True)
 
 

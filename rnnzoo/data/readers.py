@@ -6,7 +6,10 @@ Supported layouts, detected by ``load_text_classification``:
 * GLUE SST-2: a directory with ``train.tsv`` and ``dev.tsv`` (header ``sentence<TAB>label``).
 * Directory per class, as in aclImdb: ``train/<class>/*.txt`` (+ ``test/<class>/*.txt``), or
   ``<class>/*.txt`` directly.
-* A generic CSV/TSV file with a header that has ``text`` and ``label`` columns.
+* A generic CSV/TSV file with a header that has ``text`` (or GLUE's ``sentence``) and ``label``
+  columns. A file with GLUE SST-2's header (``sentence``) and labels 0/1 is read as the SST-2
+  folder is (classes ``negative``, ``positive``), so a held-out GLUE file scores a model
+  trained on the folder.
 
 Malformed rows raise ``DataError`` naming the file and the line. So does any file that is not
 text in the expected encoding (binary, compressed, UTF-16, invalid UTF-8: with the byte offset and
@@ -24,7 +27,13 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rnnzoo.errors import DataError
+from rnnzoo.errors import ConfigError, DataError
+
+# The text column of a delimited file: ``text``, or ``sentence`` as in GLUE's TSV files.
+TEXT_COLUMNS = ("text", "sentence")
+GLUE_TEXT_COLUMN = "sentence"
+# GLUE SST-2's classes: label 0 is negative, 1 positive.
+SST2_LABELS = ["negative", "positive"]
 
 
 @dataclasses.dataclass
@@ -49,6 +58,17 @@ class TextClassificationData:
     @property
     def num_dev(self) -> int:
         return len(self.dev_texts)
+
+    def split(self, name: str) -> tuple[list[str], list[int]]:
+        """``(texts, labels)`` of a split; ``"all"`` is the whole file (train and dev)."""
+        if name == "dev":
+            return self.dev_texts, self.dev_labels
+        if name == "train":
+            return self.train_texts, self.train_labels
+        if name == "all":
+            return self.train_texts + self.dev_texts, self.train_labels + self.dev_labels
+        raise ConfigError(f"split {name!r}: text-classification data has the splits dev, "
+                          "train and all (the whole file)")
 
 
 # A text-classification example is at most a long document; a field beyond this is a broken file
@@ -146,12 +166,36 @@ def _parse_label(value: str, path: Path, lineno: int, allowed: Sequence[str] | N
 
 def read_delimited(
     path: str | Path,
-    text_column: str = "text",
+    text_column: str | Sequence[str] = TEXT_COLUMNS,
     label_column: str = "label",
     allowed_labels: Sequence[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """A CSV (``,``) or TSV (``.tsv``: tab) file with a header naming the text and label columns."""
-    path = Path(path)
+    """A CSV (``,``) or TSV (``.tsv``: tab) file with a header naming the text and label
+    columns; ``text_column`` may list several names (the first in the header is read)."""
+    texts, labels, _ = _read_delimited(Path(path), text_column, label_column, allowed_labels)
+    return texts, labels
+
+
+def _header_error(path: Path, header: list[str], text_columns: Sequence[str],
+                  label_column: str) -> DataError:
+    """The columns the header must have, and the columns it has."""
+    want = " or ".join(repr(c) for c in text_columns)
+    found = repr(header)
+    found = found if len(found) <= 200 else found[:197] + "..."
+    return DataError(
+        f"{path}, line 1: expected a header with columns {want} (the text) and "
+        f"{label_column!r}, found the columns {found}"
+    )
+
+
+def _read_delimited(
+    path: Path,
+    text_column: str | Sequence[str],
+    label_column: str,
+    allowed_labels: Sequence[str] | None,
+) -> tuple[list[str], list[str], str]:
+    """``read_delimited``, and the name of the text column it read."""
+    text_columns = [text_column] if isinstance(text_column, str) else list(text_column)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -169,14 +213,10 @@ def read_delimited(
             raise DataError(f"{path}: file is empty") from None
         except csv.Error as exc:
             raise _csv_error(path, 1, exc) from None
-        if text_column not in header or label_column not in header:
-            found = repr(header)
-            found = found if len(found) <= 200 else found[:197] + "..."
-            raise DataError(
-                f"{path}, line 1: expected a header with columns {text_column!r} and "
-                f"{label_column!r}, found {found}"
-            )
-        ti, li = header.index(text_column), header.index(label_column)
+        column = next((c for c in text_columns if c in header), None)
+        if column is None or label_column not in header:
+            raise _header_error(path, header, text_columns, label_column)
+        ti, li = header.index(column), header.index(label_column)
         while True:
             lineno = reader.line_num + 1  # where the next row starts
             try:
@@ -194,10 +234,10 @@ def read_delimited(
                 )
             text = row[ti].strip()
             if not text:
-                raise DataError(f"{path}, line {lineno}: empty {text_column!r} field")
+                raise DataError(f"{path}, line {lineno}: empty {column!r} field")
             texts.append(text)
             labels.append(_parse_label(row[li], path, lineno, allowed_labels))
-    return texts, labels
+    return texts, labels, column
 
 
 def read_class_dirs(directory: str | Path) -> tuple[list[str], list[str]]:
@@ -270,14 +310,14 @@ def load_text_classification(
             f"MR at {path} (stratified {dev_fraction:.0%} dev holdout, seed {seed})",
         )
     if path.is_dir() and (path / "train.tsv").exists():
-        kw = {"text_column": "sentence", "allowed_labels": ("0", "1")}
+        kw = {"text_column": GLUE_TEXT_COLUMN, "allowed_labels": ("0", "1")}
         tr, ytr = read_delimited(path / "train.tsv", **kw)
         if (path / "dev.tsv").exists():
             dv, ydv = read_delimited(path / "dev.tsv", **kw)
         else:
             dv, ydv = [], []
         return TextClassificationData(
-            tr, [int(y) for y in ytr], dv, [int(y) for y in ydv], ["negative", "positive"],
+            tr, [int(y) for y in ytr], dv, [int(y) for y in ydv], list(SST2_LABELS),
             f"GLUE SST-2 at {path} (train.tsv / dev.tsv)",
         )
     if path.is_dir() and (path / "train").is_dir():
@@ -297,13 +337,20 @@ def load_text_classification(
         texts, raw = read_class_dirs(path)
         desc = f"class folders at {path} ({dev_fraction:.0%} dev holdout)"
     elif path.suffix.lower() in (".csv", ".tsv"):
-        texts, raw = read_delimited(path)
+        texts, raw, column = _read_delimited(path, TEXT_COLUMNS, "label", None)
         desc = f"{path} ({dev_fraction:.0%} dev holdout)"
+        if column == GLUE_TEXT_COLUMN and set(raw) <= {"0", "1"}:
+            # GLUE SST-2's file format: read as the SST-2 folder is (0 negative, 1 positive).
+            tr, ytr, dv, ydv = _holdout(texts, [int(y) for y in raw], dev_fraction, seed)
+            return TextClassificationData(
+                tr, ytr, dv, ydv, list(SST2_LABELS),
+                f"{path} (GLUE SST-2 format: 0 negative, 1 positive; "
+                f"{dev_fraction:.0%} dev holdout)")
     else:
         raise DataError(
             f"{path}: unrecognised data layout; expected an MR folder (rt-polarity.pos/.neg), "
             "a GLUE folder (train.tsv, dev.tsv), class folders (train/<class>/*.txt), "
-            "or a .csv/.tsv file with 'text' and 'label' columns"
+            "or a .csv/.tsv file with 'text' (or 'sentence') and 'label' columns"
         )
     names = _label_names(raw)
     index = {n: i for i, n in enumerate(names)}

@@ -38,3 +38,19 @@ class Splits:
             raise ConfigError(f"split {name!r}: {self.kind} has the splits "
                               f"{', '.join([*splits, 'all'])}")
         return splits[name]
+
+
+class HeldOutFractions:
+    """``check()`` of a ``DataConfig`` dataclass whose layouts without a standard split hold
+    out ``dev_fraction`` and ``test_fraction`` of the data: something must be left to train on.
+    A mixin (no fields of its own), so each config keeps its own defaults and comments."""
+
+    dev_fraction: float
+    test_fraction: float
+
+    def check(self) -> list[str]:
+        """Cross-field rule: something is left to train on."""
+        if self.dev_fraction + self.test_fraction >= 1:
+            return [f"test_fraction: dev_fraction + test_fraction must be < 1 (the rest is the "
+                    f"training split), found {self.dev_fraction:g} + {self.test_fraction:g}"]
+        return []

@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rnnzoo.apps.image_captioning.model import DataConfig, ImageCaptioningTask
 from rnnzoo.config import rule
 from rnnzoo.families._attention_decoder import AttentionDecoderGraphs
-from rnnzoo.tasks.image_captioning import DataConfig, ImageCaptioningTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
@@ -81,10 +81,6 @@ def state_names(cfg: ModelConfig) -> list[str]:
     return [f"state_{i}" for i in range(2 if cfg.cell == "lstm" else 1)]
 
 
-def key_dim(cfg: ModelConfig) -> int:
-    return cfg.attention_units if cfg.attention == "additive" else cfg.decoder_units
-
-
 def _backbone(m: ModelConfig) -> Any:
     """A keras.applications model without its top, weights from a local file or random."""
     import keras
@@ -114,15 +110,16 @@ def _backbone(m: ModelConfig) -> Any:
 class Task(AttentionDecoderGraphs, ImageCaptioningTask):
     """An image captioner. ``caption("photo.jpg", beam=3)`` returns a sentence."""
 
-    token_embedding = "emb"  # the decoder's token embedding in ``layers_``
     encoder_name = "image_encoder"
     state_names = staticmethod(state_names)
-    key_dim = staticmethod(key_dim)
 
     def build_model(self) -> Any:
+        """The CNN (or keras.applications) encoder and its grid projection, pooled into the
+        decoder's initial states; the decoder and its attention come from
+        ``AttentionDecoderGraphs``."""
         import keras
 
-        from rnnzoo.layers import GridMask, GridPosition, RecurrentStack, SequenceAttention
+        from rnnzoo.layers import GridMask, GridPosition
 
         m = self.config.model
         L = keras.layers
@@ -152,26 +149,14 @@ class Task(AttentionDecoderGraphs, ImageCaptioningTask):
         lay["emb"] = L.Embedding(m.vocab_size, m.embedding_dim, mask_zero=True,
                                  name="word_embedding")
         lay["emb_drop"] = L.Dropout(m.dropout, name="embedding_dropout")
-        lay["decoder"] = RecurrentStack(m.decoder_units, cell=m.cell, num_layers=1,
-                                        return_sequences=True, return_state=True,
-                                        name="decoder")
-        if m.attention != "none":
-            lay["attention"] = SequenceAttention(m.attention_units, score=m.attention,
-                                                 name="attention")
+        self._decoder_layers(num_layers=1, dropout=0.0)  # dropout: the embedding's and output's
+        if "attention" in lay:
             lay["grid_mask"] = GridMask(name="grid_mask")
-        out_units = m.output_units or m.decoder_units
-        if m.attention != "none" or out_units != m.decoder_units:
-            lay["combine"] = L.Dense(out_units, activation="tanh", name="combine")
-        lay["drop"] = L.Dropout(m.dropout, name="output_dropout")
         lay["logits"] = L.Dense(m.vocab_size, name="logits", dtype="float32")
 
         tgt = keras.Input((None,), dtype="int32", name="target_in")
         image = keras.Input((m.image_size, m.image_size, 3), name="image")
-        grid, init = self._encode(image)
-        x = lay["emb_drop"](lay["emb"](tgt))
-        dec_out, _ = lay["decoder"](x, initial_state=init)
-        logits, _ = self._head(dec_out, grid)
-        return keras.Model([tgt, image], logits, name=self.config.name)
+        return self._teacher_forcing([tgt, image], image, tgt)
 
     def _encode(self, image: Any) -> tuple[Any, list]:
         import keras
@@ -188,18 +173,8 @@ class Task(AttentionDecoderGraphs, ImageCaptioningTask):
         pooled = lay["pool"](grid)
         return grid, [dense(pooled) for dense in lay["init"]]
 
-    def _head(self, dec_out: Any, grid: Any, keys: Any = None) -> tuple[Any, Any]:
-        import keras
-
-        lay = self.layers_
-        weights = None
-        if "attention" in lay:
-            mask = lay["grid_mask"](grid)
-            context, weights = lay["attention"](dec_out, grid, mask, keys=keys)
-            dec_out = keras.layers.Concatenate()([dec_out, context])
-        if "combine" in lay:
-            dec_out = lay["combine"](dec_out)
-        return lay["logits"](lay["drop"](dec_out)), weights
+    def _attention_mask(self, grid: Any) -> Any:
+        return self.layers_["grid_mask"](grid)
 
     def _encoder_input(self) -> Any:
         import keras

@@ -20,8 +20,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.apps.text_generation.data import DataConfig
+from rnnzoo.apps.text_generation.model import TextGenerationTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.text_generation import DataConfig, TextGenerationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 

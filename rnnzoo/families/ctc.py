@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rnnzoo.apps.speech_recognition.data import DataConfig, write_wav
+from rnnzoo.apps.speech_recognition.model import SpeechRecognitionTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.speech_recognition import DataConfig, SpeechRecognitionTask, write_wav
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 

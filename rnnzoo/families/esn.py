@@ -31,10 +31,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rnnzoo.apps.forecasting.data import DataConfig, ForecastData, windows
+from rnnzoo.apps.forecasting.model import ForecastingTask
 from rnnzoo.config import rule
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.families.forecaster import synthetic_dataset as _series_csv
-from rnnzoo.tasks.forecasting import DataConfig, ForecastData, ForecastingTask, windows
 
 __all__ = ["DataConfig", "ModelConfig", "Task", "ridge_readout"]
 

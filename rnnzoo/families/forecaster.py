@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rnnzoo.apps.forecasting.data import DataConfig
+from rnnzoo.apps.forecasting.model import ForecastingTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.forecasting import DataConfig, ForecastingTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 

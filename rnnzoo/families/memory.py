@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.apps.long_dependency.data import COPY_CLASSES, DataConfig
+from rnnzoo.apps.long_dependency.model import LongDependencyTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.long_dependency import COPY_CLASSES, DataConfig, LongDependencyTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 

@@ -18,8 +18,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.apps.music_generation.data import NUM_KEYS, DataConfig
+from rnnzoo.apps.music_generation.model import MusicGenerationTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.music_generation import NUM_KEYS, DataConfig, MusicGenerationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
@@ -46,7 +47,7 @@ def state_names(cfg: ModelConfig) -> list[str]:
 
 class Task(MusicGenerationTask):
     """A music generator. ``generate(64, primer="in.mid", temperature=0.9, seed=0)`` returns a
-    piano roll ``[64, 88]``; ``rnnzoo.tasks.music_generation.write_midi`` writes it."""
+    piano roll ``[64, 88]``; ``rnnzoo.apps.music_generation.data.write_midi`` writes it."""
 
     def build_model(self) -> Any:
         import keras

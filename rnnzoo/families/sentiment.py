@@ -10,8 +10,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.apps.text_classification.data import DataConfig
+from rnnzoo.apps.text_classification.model import TextClassificationTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.text_classification import DataConfig, TextClassificationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 

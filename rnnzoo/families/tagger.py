@@ -13,8 +13,9 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.apps.token_classification.data import DataConfig
+from rnnzoo.apps.token_classification.model import TokenClassificationTask
 from rnnzoo.config import rule
-from rnnzoo.tasks.token_classification import DataConfig, TokenClassificationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 

@@ -9,7 +9,7 @@ Three Keras models share one set of layers:
   (logits [B,V], new states..., attention [B,S])``
 
 Data, ``translate``, evaluation, export and the runtime come from the ``translation`` task type,
-which decodes ``decoder_step`` with the samplers of ``rnnzoo.generation``; the ONNX bundle holds
+which decodes ``decoder_step`` with the samplers of ``rnnzoo.engines``; the ONNX bundle holds
 the same two graphs. ``attention: none`` gives the classic encoder-final-state seq2seq.
 """
 
@@ -19,9 +19,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
+from rnnzoo.apps.translation.model import DataConfig, TranslationTask
 from rnnzoo.config import rule
 from rnnzoo.families._attention_decoder import AttentionDecoderGraphs
-from rnnzoo.tasks.translation import DataConfig, TranslationTask
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
@@ -49,12 +49,6 @@ class ModelConfig:
     dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
 
 
-def key_dim(cfg: ModelConfig) -> int:
-    """Width of the projected attention keys: additive scores project to ``attention_units``,
-    multiplicative ones to the decoder's query width."""
-    return cfg.attention_units if cfg.attention == "additive" else cfg.decoder_units
-
-
 def state_names(cfg: ModelConfig) -> list[str]:
     per_layer = 2 if cfg.cell == "lstm" else 1
     return [f"state_{i}" for i in range(cfg.decoder_layers * per_layer)]
@@ -64,52 +58,36 @@ class Task(AttentionDecoderGraphs, TranslationTask):
     """A translator. ``translate(texts, beam=5)`` returns strings."""
 
     token_embedding = "tgt_emb"  # the decoder's token embedding in ``layers_``
-    encoder_name = "encoder"
     state_names = staticmethod(state_names)
-    key_dim = staticmethod(key_dim)
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self) -> Any:
+        """Embedding and (bi)recurrent encoder, its final states bridged to the decoder's
+        initial states; the decoder and its attention come from ``AttentionDecoderGraphs``."""
         import keras
 
-        from rnnzoo.layers import RecurrentStack, SequenceAttention, TokenMask
+        from rnnzoo.layers import RecurrentStack, TokenMask
 
         m = self.config.model
-        L = keras.layers
-        self.layers_: dict[str, Any] = {}
+        self.layers_: dict[str, Any] = {
+            "src_emb": keras.layers.Embedding(m.src_vocab_size, m.embedding_dim, mask_zero=True,
+                                              name="source_embedding"),
+            "encoder": RecurrentStack(m.encoder_units, cell=m.cell, num_layers=m.encoder_layers,
+                                      bidirectional=m.encoder_bidirectional, dropout=m.dropout,
+                                      return_sequences=True, return_state=True, name="encoder"),
+            "bridge": [keras.layers.Dense(m.decoder_units, activation="tanh", name=f"bridge_{i}")
+                       for i in range(len(state_names(m)))],
+            "tgt_emb": keras.layers.Embedding(m.tgt_vocab_size, m.embedding_dim, mask_zero=True,
+                                              name="target_embedding"),
+        }
+        self._decoder_layers(num_layers=m.decoder_layers, dropout=m.dropout)
         lay = self.layers_
-        lay["src_emb"] = L.Embedding(m.src_vocab_size, m.embedding_dim, mask_zero=True,
-                                     name="source_embedding")
-        lay["encoder"] = RecurrentStack(m.encoder_units, cell=m.cell,
-                                        num_layers=m.encoder_layers,
-                                        bidirectional=m.encoder_bidirectional, dropout=m.dropout,
-                                        return_sequences=True, return_state=True, name="encoder")
-        n_states = len(state_names(m))
-        lay["bridge"] = [L.Dense(m.decoder_units, activation="tanh", name=f"bridge_{i}")
-                         for i in range(n_states)]
-        lay["tgt_emb"] = L.Embedding(m.tgt_vocab_size, m.embedding_dim, mask_zero=True,
-                                     name="target_embedding")
-        lay["decoder"] = RecurrentStack(m.decoder_units, cell=m.cell,
-                                        num_layers=m.decoder_layers, dropout=m.dropout,
-                                        return_sequences=True, return_state=True, name="decoder")
-        if m.attention != "none":
-            lay["attention"] = SequenceAttention(m.attention_units, score=m.attention,
-                                                 name="attention")
-        out_units = m.output_units or m.decoder_units
-        if m.attention != "none" or out_units != m.decoder_units:
-            lay["combine"] = L.Dense(out_units, activation="tanh", name="combine")
-        lay["drop"] = L.Dropout(m.dropout, name="output_dropout")
-        lay["emb_drop"] = L.Dropout(m.dropout, name="embedding_dropout")
-        lay["logits"] = L.Dense(m.tgt_vocab_size, name="logits", dtype="float32")
+        lay["emb_drop"] = keras.layers.Dropout(m.dropout, name="embedding_dropout")
+        lay["logits"] = keras.layers.Dense(m.tgt_vocab_size, name="logits", dtype="float32")
         lay["src_mask"] = TokenMask(name="source_mask")
-
         src = keras.Input((None,), dtype="int32", name="source")
         tgt = keras.Input((None,), dtype="int32", name="target_in")
-        enc_out, init = self._encode(src)
-        x = lay["emb_drop"](lay["tgt_emb"](tgt))
-        dec_out, _ = lay["decoder"](x, initial_state=init)
-        logits, _ = self._head(dec_out, enc_out, lay["src_mask"](src))
-        return keras.Model([src, tgt], logits, name=self.config.name)
+        return self._teacher_forcing([src, tgt], src, tgt)
 
     def _encode(self, src: Any) -> tuple[Any, list]:
         m = self.config.model
@@ -130,18 +108,11 @@ class Task(AttentionDecoderGraphs, TranslationTask):
             init.append(bridge(joined))
         return enc_out, init
 
-    def _head(self, dec_out: Any, enc_out: Any, src_mask: Any, keys: Any = None
-              ) -> tuple[Any, Any]:
-        import keras
+    def _memory_extras(self, src: Any) -> list:
+        return [self.layers_["src_mask"](src)]
 
-        lay = self.layers_
-        weights = None
-        if "attention" in lay:
-            context, weights = lay["attention"](dec_out, enc_out, src_mask, keys=keys)
-            dec_out = keras.layers.Concatenate()([dec_out, context])
-        if "combine" in lay:
-            dec_out = lay["combine"](dec_out)
-        return lay["logits"](lay["drop"](dec_out)), weights
+    def _attention_mask(self, memory: Any, src_mask: Any) -> Any:
+        return src_mask
 
     def _encoder_input(self) -> Any:
         import keras

@@ -1,4 +1,5 @@
-"""Layers and the loss of CTC models (``ctc`` family, ``speech-recognition`` task).
+"""Layers, the loss and the training batches of CTC models (``ctc`` family,
+``speech-recognition`` task; any CTC application).
 
 The model's output carries its own frame count: valid frames hold log-probabilities (every row
 sums below 0) and padded frames hold exact zeros, so the loss reads the output lengths from the
@@ -7,9 +8,13 @@ output itself and Keras and ONNX agree on every position of a padded batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
+
+from rnnzoo.engines.ctc import ctc_training_batches
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
@@ -70,3 +75,21 @@ class CTCLoss(keras.losses.Loss):
         y_pred = ops.cast(y_pred, "float32")
         frames = ops.sum(ops.cast(ops.less(ops.sum(y_pred, axis=-1), 0.0), "int32"), axis=1)
         return ops.ctc_loss(labels, y_pred, label_length, frames, mask_index=0)
+
+
+def ctc_dataset(feats: Sequence[np.ndarray], labels: Sequence[np.ndarray], batch_size: int,
+                shuffle: bool, seed: int) -> tuple[Any, int]:
+    """``(tf.data of ((features [B, T, F], mask [B, T]), labels [B, L] padded with -1),
+    batches per epoch)`` over :func:`rnnzoo.engines.ctc.ctc_training_batches`: inputs of
+    similar length batched together (a fresh jitter and batch order every epoch when
+    ``shuffle``)."""
+    import tensorflow as tf
+
+    n_batches = -(-len(feats) // batch_size)
+    n_features = feats[0].shape[1]
+    sig = ((tf.TensorSpec([None, None, n_features], tf.float32),
+            tf.TensorSpec([None, None], tf.float32)), tf.TensorSpec([None, None], tf.int32))
+    batches = ctc_training_batches(feats, labels, batch_size, shuffle, seed)
+    ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(2), n_batches

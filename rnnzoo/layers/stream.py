@@ -5,8 +5,8 @@ the end of segment k is the initial state of segment k+1 (gradients stop at the 
 own ``stateful=True`` fixes the batch size in the model's input, which the exported graphs must
 not have; here the carried states live in variables held *outside* the layer's weights (they are
 not saved, not exported, not in checkpoints), attached only while the training loop runs
-(``rnnzoo.tasks.text_generation.TextGenerationTask.fit``). Without them the layer is exactly a
-``RecurrentStack`` with ``return_state=True``.
+(``rnnzoo.apps.text_generation.model.TextGenerationTask.fit``). Without them the layer is
+exactly a ``RecurrentStack`` with ``return_state=True``.
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ def crf_log_partition(emissions: Any, mask: Any, transitions: Any, start: Any, e
 
 def crf_decode(emissions: Any, mask: Any, transitions: Any, start: Any, end: Any) -> Any:
     """Viterbi: the best tag path per sequence, [batch, time] int32 (padded steps repeat the
-    last valid tag). The runtime's numpy decoder (``rnnzoo.tasks.token_classification``)
-    computes the same paths."""
+    last valid tag). The runtime's numpy decoder
+    (``rnnzoo.apps.token_classification.inference.viterbi``) computes the same paths."""
     emissions = ops.cast(emissions, "float32")
     xs = _time_major(emissions, mask)
     num_tags = ops.shape(emissions)[-1]

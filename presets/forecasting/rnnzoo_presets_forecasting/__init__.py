@@ -1,3 +1,5 @@
-"""Preset directories of rnnzoo's forecasting application (data only: rnnzoo locates this folder
-through the ``rnnzoo.presets`` entry point without importing it, and verifies every file's
-sha256 before loading anything)."""
+"""Preset directories of rnnzoo's forecasting application.
+
+Data only: rnnzoo locates this folder through the ``rnnzoo.presets`` entry point without
+importing it, and verifies every file's sha256 before loading anything.
+"""

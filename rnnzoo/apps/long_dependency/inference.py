@@ -1,0 +1,101 @@
+"""Long-dependency problems, the user calls: ``solve(x)`` (alias ``predict``; adding: sums
+``[n]``; copy: digits ``[n, T+20]``) and ``evaluate(x, references)``, written once over both
+backends, and the onnxruntime runtime (``RUNTIME_CLASS``). One exported graph: float ``x
+[batch, time, features]`` -> ``y``. TF-free.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from typing import Any
+
+import numpy as np
+
+from rnnzoo.apps.long_dependency.data import (
+    ADDING_BASELINE,
+    COPY_DIGITS,
+    PROBLEMS,
+    LongDependencyPreprocessor,
+    copy_baseline,
+    features,
+)
+from rnnzoo.errors import DataError, short_repr
+from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
+
+
+# -- the user call, once for Keras and the runtime --------------------------------------------
+class _Solver(abc.ABC):
+    preprocessor: LongDependencyPreprocessor
+
+    @abc.abstractmethod
+    def _outputs(self, feats: np.ndarray) -> np.ndarray:
+        """The model's raw output for float features ``[n, time, features]``."""
+
+    @property
+    def problem(self) -> str:
+        return self.preprocessor.problem
+
+    def predict_raw(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Model outputs: adding ``[n, 1]`` sums; copy ``[n, time, 10]`` probabilities."""
+        feats = features(self.problem, x)
+        batch_size = check_count("batch_size", batch_size)
+        parts = [np.asarray(self._outputs(feats[i:i + batch_size]), np.float32)
+                 for i in range(0, len(feats), batch_size)]
+        return np.concatenate(parts)
+
+    def solve(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """The user call (``rnnzoo solve``). Adding: the predicted sums ``[n]``; copy: the
+        predicted digit at every step ``[n, T+20]``."""
+        out = self.predict_raw(x, batch_size)
+        return out[:, 0] if self.problem == "adding" else out.argmax(-1).astype(np.int32)
+
+    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """The same as :meth:`solve`."""
+        return self.solve(x, batch_size)
+
+    def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
+        """The problem's metrics against references in the form ``predict`` returns them
+        (adding: sums ``[n]``; copy: digits ``[n, T+20]``): see :meth:`score`."""
+        return self.score(x, y, batch_size)
+
+    def score(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
+        """The problem's loss against targets ``y``, with its memoryless baseline."""
+        out = self.predict_raw(x, batch_size)
+        y = np.asarray(y)
+        if len(y) != len(out):
+            raise DataError(f"score: {len(out)} inputs but {len(y)} targets")
+        n = len(out)
+        if self.problem == "adding":
+            mse = float(np.mean((out[:, 0] - y.reshape(n)) ** 2))
+            length = out.shape[0] and np.asarray(x).shape[1]
+            return {"problem": "adding", "T": int(length), "examples": n, "mse": mse,
+                    "loss": mse, "baseline": ADDING_BASELINE}
+        probs = np.clip(out, 1e-12, 1.0)
+        y = y.astype(np.int64)
+        nll = -np.log(np.take_along_axis(probs, y[..., None], -1)[..., 0])
+        pred = out.argmax(-1)
+        tail = slice(-COPY_DIGITS, None)
+        length = out.shape[1] - 2 * COPY_DIGITS
+        return {"problem": "copy", "T": int(length), "examples": n, "loss": float(nll.mean()),
+                "recall_accuracy": float((pred[:, tail] == y[:, tail]).mean()),
+                "baseline": copy_baseline(length)}
+
+
+class LongDependencyRuntime(_Solver, BundleRuntime):
+    """``predict(x)`` for a long-dependency bundle, with onnxruntime and numpy only."""
+
+    def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        problem = self.manifest.get("preprocessing", {}).get("problem")
+        if problem not in PROBLEMS:
+            raise BundleError(f"{self.path}: preprocessing.problem must be one of "
+                              f"{', '.join(PROBLEMS)}, found {short_repr(problem)}; re-export "
+                              "the bundle")
+        self.preprocessor = LongDependencyPreprocessor(problem)
+
+    def _outputs(self, feats: np.ndarray) -> np.ndarray:
+        return self.run("model", {"x": feats})["y"]
+
+
+RUNTIME_CLASS = LongDependencyRuntime

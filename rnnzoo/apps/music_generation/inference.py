@@ -1,0 +1,248 @@
+"""Music generation inference: ``generate``, ``frame_probabilities`` and ``nll`` written once
+over both backends, and the onnxruntime model (``RUNTIME_CLASS``). TF-free.
+
+The model predicts frame ``t`` from an all-zero *start frame* and frames ``< t`` with 88
+independent sigmoids, so it both scores music (frame NLL, the published metric) and generates
+it (Bernoulli per key, with temperature and a seed). User call (Keras and runtime alike):
+``generate(steps, primer=, temperature=, seed=)``. Two graphs: ``model`` (frames ``[B, T, 88]``
+float32 -> ``logits [B, T, 88]``, for scoring) and ``decoder`` (one step: ``frame`` int32
+multi-hot ``[B, 88]`` and the recurrent states -> ``logits``, ``new_<state>``), driven by the
+primed sampling loop of ``rnnzoo.engines.primed`` (the one the character language models use)
+over ``rnnzoo.engines.decoding.graph_step``, so the Keras model and the onnxruntime bundle share
+it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rnnzoo.apps.music_generation.data import (
+    NUM_KEYS,
+    MusicPreprocessor,
+    _check_roll,
+    pitches_to_roll,
+    read_midi,
+    roll_to_pitches,
+    wav_bytes,
+    write_midi,
+)
+from rnnzoo.data.batching import length_sorted_batches
+from rnnzoo.engines.decoding import StepFn
+from rnnzoo.engines.primed import (
+    BundleStates,
+    PrimedGenerator,
+    generation_request,
+    prime_steps,
+    sample_primed,
+)
+from rnnzoo.errors import ConfigError, DataError
+from rnnzoo.export.bundle import BundleRuntime
+
+DEFAULT_STEPS = 64
+
+
+def frame_nll(logits: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood in nats of each frame: binary cross-entropy summed over the 88
+    keys, from logits (``softplus(z) - y z``, exact where sigmoid probabilities round to 0/1)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(frames, dtype=np.float64)
+    return (np.logaddexp(0.0, z) - y * z).sum(axis=-1)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def sample_keys(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
+    """One Bernoulli draw per key from ``sigmoid(logits / temperature)`` (int32 0/1);
+    ``temperature=0`` keeps the keys with probability > 0.5. A uniform number is drawn per key
+    at every temperature, so the random stream (and a seed's output) is the same for Keras and
+    the runtime."""
+    u = rng.random(np.shape(logits))
+    z = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return (z > 0).astype(np.int32)
+    return (u < _sigmoid(z / temperature)).astype(np.int32)
+
+
+def sample_frames(step: StepFn, state: dict, feed: np.ndarray, steps: int, temperature: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The primed generation loop over a ``graph_step`` step function: feed the ``[B, P, 88]``
+    frames (start frame and primer) one at a time, then sample ``steps`` frames, each fed back
+    (``rnnzoo.engines.primed``). Returns int32 ``[B, steps, 88]``."""
+    logits, state = prime_steps(step, state, feed)
+    return sample_primed(step, state, logits, steps,
+                         lambda z, rng: sample_keys(z, temperature, rng), rng)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_temperature(value: Any) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        raise DataError(f"temperature: expected a number >= 0 (1 = the model's probabilities, "
+                        f"0 = the most likely frame), got {value!r}")
+    return float(value)
+
+
+class _MusicGenerator(PrimedGenerator):
+    """``generate``, ``frame_probabilities`` and ``nll``, written once over a
+    :class:`GraphRunner` (Keras graphs or an onnxruntime bundle)."""
+
+    preprocessor: MusicPreprocessor
+
+    def as_roll(self, piece: Any, where: str = "primer") -> np.ndarray:
+        """A uint8 roll ``[T, 88]`` from a roll, a list of pitch lists, or a MIDI file path
+        (read at this model's ``steps_per_quarter``, every pitched instrument)."""
+        if isinstance(piece, (str, os.PathLike)):
+            return read_midi(piece, self.preprocessor.steps_per_quarter)
+        if isinstance(piece, (list, tuple)) and not (
+                piece and all(isinstance(r, (list, tuple, np.ndarray)) and len(r) == NUM_KEYS
+                              for r in piece)):
+            return pitches_to_roll(list(piece), where)
+        return _check_roll(piece, where)
+
+    def _logits(self, pieces: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """For each piece, ``[T, 88]`` logits of frame t given the start frame and frames < t
+        (one ``model`` graph call per batch of similar lengths)."""
+        runner = self._runner()
+        inputs = [np.concatenate([np.zeros((1, NUM_KEYS), np.float32),
+                                  np.asarray(p[:-1], np.float32)]) for p in pieces]
+        out: list[Any] = [None] * len(pieces)
+        for idx, batch in length_sorted_batches(inputs, batch_size, dtype=np.float32):
+            logits = runner.run("model", {"frames": batch})["logits"]
+            for row, i in enumerate(idx):
+                out[i] = np.asarray(logits[row, : len(inputs[i])])
+        return out
+
+    def frame_probabilities(self, piece: Any) -> np.ndarray:
+        """float32 ``[T, 88]``: row t is P(key on at step t | start frame, steps < t)."""
+        roll = self.as_roll(piece, "piece")
+        return _sigmoid(self._logits([roll])[0]).astype(np.float32)
+
+    def nll(self, pieces: Sequence[Any], batch_size: int = 32) -> dict:
+        """Frame NLL as published: binary cross-entropy summed over the 88 keys, averaged over
+        every predicted frame (frames 1..T-1 of each piece, frame 0 being the context)."""
+        rolls = [self.as_roll(p, f"piece {i}") for i, p in enumerate(pieces)]
+        if not rolls:
+            raise DataError("nothing to score: no pieces")
+        total, frames = 0.0, 0
+        for roll, logits in zip(rolls, self._logits(rolls, batch_size)):
+            total += float(frame_nll(logits[1:], roll[1:]).sum())
+            frames += len(roll) - 1
+        if not frames:
+            raise DataError("nothing to score: every piece has a single frame")
+        return {"nll": total / frames, "frames": frames, "pieces": len(rolls)}
+
+    def evaluate(self, pieces: Sequence[Any], references: Sequence[Any] | None = None,
+                 batch_size: int = 32) -> dict:
+        """The task's metrics on ``pieces`` (rolls, pitch lists or MIDI paths): frame NLL, as
+        ``nll``. A piece is its own reference (frame t is predicted from frames < t), so
+        ``references`` is accepted only as the same pieces, for the shared
+        ``evaluate(inputs, references)`` shape."""
+        if references is not None and references is not pieces:
+            rolls = [self.as_roll(p, f"piece {i}") for i, p in enumerate(pieces)]
+            refs = [self.as_roll(p, f"reference {i}") for i, p in enumerate(references)]
+            if len(rolls) != len(refs) or not all(np.array_equal(a, b)
+                                                  for a, b in zip(rolls, refs)):
+                raise DataError("evaluate: a music model scores pieces against themselves "
+                                "(frame t from frames < t); call evaluate(pieces)")
+        return self.nll(pieces, batch_size=batch_size)
+
+    def generate(self, steps: int = DEFAULT_STEPS, primer: Any = None, temperature: float = 1.0,
+                 seed: int | None = None, include_primer: bool = False,
+                 num_samples: int | None = None) -> np.ndarray:
+        """Sample ``steps`` frames (uint8 roll ``[steps, 88]``; ``[num_samples, steps, 88]``
+        when ``num_samples`` is given), Bernoulli per key at ``temperature`` from
+        ``np.random.default_rng(seed)``, after the start frame and the ``primer`` (a roll, pitch
+        lists or a MIDI file). The primer is returned too only with ``include_primer``."""
+        steps = _check_int("steps", steps, 1)
+        temperature = _check_temperature(temperature)
+        n = 1 if num_samples is None else _check_int("num_samples", num_samples, 1)
+        prime = (np.zeros((0, NUM_KEYS), np.uint8) if primer is None
+                 else self.as_roll(primer))
+        feed = np.concatenate([np.zeros((1, NUM_KEYS), np.int32), prime.astype(np.int32)])
+        feed = np.ascontiguousarray(np.broadcast_to(feed, (n, *feed.shape)))
+        rng = np.random.default_rng(seed)
+        out = sample_frames(self._decoder_step(), self.initial_state(n), feed, steps,
+                            temperature, rng)
+        out = out.astype(np.uint8)
+        if include_primer:
+            out = np.concatenate([np.broadcast_to(prime, (n, *prime.shape)), out], axis=1)
+        return out[0] if num_samples is None else out
+
+
+class MusicGeneratorRuntime(BundleStates, _MusicGenerator, BundleRuntime):
+    """``generate(steps, primer=, temperature=, seed=)`` for a music bundle with onnxruntime and
+    numpy only: ``decoder_model.onnx`` once per frame, ``model.onnx`` for scoring, the same
+    sampling loop and random stream as the Keras model."""
+
+    def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        pre = self.manifest["preprocessing"]
+        self.preprocessor = MusicPreprocessor(int(pre["steps_per_quarter"]), pre.get("program"))
+        self.name = self.entry
+
+    # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
+    serve_options: ClassVar[dict[str, Any]] = {"audio": False}
+    serve_demo: ClassVar[dict[str, Any]] = {
+        "input": "json", "options": {},
+        "example": {"steps": 32, "temperature": 1.0, "seed": 0, "primer": [[60, 64, 67], [62]]}}
+    SERVE_MAX_STEPS: ClassVar[int] = 1024
+
+    def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
+        """One generated piece per instance, an object with ``generate``'s arguments
+        (``steps``, ``temperature``, ``seed``, ``primer`` as pitch lists) and/or
+        ``primer_midi_base64``: ``{"pitches": [[...] per step], "steps_per_quarter",
+        "midi_base64"}``, plus ``wav_base64`` (an 11.025 kHz rendering) with ``"audio": true``."""
+        import base64
+        import tempfile
+
+        audio = options.get("audio", False)
+        if not isinstance(audio, bool):
+            raise ConfigError(f"audio: expected true or false, found {audio!r}")
+        spq = self.preprocessor.steps_per_quarter
+        out = []
+        for i, item in enumerate(instances):
+            where = f"instances[{i}]"
+            known = {"steps", "temperature", "seed", "primer", "primer_midi_base64"}
+            item = generation_request(item, where, known, '{"steps": 32, "seed": 0}',
+                                      DEFAULT_STEPS, self.SERVE_MAX_STEPS)
+            args = {k: item[k] for k in ("steps", "temperature", "seed") if k in item}
+            with tempfile.TemporaryDirectory() as tmp:
+                primer = item.get("primer")
+                if item.get("primer_midi_base64") is not None:
+                    try:
+                        data = base64.b64decode(item["primer_midi_base64"], validate=True)
+                    except (ValueError, TypeError):
+                        raise DataError(f"{where}: primer_midi_base64 is not base64") from None
+                    primer = Path(tmp) / "primer.mid"
+                    primer.write_bytes(data)
+                try:
+                    roll = self.generate(primer=primer, **args)
+                except DataError as exc:  # name the field, not the temporary file
+                    if not isinstance(primer, Path):
+                        raise
+                    raise DataError(f"{where}: primer_midi_base64: "
+                                    f"{str(exc).replace(str(primer), 'the file')}") from None
+                midi = write_midi(roll, Path(tmp) / "out.mid", steps_per_quarter=spq)
+                piece = {"pitches": roll_to_pitches(roll), "steps_per_quarter": spq,
+                         "midi_base64": base64.b64encode(midi.read_bytes()).decode("ascii")}
+            if audio:
+                wav = wav_bytes(roll, steps_per_quarter=spq, sample_rate=11025)
+                piece["wav_base64"] = base64.b64encode(wav).decode("ascii")
+            out.append(piece)
+        return out
+
+
+RUNTIME_CLASS = MusicGeneratorRuntime

@@ -1,0 +1,76 @@
+"""``rnnzoo predict`` and ``rnnzoo evaluate`` for text classifiers: the verb's arguments and
+output, the evaluation report (through the model's public ``evaluate``, so Keras and ONNX
+take one path), example inputs for the harness. TF-free."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rnnzoo.apps._classification import (
+    INT8_MAX_LOSS,
+    add_input_arguments,
+    split_report,
+    verb_inputs,
+)
+from rnnzoo.apps.text_classification.data import TextClassificationData
+from rnnzoo.errors import DataError
+from rnnzoo.metrics import format_report as _format_classification
+
+VERB = "predict"
+#: The metric a preset of this application is known by (``rnnzoo list``, cards, the harness),
+#: and whether higher is better.
+HEADLINE = ("accuracy", "max")
+#: How much of the headline an int8 bundle may lose against fp32 (the int8 acceptance rule).
+INT8_TOLERANCE = {"absolute": INT8_MAX_LOSS}
+
+
+def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser, "texts to classify", "a UTF-8 text file, one input per line")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def run_verb(model: Any, args: argparse.Namespace) -> int:
+    """Print the label and its probability per text (``--json``: every class's)."""
+    texts = verb_inputs(args, 'nothing to predict: pass texts ("a great film") or --file FILE')
+    pred = model.predict(texts)
+    names = model.label_names
+    for text, label, probs in zip(texts, pred.labels, pred.probs):
+        if args.json:
+            print(json.dumps({"text": text, "label": label,
+                              "probs": {n: round(float(p), 6) for n, p in zip(names, probs)}},
+                             ensure_ascii=False))
+        else:
+            print(f"{label:<10} {float(probs.max()):.3f}  {text}")
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options beyond the common ones."""
+    return None
+
+
+def evaluate_reports(model: Any, data: TextClassificationData, split: str,
+                     options: dict[str, Any]) -> list[dict]:
+    """Accuracy, macro-F1 and the confusion matrix on a split; the data's classes must be the
+    model's (never a silent remap)."""
+    def same_classes() -> None:
+        if list(data.label_names) != list(model.label_names):
+            raise DataError(f"{data.description}: classes {data.label_names} differ from the "
+                            f"model's {model.label_names}")
+
+    return [split_report(model, data, split, options.get("limit"), check=same_classes)]
+
+
+def format_report(report: dict) -> str:
+    return _format_classification(report)
+
+
+def example_inputs() -> list:
+    return ["the movie was good", "a really bad plot", "a", ""]
+
+
+def example_outputs(model: Any, inputs: list) -> Any:
+    pred = model.predict(inputs)
+    return {"labels": pred.labels, "probs": pred.probs.tolist()}

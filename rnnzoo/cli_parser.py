@@ -1,0 +1,287 @@
+"""The ``rnnzoo`` command line's arguments: one function per command group declares its
+subcommands and options. What each command does is in ``rnnzoo.cli`` (its ``cmd_*`` functions,
+passed in as ``on``), so this module imports nothing of the zoo but the task types' CLI adapters.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Handlers = Mapping[str, Callable[[argparse.Namespace], int]]
+
+
+def add_trained_model_args(p: argparse.ArgumentParser) -> None:
+    """NAME plus where its trained weights are: a preset (NAME itself: entry.tag, a preset
+    directory, archive or URL), or an entry with a run directory or a weights file."""
+    p.add_argument("name", help="a preset (e.g. sentiment_bilstm.sst2, a directory, an archive "
+                   "or a URL), or an entry name with --run/--weights")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--run", metavar="DIR", help="run or preset directory")
+    g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
+
+
+def _add_catalogue_commands(sub: Any, on: Handlers) -> None:
+    p = sub.add_parser("list", help="list zoo models", description="List zoo models.")
+    p.add_argument("pattern", nargs="*", help="glob(s), e.g. 'sentiment_*'")
+    p.add_argument("--task", help="only this task, e.g. text-classification")
+    p.add_argument("--pretrained", action="store_true", help="list pretrained presets")
+    p.set_defaults(func=on["list"])
+
+    p = sub.add_parser("info", help="show a model's config", description="Show a model's config.")
+    p.add_argument("name")
+    p.set_defaults(func=on["info"])
+
+
+def _add_training_commands(sub: Any, on: Handlers) -> None:
+    p = sub.add_parser(
+        "train", help="train or fine-tune a model",
+        description="Train a zoo model with the shared loop. Running the same command again on "
+        "an unfinished --out directory resumes it.",
+    )
+    p.add_argument("name")
+    p.add_argument("--data", required=True, help="dataset folder or file (see README)")
+    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--learning-rate", dest="learning_rate", type=float)
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"])
+    p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--diagnose", nargs="?", type=int, const=100, metavar="N",
+                   help="gradient diagnostics every N steps (default 100): norms per layer, "
+                   "clipping, ||dL/dh_t|| -> RUN/diagnostics.{json,png}")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set units=64 (repeatable)")
+    p.add_argument("--init-from", dest="init_from", metavar="DIR",
+                   help="fine-tune: start from this run/preset's architecture, weights and "
+                   "vocabulary (other labels in --data get a new head)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="at most N examples per split (a seeded sample): quick trials")
+    p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=on["train"])
+
+    p = sub.add_parser(
+        "launch", help="run a command as N local MultiWorkerMirroredStrategy workers",
+        description="Start N workers of one TF_CONFIG cluster on 127.0.0.1 (local testing; on a "
+        "real cluster each host runs the same command with its own TF_CONFIG), e.g. "
+        "rnnzoo launch --workers 2 -- rnnzoo train sentiment_gru --data D --out RUN "
+        "--strategy multiworker. Stops all workers when one fails, on Ctrl-C or timeout.",
+    )
+    p.add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
+    p.add_argument("--port-base", dest="port_base", type=int,
+                   help="first port (default: free ports)")
+    p.add_argument("--log-dir", dest="log_dir", metavar="DIR",
+                   help="worker-<i>.log files go here (default: a new temporary directory)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop all workers after S seconds")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    p.set_defaults(func=on["launch"])
+
+
+def _add_preset_commands(sub: Any, on: Handlers) -> None:
+    p = sub.add_parser(
+        "finetune", help="fine-tune a preset on your data into a new preset",
+        description="Fine-tune a preset with the shared loop; labels that differ from the "
+        "preset's get a new head. Writes a new preset (weights, metadata with dev metrics "
+        "measured on what is saved, model card) to --out.",
+    )
+    p.add_argument("preset", help="preset name, directory, archive or URL")
+    p.add_argument("--data", required=True, help="dataset folder or file")
+    p.add_argument("--out", required=True, help="the new preset directory")
+    p.add_argument("--tag", default="finetuned", help="the new preset is ENTRY.TAG")
+    p.add_argument("--freeze-backbone", dest="freeze_backbone", action="store_true",
+                   help="train only the new head")
+    p.add_argument("--run-dir", dest="run_dir", help="run directory (default: OUT-run)")
+    p.add_argument("--data-license", dest="data_license", default="unknown")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--learning-rate", dest="learning_rate", type=float)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-onnx", dest="no_onnx", action="store_true",
+                   help="do not build the preset's ONNX bundles")
+    p.set_defaults(func=on["finetune"])
+
+    p = sub.add_parser(
+        "save-preset", help="save a trained run as a preset with measured metrics",
+        description="Write a run directory as a preset: weights (float16 by default), metadata "
+        "with the metrics measured on the saved weights, a model card and sha256 checksums.",
+    )
+    p.add_argument("name", help="ENTRY.TAG, e.g. sentiment_bilstm.sst2")
+    p.add_argument("--run", required=True, help="the trained run directory")
+    p.add_argument("--data", required=True, help="the data the metrics are measured on")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--out", required=True)
+    p.add_argument("--storage", choices=["float16", "float32"], default="float16")
+    p.add_argument("--dataset", help="dataset description (default: from the run)")
+    p.add_argument("--data-license", dest="data_license", required=True)
+    p.add_argument("--training-command", dest="training_command")
+    p.add_argument("--wall-time", dest="wall_time", type=float, help="training wall time, s")
+    p.add_argument("--description")
+    p.add_argument("--tradeoffs")
+    p.add_argument("--notes")
+    p.add_argument("--published", action="append", metavar="NAME=VALUE")
+    p.add_argument("--check-limit", dest="check_limit", type=int,
+                   help="also record the metric on the first N examples (re-measured in CI)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-onnx", dest="no_onnx", action="store_true",
+                   help="do not build the validated ONNX bundles (onnx/fp32, onnx/int8)")
+    p.add_argument("--no-int8", dest="no_int8", action="store_true",
+                   help="build only the fp32 bundle")
+    p.set_defaults(func=on["save-preset"])
+
+    p = sub.add_parser(
+        "preset-bundle", help="add validated ONNX bundles to an existing preset",
+        description="Export a preset's stored weights to ONNX (fp32, and int8 when it passes "
+        "the task's acceptance rule on --data), validate them against Keras, and write the "
+        "preset with onnx/ added (metadata, model card and checksums updated) to --out; "
+        "--out may be the preset's own directory with --overwrite.",
+    )
+    p.add_argument("preset", help="preset name, directory, archive or URL")
+    p.add_argument("--out", required=True, help="the preset directory to write")
+    p.add_argument("--data", help="data to compare int8 against fp32 on (the task's metric)")
+    p.add_argument("--no-int8", dest="no_int8", action="store_true",
+                   help="build only the fp32 bundle")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=on["preset-bundle"])
+
+
+def _add_task_commands(sub: Any, on: Handlers) -> None:
+    """``evaluate`` (with every task type's options) and one command per task-type verb."""
+    from rnnzoo.apps import app_cli, known_task_types
+
+    clis = {t: app_cli(t) for t in known_task_types()}
+    p = sub.add_parser("evaluate", help="a trained model's metrics on a dataset",
+                       description="Score a trained model on a split of a dataset; --split all "
+                       "scores a whole held-out file.")
+    add_trained_model_args(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", choices=["dev", "test", "train", "all"], default="dev",
+                   help="which part of the data (translators: the grouped test split is "
+                   "'test'; 'all': the whole file)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="score only the first N examples of the split (quick trials)")
+    p.add_argument("--backend", choices=["onnx", "keras"],
+                   help="keras (default with the train extra) or the preset's ONNX bundle "
+                   "(default without it)")
+    for cli in clis.values():
+        cli.add_evaluate_arguments(p)
+    p.set_defaults(func=on["evaluate"])
+
+    verbs: dict[str, list] = {}
+    for task, cli in clis.items():
+        verbs.setdefault(cli.VERB, []).append((task, cli))
+    for verb, owners in verbs.items():
+        tasks = ", ".join(task for task, _ in owners)
+        # Task types sharing a verb (music and text generation) may declare the same option.
+        p = sub.add_parser(verb, help=f"run a trained {tasks} model",
+                           description=f"{verb.capitalize()} with a trained {tasks} model.",
+                           conflict_handler="resolve")
+        add_trained_model_args(p)
+        for _, cli in owners:
+            cli.add_verb_arguments(p)
+        p.add_argument("--backend", choices=["onnx", "keras"],
+                       help="onnx: the preset's validated ONNX bundle through onnxruntime, no "
+                       "TensorFlow (default for presets that carry one); keras: the Keras model "
+                       "(train extra)")
+        p.add_argument("--int8", action="store_true",
+                       help="run the preset's int8 ONNX bundle (faster, validated against fp32)")
+        p.set_defaults(func=on["verb"])
+
+
+def _add_export_command(sub: Any, on: Handlers) -> None:
+    p = sub.add_parser(
+        "export", help="export a trained model to an ONNX bundle",
+        description="Export a trained model to an ONNX bundle with fused recurrent operators, "
+        "validated against Keras (onnx.checker, no Loop, parity at several shapes).",
+    )
+    add_trained_model_args(p)
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--quantize", choices=["int8"], help="also write OUT-int8 (dynamic int8)")
+    p.add_argument("--data", help="labelled data to compare int8 accuracy against fp32")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--strict", action="store_true",
+                   help="fail if a recurrent layer cannot be fused (instead of a Loop + warning)")
+    p.add_argument("--no-validate", dest="no_validate", action="store_true",
+                   help="skip parity checks (not recommended)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=on["export"])
+
+
+def _add_diagnose_command(sub: Any, on: Handlers) -> None:
+    p = sub.add_parser(
+        "diagnose", help="gradient flow through time of a trained model",
+        description="Temporal gradient profile ||dL/dh_t||, effective memory length, gate "
+        "saturation (LSTM/GRU), spectral radius and singular values of every recurrent matrix, "
+        "on a probe batch of --data; JSON and PNG plots with --out.",
+    )
+    add_trained_model_args(p)
+    p.add_argument("--data", required=True, help="dataset the probe batch is drawn from")
+    p.add_argument("--split", choices=["dev", "train"], default="dev")
+    p.add_argument("--probe-size", dest="probe_size", type=int, default=32,
+                   help="examples in the probe batch (default 32)")
+    p.add_argument("--out", metavar="DIR", help="write report.json and the plots here")
+    p.set_defaults(func=on["diagnose"])
+
+
+def _add_serve_command(sub: Any, on: Handlers) -> None:
+    p = sub.add_parser(
+        "serve", help="serve presets/bundles over HTTP (v1 predict, v2 infer, demo page)",
+        description="Serve presets or ONNX bundles with onnxruntime (no TensorFlow): "
+        "POST /v1/models/NAME:predict with {\"instances\": [...]}, the Open Inference Protocol "
+        "v2 at /v2/..., a demo page at /, /openapi.json. Needs the serve extra: "
+        'pip install "rnnzoo[serve]".')
+    p.add_argument("models", nargs="+", metavar="PRESET_OR_BUNDLE",
+                   help="a preset (name, directory, archive, URL) or a bundle directory; "
+                   "NAME=SOURCE names it in the URLs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="runtime calls in flight per model and process (default 1)")
+    p.add_argument("--no-batching", dest="no_batching", action="store_true",
+                   help="one runtime call per request (no merging of concurrent requests)")
+    p.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=64,
+                   help="instances per merged runtime call (default 64)")
+    p.add_argument("--max-delay-ms", dest="max_delay_ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (default 0: batches form "
+                   "while the previous one runs)")
+    p.add_argument("--max-queue", dest="max_queue", type=int, default=1024,
+                   help="instances waiting per model before answering 503 (default 1024)")
+    p.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, default=1 << 20,
+                   help="largest request body (default 1 MiB; larger: 413)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="which of a preset's bundles to serve (default fp32)")
+    p.add_argument("--intra-op-threads", dest="intra_op_threads", default="1",
+                   help="onnxruntime threads per runtime call: N, or 'auto' (1 below 8 rows, "
+                   "every granted core from 8: merged batches use them; default 1)")
+    p.set_defaults(func=on["serve"])
+
+
+def build_parser(on: Handlers) -> argparse.ArgumentParser:
+    """The ``rnnzoo`` parser; ``on`` maps each command (``"verb"``: every task-type verb) to the
+    function ``main`` runs for it (``rnnzoo.cli``'s ``cmd_*``)."""
+    parser = argparse.ArgumentParser(
+        prog="rnnzoo",
+        description="A model zoo of recurrent networks: list models, train, evaluate, run and "
+        "export them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_catalogue_commands(sub, on)
+    _add_training_commands(sub, on)
+    _add_task_commands(sub, on)
+    _add_preset_commands(sub, on)
+    _add_export_command(sub, on)
+    _add_diagnose_command(sub, on)
+    _add_serve_command(sub, on)
+    for command in sub.choices.values():  # every command that reads a trained model
+        command.add_argument("--verbose", action="store_true",
+                             help="show TensorFlow/Keras log lines and warnings")
+        if {a.dest for a in command._actions} & {"run", "weights", "init_from"}:
+            command.add_argument(
+                "--no-verify", dest="no_verify", action="store_true",
+                help="load run/preset directories without checking their checksums.json "
+                "(only for files you trust)")
+    return parser

@@ -1,0 +1,225 @@
+"""CTC decoding: per-frame log-probabilities -> label sequences, and what every CTC application
+(speech recognition; handwriting next) shares around it.
+
+Numpy only, so the Keras task and the onnxruntime runtime decode with the same code:
+
+* ``ctc_greedy_decode`` and ``ctc_prefix_beam_search``: the decoders;
+* ``encode_labels``/``decode_labels`` (text <-> ids, 0 the blank), ``check_alphabet``,
+  ``score_transcripts`` (label/character error rate and string accuracy of transcripts);
+* ``ctc_training_batches``: length-grouped padded batches of ``(features, mask)`` and labels
+  (the Keras side wraps them in ``tf.data``: ``rnnzoo.layers.ctc.ctc_dataset``);
+* :class:`CTCRecognizer`: the user calls written once over the emissions of a backend
+  (``_log_probs_of(features, mask)`` of Keras graphs or an onnxruntime bundle): batching by
+  length with a frame mask, decoding, scoring. An application adds how it reads its inputs
+  (audio, images) and its verb.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from rnnzoo.data.batching import length_sorted_batches
+from rnnzoo.errors import ConfigError, DataError, short_repr
+from rnnzoo.export.bundle import check_count
+from rnnzoo.metrics import label_error_rate
+
+__all__ = ["CTCRecognizer", "check_alphabet", "check_beam_width", "ctc_greedy_decode",
+           "ctc_prefix_beam_search", "ctc_training_batches", "decode_labels", "encode_labels",
+           "score_transcripts"]
+
+
+def ctc_greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
+    """Best path: the most likely label per frame, repeats merged, blanks removed (Graves et
+    al. 2006). ``log_probs`` is ``[T, C]`` (only the valid frames of one utterance)."""
+    lp = np.asarray(log_probs)
+    if lp.ndim != 2:
+        raise ValueError(f"ctc_greedy_decode: expected [frames, classes], got shape {lp.shape}")
+    if not len(lp):
+        return []
+    best = lp.argmax(axis=-1)
+    keep = np.ones(len(best), dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return [int(c) for c in best[keep] if c != blank]
+
+
+def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: int = 0,
+                           prune: float = -30.0) -> list[tuple[list[int], float]]:
+    """CTC prefix beam search (Hannun et al. 2014, without a language model): the
+    ``beam_width`` most probable label sequences with their log-probabilities, best first.
+
+    Unlike the best path, a prefix's score sums over every alignment that collapses to it
+    (blank-ending and label-ending paths kept apart, so ``a a`` needs a blank between), so it
+    returns the most probable *sequence* when the beam holds every live prefix. Labels whose
+    frame log-probability is below ``prune`` are not extended (they cannot matter in float64
+    next to a path of log-probability > ``prune``)."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    if lp.ndim != 2:
+        raise ValueError(f"ctc_prefix_beam_search: expected [frames, classes], got shape "
+                         f"{lp.shape}")
+    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
+            or beam_width < 1:
+        raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    neg = -np.inf
+    # prefix -> [log P(prefix, ending in blank), log P(prefix, ending in its last label)]
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}
+    for row in lp:
+        labels = [c for c in range(len(row)) if c != blank and row[c] > prune]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            here = nxt.setdefault(prefix, [neg, neg])
+            here[0] = np.logaddexp(here[0], total + row[blank])
+            last = prefix[-1] if prefix else None
+            for c in labels:
+                ext = nxt.setdefault(prefix + (c,), [neg, neg])
+                if c == last:  # "aa" needs a blank between; "a a" without one stays "a"
+                    ext[1] = np.logaddexp(ext[1], pb + row[c])
+                    here[1] = np.logaddexp(here[1], pnb + row[c])
+                else:
+                    ext[1] = np.logaddexp(ext[1], total + row[c])
+        ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(*kv[1]))
+        beams = dict(ranked[:beam_width])
+    ranked = sorted(beams.items(), key=lambda kv: -np.logaddexp(*kv[1]))
+    return [(list(p), float(np.logaddexp(*s))) for p, s in ranked]
+
+
+# -- labels, transcripts and scores (every CTC application) -------------------------------------
+
+
+def encode_labels(text: str, alphabet: str) -> np.ndarray:
+    """Label ids of ``text``: ``alphabet[k]`` is id ``k + 1`` (id 0 is the CTC blank)."""
+    index = {c: i + 1 for i, c in enumerate(alphabet)}
+    return np.array([index[c] for c in text], dtype=np.int32)
+
+
+def decode_labels(ids: Sequence[int], alphabet: str) -> str:
+    """The text of label ids 1..K (no blanks: a decoder's output)."""
+    return "".join(alphabet[i - 1] for i in ids)
+
+
+def check_alphabet(examples: Sequence[Any], alphabet: str, where: str) -> None:
+    """Every transcript's characters (``example.text``) are in ``alphabet``, or a DataError
+    naming the first example (``example.source``) that is not."""
+    allowed = set(alphabet)
+    for ex in examples:
+        bad = sorted(set(ex.text) - allowed)
+        if bad:
+            raise DataError(f"{where}: {ex.source}: transcript {ex.text!r} has character(s) "
+                            f"{''.join(bad)!r} outside the alphabet {alphabet!r}; fix the "
+                            "transcript or set data.alphabet to include them")
+
+
+def check_beam_width(beam_width: Any) -> int:
+    """A user's ``beam_width``: 0 (best path) or a prefix beam width, else ConfigError."""
+    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \
+            or beam_width < 0:
+        raise ConfigError(f"beam_width: expected an integer >= 0 (0: best path), found "
+                          f"{short_repr(beam_width, 120)}")
+    return int(beam_width)
+
+
+def score_transcripts(references: Sequence[str] | str, hypotheses: Sequence[str], alphabet: str,
+                      inputs: str = "inputs") -> dict:
+    """Label error rate (the character error rate for a character alphabet) and string
+    accuracy of ``hypotheses`` against ``references`` (one per input), with the first five
+    pairs. Whitespace in the references is ignored when the alphabet has none (digit strings
+    typed with spaces). ``inputs`` names the inputs in the count error ("audio inputs")."""
+    if isinstance(references, str):
+        references = [references]
+    spaced = any(c.isspace() for c in alphabet)
+    refs = [str(r) if spaced else "".join(str(r).split()) for r in references]
+    hyps = list(hypotheses)
+    if len(refs) != len(hyps):
+        raise DataError(f"evaluate: {len(hyps)} {inputs} but {len(refs)} references; "
+                        "pass one reference transcript per input")
+    unknown = sorted({c for r in refs for c in r} - set(alphabet))
+    if unknown:
+        raise DataError(f"evaluate: reference characters {''.join(unknown)!r} are not in "
+                        f"this model's alphabet {alphabet!r}")
+    report = label_error_rate(refs, hyps)
+    report["examples"] = [{"ref": r, "hyp": h} for r, h in zip(refs[:5], hyps[:5])]
+    return report
+
+
+Batch = tuple[tuple[np.ndarray, np.ndarray], np.ndarray]
+
+
+def ctc_training_batches(feats: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+                         batch_size: int, shuffle: bool, seed: int
+                         ) -> Callable[[], Iterator[Batch]]:
+    """A generator function over one epoch of ``((features [B, T, F], mask [B, T]), labels
+    [B, L] padded with -1)``: inputs of similar length batched together, sorted with a fresh
+    jitter and batch order every epoch (call) when ``shuffle``."""
+    lengths = np.array([len(f) for f in feats], dtype=np.float64)
+    n_features = feats[0].shape[1]
+    epoch = [0]
+
+    def batches() -> Iterator[Batch]:
+        rng = np.random.default_rng(seed + epoch[0])
+        epoch[0] += 1
+        key = lengths * (rng.uniform(0.9, 1.1, len(lengths)) if shuffle else 1.0)
+        order = np.argsort(key, kind="stable")
+        groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        if shuffle:
+            rng.shuffle(groups)
+        for idx in groups:
+            width = int(lengths[idx].max())
+            x = np.zeros((len(idx), width, n_features), np.float32)
+            m = np.zeros((len(idx), width), np.float32)
+            y = np.full((len(idx), max(len(labels[i]) for i in idx)), -1, np.int32)
+            for row, i in enumerate(idx):
+                x[row, : len(feats[i])] = feats[i]
+                m[row, : len(feats[i])] = 1.0
+                y[row, : len(labels[i])] = labels[i]
+            yield (x, m), y
+
+    return batches
+
+
+# -- the recognizer's calls, once over the emissions of a backend -------------------------------
+
+
+class CTCRecognizer(abc.ABC):
+    """Decoding and scoring over ``_log_probs_of(features, mask)``: the Keras task and the
+    onnxruntime runtime of a CTC application both derive from it (with their application's
+    input reading), so they transcribe and score with the same code. ``preprocessor`` has
+    ``alphabet`` and ``decode(ids)``; ``frame_stride`` is the model's time subsampling."""
+
+    preprocessor: Any
+    frame_stride: int
+
+    @abc.abstractmethod
+    def _log_probs_of(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``log_probs [B, ceil(T / stride), 1 + K]`` of a post-padded feature batch."""
+
+    @property
+    def alphabet(self) -> str:
+        return self.preprocessor.alphabet
+
+    def log_probs_of_features(self, feats: Sequence[np.ndarray],
+                              batch_size: int = 32) -> list[np.ndarray]:
+        """Per feature sequence ``[T, F]``, the ``[ceil(T / stride), 1 + K]`` log-probabilities
+        of its valid frames (column 0 is the blank); batched by length with a frame mask."""
+        batch_size = check_count("batch_size", batch_size)
+        s = self.frame_stride
+        out: list[Any] = [None] * len(feats)
+        for idx, batch in length_sorted_batches(feats, batch_size, dtype=np.float32):
+            lengths = np.array([len(feats[i]) for i in idx])
+            mask = (np.arange(batch.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
+            lp = np.asarray(self._log_probs_of(batch, mask))
+            for row, i in enumerate(idx):
+                out[i] = lp[row, : -(-int(lengths[row]) // s)]
+        return out
+
+    def decode(self, log_probs: np.ndarray, beam_width: int = 0) -> str:
+        """A transcript from ``[frames, 1 + K]`` log-probabilities: best path, or prefix beam
+        search with ``beam_width`` >= 1."""
+        if beam_width:
+            ids = ctc_prefix_beam_search(log_probs, beam_width)[0][0]
+        else:
+            ids = ctc_greedy_decode(log_probs)
+        return self.preprocessor.decode(ids)

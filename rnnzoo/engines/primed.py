@@ -1,0 +1,127 @@
+"""Primed generation: condition a recurrent model on a prompt, then sample one step at a time.
+
+The character language models (a prompt of characters) and the music generators (a primer of
+piano-roll frames) generate the same way: run the prompt through the model to reach a state and
+the logits of the next step, then repeat ``draw from the logits -> feed the draw back through
+the one-step decoder graph``. This module holds that loop once, over the ``step(inputs, state)``
+of :func:`rnnzoo.engines.decoding.graph_step`, so Keras graphs and onnxruntime bundles (and both
+applications) share it and a seed gives the same output on every backend. What differs per
+application is only ``choose(logits, rng)``: a token sampler over the softmax (text) or one
+Bernoulli draw per key (music). Numpy only.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from rnnzoo.engines.decoding import GraphRunner, State, StepFn, graph_step
+from rnnzoo.errors import DataError, short_repr
+
+__all__ = ["BundleStates", "PrimedGenerator", "generation_request", "int8_gate", "prime_steps",
+           "sample_primed"]
+
+Choose = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def prime_steps(step: StepFn, state: State, feed: np.ndarray) -> tuple[np.ndarray, State]:
+    """Feed ``feed[:, t]`` (``[B, P, ...]``, ``P >= 1``) through ``step`` one step at a time;
+    the logits after the last input and the state they leave."""
+    if feed.shape[1] < 1:
+        raise ValueError("prime_steps: nothing to feed (the prompt needs at least one step)")
+    logits = None
+    for t in range(feed.shape[1]):
+        logits, state = step(feed[:, t], state)
+    return logits, state
+
+
+def sample_primed(step: StepFn, state: State, logits: np.ndarray, steps: int, choose: Choose,
+                  rng: np.random.Generator,
+                  on_sample: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
+    """The sampling loop: ``steps`` draws ``choose(logits, rng)`` (one array ``[B, ...]`` per
+    step), each fed back through ``step`` except the last (no step is run for logits nobody
+    reads). ``logits`` are those after the prompt. ``on_sample`` sees each draw as it is made
+    (streaming). Returns the draws stacked along axis 1: ``[B, steps, ...]``."""
+    out = []
+    for t in range(steps):
+        chosen = choose(logits, rng)
+        out.append(chosen)
+        if on_sample is not None:
+            on_sample(chosen)
+        if t + 1 < steps:
+            logits, state = step(chosen, state)
+    return np.stack(out, axis=1)
+
+
+class PrimedGenerator(abc.ABC):
+    """The recurrent-state side of a primed generator, written once for the Keras task and the
+    onnxruntime runtime: which graphs to run and the zero state generation starts from."""
+
+    @abc.abstractmethod
+    def _runner(self) -> GraphRunner:
+        """The graphs to run (``model`` and ``decoder``): Keras graphs or an onnxruntime bundle."""
+
+    @abc.abstractmethod
+    def _state_sizes(self) -> dict[str, int]:
+        """Width of each recurrent state input of the ``decoder`` graph."""
+
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """Zero recurrent states for ``batch`` rows (what training starts every sequence from)."""
+        return {n: np.zeros((batch, w), np.float32) for n, w in self._state_sizes().items()}
+
+    def _decoder_step(self) -> StepFn:
+        """The one-step ``decoder`` graph as a ``step(inputs, state)`` function."""
+        return graph_step(self._runner(), "decoder")
+
+
+class BundleStates:
+    """For a runtime that is its own graph runner (a ``BundleRuntime``): the state widths are
+    read from the ``decoder`` session's inputs (all but the first, the step's input)."""
+
+    sessions: dict[str, Any]
+
+    def _runner(self) -> GraphRunner:
+        return self  # type: ignore[return-value]
+
+    def _state_sizes(self) -> dict[str, int]:
+        return decoder_state_sizes(self.sessions)
+
+
+def decoder_state_sizes(sessions: dict[str, Any]) -> dict[str, int]:
+    """``{state input: width}`` of the ``decoder`` onnxruntime session of a bundle."""
+    inputs = sessions["decoder"].get_inputs()[1:]
+    return {i.name: int(i.shape[1]) for i in inputs}
+
+
+def generation_request(item: Any, where: str, known: set[str], example: str,
+                       default_steps: int, max_steps: int) -> Mapping[str, Any]:
+    """One served generation request (``rnnzoo serve``), checked: an object (None: every
+    default) with only ``known`` keys and at most ``max_steps`` steps. ``example`` shows the
+    shape in the error for anything else."""
+    item = {} if item is None else item
+    if not isinstance(item, Mapping):
+        raise DataError(f"{where}: expected an object such as {example}, found "
+                        f"{short_repr(item)}")
+    unknown = sorted(set(item) - known)
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {', '.join(unknown)}; expected "
+                        f"{', '.join(sorted(known))}")
+    steps = item.get("steps", default_steps)
+    if isinstance(steps, int) and steps > max_steps:
+        raise DataError(f"{where}: steps {steps} exceeds the server's limit of {max_steps}")
+    return item
+
+
+def int8_gate(comparison: Mapping[str, Any], metric: str, what: str,
+              relative: float) -> str | None:
+    """The int8 rule of the primed generators: an int8 bundle ships when its ``metric`` (lower
+    is better; ``<metric>_fp32`` and ``<metric>_int8`` in ``comparison``) is at most
+    ``relative`` (0.005: 0.5%) above fp32's. None: ship it; else why not, naming ``what`` the
+    metric is."""
+    a, b = comparison.get(f"{metric}_fp32"), comparison.get(f"{metric}_int8")
+    if a is None or b is None or b > a * (1 + relative):
+        return f"int8 {what} more than {relative:.1%} above fp32's"
+    return None

@@ -1,0 +1,80 @@
+"""A preset's ONNX bundles and backends: open the bundle with onnxruntime (TF-free), put a task on
+it, and choose Keras or ONNX for a preset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rnnzoo.presets.metadata import ASSETS_DIR, PresetError
+
+ONNX_DIR_NAME = "onnx"
+BACKENDS = ("keras", "onnx")
+
+
+def has_bundle(meta: Mapping[str, Any], precision: str = "fp32") -> bool:
+    """Whether a preset (its verified metadata) carries an ONNX bundle of ``precision``."""
+    return isinstance(meta.get("onnx"), Mapping) and isinstance(meta["onnx"].get(precision),
+                                                                Mapping)
+
+
+def open_runtime(directory: str | os.PathLike, meta: Mapping[str, Any],
+                 precision: str = "fp32", **runtime_options: Any) -> Any:
+    """The onnxruntime model of a verified preset's bundle (TF-free): the runtime class of its
+    task type, with the same user call as the Keras model, and ``preset_metadata``.
+    ``runtime_options`` go to ``rnnzoo.export.runtime.load`` (threads, providers)."""
+    from rnnzoo.export import runtime
+
+    if precision not in ("fp32", "int8"):
+        raise PresetError(f"precision: expected 'fp32' or 'int8', found {precision!r}")
+    if not has_bundle(meta, precision):
+        why = ""
+        if precision == "int8" and has_bundle(meta):
+            why = f" ({meta['onnx'].get('int8_rejected', 'not built')}); use precision='fp32'"
+        elif not has_bundle(meta):
+            why = (f"; add one with: rnnzoo preset-bundle {meta['name']} --out DIR (needs the "
+                   "train extra), or load it with Keras")
+        raise PresetError(f"{meta['name']}: this preset carries no {precision} ONNX bundle{why}")
+    # The preset was verified file by file (bundles included) before this point.
+    runtime_options.setdefault("verify", False)
+    model = runtime.load(Path(directory) / meta["onnx"][precision]["path"], **runtime_options)
+    model.preset_metadata = dict(meta)
+    return model
+
+
+def task_on_bundle(directory: str | os.PathLike, meta: Mapping[str, Any],
+                   precision: str = "fp32") -> Any:
+    """The task object of a verified preset (config, preprocessor, data readers, evaluation,
+    reports) with its graphs run by the preset's ONNX bundle instead of Keras: what
+    ``rnnzoo evaluate`` uses without the train extra. A code path that needs the Keras model
+    itself stops with the train-extra error."""
+    from rnnzoo.registry import read_config, task_from_config
+
+    directory = Path(directory)
+    config = read_config(directory)
+    cls = task_from_config(config).__class__
+    task = cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))
+    task.graph_runner = open_runtime(directory, meta, precision)
+    task.preset_metadata = dict(meta)
+    return task
+
+
+def choose_backend(backend: str | None, meta: Mapping[str, Any], needs_keras: bool) -> str:
+    """``"keras"`` or ``"onnx"`` for a preset: ``None`` is Keras when the train extra is
+    installed (a trainable model), else the preset's ONNX bundle."""
+    from rnnzoo.extras import has_training, require_training
+
+    if backend is not None and backend not in BACKENDS:
+        raise PresetError(f"backend: expected 'keras', 'onnx' or None (Keras if installed, else "
+                          f"ONNX), found {backend!r}")
+    if backend is None:
+        backend = "keras" if needs_keras or has_training() or not has_bundle(meta) else "onnx"
+    if backend == "onnx" and needs_keras:
+        raise PresetError(f"{meta['name']}: overrides (a new head) need the Keras model: use "
+                          "backend='keras' (train extra)")
+    if backend == "keras":
+        require_training(f"loading preset {meta['name']} with Keras"
+                         + ("" if not has_bundle(meta) else " (or use backend='onnx')"))
+    return backend
