@@ -370,7 +370,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
         return 0
-    print(f"{reports[0].get('model', args.name)} on {reports[0]['data']} ({args.split} split)")
+    print(f"{args.name} on {reports[0]['data']} ({args.split} split)")
     for report in reports:
         print(cli.format_report(report))
     return 0

@@ -1,6 +1,7 @@
-"""The ``rnnzoo`` command line's arguments: one function per command group declares its
-subcommands and options. What each command does is in ``rnnzoo.cli`` (its ``cmd_*`` functions,
-passed in as ``on``), so this module imports nothing of the zoo but the task types' CLI adapters.
+"""The ``rnnzoo`` command line's arguments: ``_ABOUT`` holds every command's help texts, one
+function per command group declares its subcommands and options. What each command does is in
+``rnnzoo.cli`` (its ``cmd_*`` functions, passed in as ``on``), so this module imports nothing of
+the zoo but the task types' CLI adapters.
 """
 
 from __future__ import annotations
@@ -10,6 +11,50 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Handlers = Mapping[str, Callable[[argparse.Namespace], int]]
+
+_ABOUT: dict[str, tuple[str, str]] = {  # command: (summary in the list, description)
+    "list": ("list zoo models",
+             "List zoo models."),
+    "info": ("show a model's config",
+             "Show a model's config."),
+    "train": ("train or fine-tune a model",
+              "Train a zoo model with the shared loop. Running the same command again on an "
+              "unfinished --out directory resumes it."),
+    "launch": ("run a command as N local MultiWorkerMirroredStrategy workers",
+               "Start N workers of one TF_CONFIG cluster on 127.0.0.1 (local testing; on a real "
+               "cluster each host runs the same command with its own TF_CONFIG), e.g. rnnzoo "
+               "launch --workers 2 -- rnnzoo train sentiment_gru --data D --out RUN --strategy "
+               "multiworker. Stops all workers when one fails, on Ctrl-C or timeout."),
+    "finetune": ("fine-tune a preset on your data into a new preset",
+                 "Fine-tune a preset with the shared loop; labels that differ from the preset's "
+                 "get a new head. Writes a new preset (weights, metadata with dev metrics "
+                 "measured on what is saved, model card) to --out."),
+    "save-preset": ("save a trained run as a preset with measured metrics",
+                    "Write a run directory as a preset: weights (float16 by default), metadata "
+                    "with the metrics measured on the saved weights, a model card and sha256 "
+                    "checksums."),
+    "preset-bundle": ("add validated ONNX bundles to an existing preset",
+                      "Export a preset's stored weights to ONNX (fp32, and int8 when it passes "
+                      "the task's acceptance rule on --data), validate them against Keras, and "
+                      "write the preset with onnx/ added (metadata, model card and checksums "
+                      "updated) to --out; --out may be the preset's own directory with "
+                      "--overwrite."),
+    "evaluate": ("a trained model's metrics on a dataset",
+                 "Score a trained model on a split of a dataset; --split all scores a whole "
+                 "held-out file."),
+    "export": ("export a trained model to an ONNX bundle",
+               "Export a trained model to an ONNX bundle with fused recurrent operators, "
+               "validated against Keras (onnx.checker, no Loop, parity at several shapes)."),
+    "diagnose": ("gradient flow through time of a trained model",
+                 "Temporal gradient profile ||dL/dh_t||, effective memory length, gate "
+                 "saturation (LSTM/GRU), spectral radius and singular values of every recurrent "
+                 "matrix, on a probe batch of --data; JSON and PNG plots with --out."),
+    "serve": ("serve presets/bundles over HTTP (v1 predict, v2 infer, demo page)",
+              "Serve presets or ONNX bundles with onnxruntime (no TensorFlow): POST "
+              '/v1/models/NAME:predict with {"instances": [...]}, the Open Inference Protocol v2 '
+              "at /v2/..., a demo page at /, /openapi.json. Needs the serve extra: pip install "
+              '"rnnzoo[serve]".'),
+}
 
 
 def add_trained_model_args(p: argparse.ArgumentParser) -> None:
@@ -22,30 +67,39 @@ def add_trained_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", metavar="FILE", help="a weights file inside a run directory")
 
 
-def _add_catalogue_commands(sub: Any, on: Handlers) -> None:
-    p = sub.add_parser("list", help="list zoo models", description="List zoo models.")
-    p.add_argument("pattern", nargs="*", help="glob(s), e.g. 'sentiment_*'")
-    p.add_argument("--task", help="only this task, e.g. text-classification")
-    p.add_argument("--pretrained", action="store_true", help="list pretrained presets")
-    p.set_defaults(func=on["list"])
-
-    p = sub.add_parser("info", help="show a model's config", description="Show a model's config.")
-    p.add_argument("name")
-    p.set_defaults(func=on["info"])
+def _command(sub: Any, on: Handlers, name: str, handler: str | None = None,
+             about: tuple[str, str] | None = None, **kwargs: Any) -> argparse.ArgumentParser:
+    """Declare subcommand ``name``, run by ``on[handler or name]``, with its ``_ABOUT`` texts
+    (or ``about``): every command is made the same way, in one place."""
+    summary, description = about or _ABOUT[name]
+    p = sub.add_parser(name, help=summary, description=description, **kwargs)
+    p.set_defaults(func=on[handler or name])
+    return p
 
 
-def _add_training_commands(sub: Any, on: Handlers) -> None:
-    p = sub.add_parser(
-        "train", help="train or fine-tune a model",
-        description="Train a zoo model with the shared loop. Running the same command again on "
-        "an unfinished --out directory resumes it.",
-    )
-    p.add_argument("name")
-    p.add_argument("--data", required=True, help="dataset folder or file (see README)")
-    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+def _add_schedule_args(p: argparse.ArgumentParser) -> None:
+    """The training-schedule overrides ``train`` and ``finetune`` share."""
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--learning-rate", dest="learning_rate", type=float)
+
+
+def _add_catalogue_commands(sub: Any, on: Handlers) -> None:
+    p = _command(sub, on, "list")
+    p.add_argument("pattern", nargs="*", help="glob(s), e.g. 'sentiment_*'")
+    p.add_argument("--task", help="only this task, e.g. text-classification")
+    p.add_argument("--pretrained", action="store_true", help="list pretrained presets")
+
+    p = _command(sub, on, "info")
+    p.add_argument("name")
+
+
+def _add_training_commands(sub: Any, on: Handlers) -> None:
+    p = _command(sub, on, "train")
+    p.add_argument("name")
+    p.add_argument("--data", required=True, help="dataset folder or file (see README)")
+    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    _add_schedule_args(p)
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"])
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--diagnose", nargs="?", type=int, const=100, metavar="N",
@@ -60,15 +114,8 @@ def _add_training_commands(sub: Any, on: Handlers) -> None:
                    help="at most N examples per split (a seeded sample): quick trials")
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default=None)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.set_defaults(func=on["train"])
 
-    p = sub.add_parser(
-        "launch", help="run a command as N local MultiWorkerMirroredStrategy workers",
-        description="Start N workers of one TF_CONFIG cluster on 127.0.0.1 (local testing; on a "
-        "real cluster each host runs the same command with its own TF_CONFIG), e.g. "
-        "rnnzoo launch --workers 2 -- rnnzoo train sentiment_gru --data D --out RUN "
-        "--strategy multiworker. Stops all workers when one fails, on Ctrl-C or timeout.",
-    )
+    p = _command(sub, on, "launch")
     p.add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
     p.add_argument("--port-base", dest="port_base", type=int,
                    help="first port (default: free ports)")
@@ -76,16 +123,10 @@ def _add_training_commands(sub: Any, on: Handlers) -> None:
                    help="worker-<i>.log files go here (default: a new temporary directory)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop all workers after S seconds")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
-    p.set_defaults(func=on["launch"])
 
 
 def _add_preset_commands(sub: Any, on: Handlers) -> None:
-    p = sub.add_parser(
-        "finetune", help="fine-tune a preset on your data into a new preset",
-        description="Fine-tune a preset with the shared loop; labels that differ from the "
-        "preset's get a new head. Writes a new preset (weights, metadata with dev metrics "
-        "measured on what is saved, model card) to --out.",
-    )
+    p = _command(sub, on, "finetune")
     p.add_argument("preset", help="preset name, directory, archive or URL")
     p.add_argument("--data", required=True, help="dataset folder or file")
     p.add_argument("--out", required=True, help="the new preset directory")
@@ -94,20 +135,13 @@ def _add_preset_commands(sub: Any, on: Handlers) -> None:
                    help="train only the new head")
     p.add_argument("--run-dir", dest="run_dir", help="run directory (default: OUT-run)")
     p.add_argument("--data-license", dest="data_license", default="unknown")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--learning-rate", dest="learning_rate", type=float)
+    _add_schedule_args(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-onnx", dest="no_onnx", action="store_true",
                    help="do not build the preset's ONNX bundles")
-    p.set_defaults(func=on["finetune"])
 
-    p = sub.add_parser(
-        "save-preset", help="save a trained run as a preset with measured metrics",
-        description="Write a run directory as a preset: weights (float16 by default), metadata "
-        "with the metrics measured on the saved weights, a model card and sha256 checksums.",
-    )
+    p = _command(sub, on, "save-preset")
     p.add_argument("name", help="ENTRY.TAG, e.g. sentiment_bilstm.sst2")
     p.add_argument("--run", required=True, help="the trained run directory")
     p.add_argument("--data", required=True, help="the data the metrics are measured on")
@@ -129,22 +163,14 @@ def _add_preset_commands(sub: Any, on: Handlers) -> None:
                    help="do not build the validated ONNX bundles (onnx/fp32, onnx/int8)")
     p.add_argument("--no-int8", dest="no_int8", action="store_true",
                    help="build only the fp32 bundle")
-    p.set_defaults(func=on["save-preset"])
 
-    p = sub.add_parser(
-        "preset-bundle", help="add validated ONNX bundles to an existing preset",
-        description="Export a preset's stored weights to ONNX (fp32, and int8 when it passes "
-        "the task's acceptance rule on --data), validate them against Keras, and write the "
-        "preset with onnx/ added (metadata, model card and checksums updated) to --out; "
-        "--out may be the preset's own directory with --overwrite.",
-    )
+    p = _command(sub, on, "preset-bundle")
     p.add_argument("preset", help="preset name, directory, archive or URL")
     p.add_argument("--out", required=True, help="the preset directory to write")
     p.add_argument("--data", help="data to compare int8 against fp32 on (the task's metric)")
     p.add_argument("--no-int8", dest="no_int8", action="store_true",
                    help="build only the fp32 bundle")
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=on["preset-bundle"])
 
 
 def _add_task_commands(sub: Any, on: Handlers) -> None:
@@ -152,9 +178,7 @@ def _add_task_commands(sub: Any, on: Handlers) -> None:
     from rnnzoo.apps import app_cli, known_task_types
 
     clis = {t: app_cli(t) for t in known_task_types()}
-    p = sub.add_parser("evaluate", help="a trained model's metrics on a dataset",
-                       description="Score a trained model on a split of a dataset; --split all "
-                       "scores a whole held-out file.")
+    p = _command(sub, on, "evaluate")
     add_trained_model_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--split", choices=["dev", "test", "train", "all"], default="dev",
@@ -168,7 +192,6 @@ def _add_task_commands(sub: Any, on: Handlers) -> None:
                    "(default without it)")
     for cli in clis.values():
         cli.add_evaluate_arguments(p)
-    p.set_defaults(func=on["evaluate"])
 
     verbs: dict[str, list] = {}
     for task, cli in clis.items():
@@ -176,9 +199,9 @@ def _add_task_commands(sub: Any, on: Handlers) -> None:
     for verb, owners in verbs.items():
         tasks = ", ".join(task for task, _ in owners)
         # Task types sharing a verb (music and text generation) may declare the same option.
-        p = sub.add_parser(verb, help=f"run a trained {tasks} model",
-                           description=f"{verb.capitalize()} with a trained {tasks} model.",
-                           conflict_handler="resolve")
+        about = (f"run a trained {tasks} model",
+                 f"{verb.capitalize()} with a trained {tasks} model.")
+        p = _command(sub, on, verb, handler="verb", about=about, conflict_handler="resolve")
         add_trained_model_args(p)
         for _, cli in owners:
             cli.add_verb_arguments(p)
@@ -188,15 +211,10 @@ def _add_task_commands(sub: Any, on: Handlers) -> None:
                        "(train extra)")
         p.add_argument("--int8", action="store_true",
                        help="run the preset's int8 ONNX bundle (faster, validated against fp32)")
-        p.set_defaults(func=on["verb"])
 
 
 def _add_export_command(sub: Any, on: Handlers) -> None:
-    p = sub.add_parser(
-        "export", help="export a trained model to an ONNX bundle",
-        description="Export a trained model to an ONNX bundle with fused recurrent operators, "
-        "validated against Keras (onnx.checker, no Loop, parity at several shapes).",
-    )
+    p = _command(sub, on, "export")
     add_trained_model_args(p)
     p.add_argument("--out", required=True, help="bundle directory to write")
     p.add_argument("--quantize", choices=["int8"], help="also write OUT-int8 (dynamic int8)")
@@ -207,32 +225,20 @@ def _add_export_command(sub: Any, on: Handlers) -> None:
     p.add_argument("--no-validate", dest="no_validate", action="store_true",
                    help="skip parity checks (not recommended)")
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=on["export"])
 
 
 def _add_diagnose_command(sub: Any, on: Handlers) -> None:
-    p = sub.add_parser(
-        "diagnose", help="gradient flow through time of a trained model",
-        description="Temporal gradient profile ||dL/dh_t||, effective memory length, gate "
-        "saturation (LSTM/GRU), spectral radius and singular values of every recurrent matrix, "
-        "on a probe batch of --data; JSON and PNG plots with --out.",
-    )
+    p = _command(sub, on, "diagnose")
     add_trained_model_args(p)
     p.add_argument("--data", required=True, help="dataset the probe batch is drawn from")
     p.add_argument("--split", choices=["dev", "train"], default="dev")
     p.add_argument("--probe-size", dest="probe_size", type=int, default=32,
                    help="examples in the probe batch (default 32)")
     p.add_argument("--out", metavar="DIR", help="write report.json and the plots here")
-    p.set_defaults(func=on["diagnose"])
 
 
 def _add_serve_command(sub: Any, on: Handlers) -> None:
-    p = sub.add_parser(
-        "serve", help="serve presets/bundles over HTTP (v1 predict, v2 infer, demo page)",
-        description="Serve presets or ONNX bundles with onnxruntime (no TensorFlow): "
-        "POST /v1/models/NAME:predict with {\"instances\": [...]}, the Open Inference Protocol "
-        "v2 at /v2/..., a demo page at /, /openapi.json. Needs the serve extra: "
-        'pip install "rnnzoo[serve]".')
+    p = _command(sub, on, "serve")
     p.add_argument("models", nargs="+", metavar="PRESET_OR_BUNDLE",
                    help="a preset (name, directory, archive, URL) or a bundle directory; "
                    "NAME=SOURCE names it in the URLs")
@@ -257,7 +263,6 @@ def _add_serve_command(sub: Any, on: Handlers) -> None:
     p.add_argument("--intra-op-threads", dest="intra_op_threads", default="1",
                    help="onnxruntime threads per runtime call: N, or 'auto' (1 below 8 rows, "
                    "every granted core from 8: merged batches use them; default 1)")
-    p.set_defaults(func=on["serve"])
 
 
 def build_parser(on: Handlers) -> argparse.ArgumentParser:

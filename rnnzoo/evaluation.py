@@ -44,14 +44,7 @@ def evaluate_reports(model: Any, data: Any, split: str,
     """The reports ``rnnzoo evaluate`` prints for ``model`` on ``split`` of loaded ``data``
     (``options["limit"]``: the first N examples), the same on both backends."""
     options = dict(options or {})
-    reports = app_cli(task_type_of(model)).evaluate_reports(model, data, split, options)
-    name = getattr(model, "preset_metadata", {}).get("name") \
-        or getattr(getattr(model, "config", None), "name", None) \
-        or getattr(model, "manifest", {}).get("name")
-    for report in reports:
-        if name:
-            report.setdefault("model", name)
-    return reports
+    return app_cli(task_type_of(model)).evaluate_reports(model, data, split, options)
 
 
 def evaluation_reports(model: Any, directory: str | os.PathLike, data: str | os.PathLike,

@@ -11,8 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = {"rnnzoo": REPO / "rnnzoo", "rnnzoo.export": REPO / "export",
          "rnnzoo.zoo_configs": REPO / "zoo_configs"}
@@ -60,44 +58,6 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in sorted(graph.get(node, ())):
-            if state.get(dep) == 1:
-                return stack[stack.index(dep):] + [dep]
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return None
-
-
-def test_no_import_cycle_counting_function_level_imports():
-    graph = import_graph()
-    assert "rnnzoo.apps.translation.model" in graph and "rnnzoo.export.bundle" in graph
-    cycle = find_cycle(graph)
-    assert cycle is None, " -> ".join(cycle)
-
-
-def test_cycle_finder_finds_a_cycle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
-
-
 def test_shared_code_names_no_family():
     """Only rnnzoo/families (and YAML, tests) name a family: the CLI, training, export and data
     code dispatch on task types."""
@@ -109,17 +69,39 @@ def test_shared_code_names_no_family():
         assert not family_deps, f"{mod} imports {family_deps}"
 
 
-def test_task_types_and_runtime_import_without_tensorflow():
-    code = textwrap.dedent("""
-        import sys
+# Modules that are TF-free by where they are: every application's data, inference and cli
+# roles, the engines, and the runtime half of the core. A test imports each with TensorFlow,
+# Keras and tf2onnx blocked.
+TF_FREE_GLOBS = ("rnnzoo/apps/*/data.py", "rnnzoo/apps/*/inference.py", "rnnzoo/apps/*/cli.py",
+                 "rnnzoo/apps/_classification.py", "rnnzoo/engines/*.py", "rnnzoo/evaluation.py",
+                 "rnnzoo/task.py", "rnnzoo/registry.py", "rnnzoo/presets/*.py",
+                 "rnnzoo/serving/*.py", "rnnzoo/data/batching.py", "rnnzoo/data/tokenizer.py",
+                 "export/runtime.py", "export/bundle.py", "export/specs.py")
+
+
+def tf_free_modules() -> list[str]:
+    names = {str(p.relative_to(REPO)) for g in TF_FREE_GLOBS for p in REPO.glob(g)}
+    modules = []
+    for rel in sorted(names):
+        parts = Path(rel).with_suffix("").parts
+        parts = ("rnnzoo", "export", *parts[1:]) if parts[0] == "export" else parts
+        modules.append(".".join(p for p in parts if p != "__init__"))
+    return modules
+
+
+def test_tf_free_modules_by_place_import_without_tensorflow():
+    modules = tf_free_modules()
+    assert "rnnzoo.apps.translation.inference" in modules and "rnnzoo.engines.ctc" in modules
+    code = textwrap.dedent(f"""
+        import importlib, sys
         class Block:
             def find_spec(self, name, path=None, target=None):
                 if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
                     raise ImportError('blocked: ' + name)
         sys.meta_path.insert(0, Block())
+        for name in {modules!r}:
+            importlib.import_module(name)
         from rnnzoo.apps import known_task_types, runtime_class
-        from rnnzoo.export import runtime
-        import rnnzoo.engines.decoding, rnnzoo.export.specs, rnnzoo.data.batching
         for t in known_task_types():
             runtime_class(t)
         import rnnzoo.cli
@@ -133,11 +115,6 @@ def test_task_types_and_runtime_import_without_tensorflow():
 
 
 # -- every cycle, not only the first -------------------------------------------------------------
-# MIGRATION: rnnzoo.tasks re-exports rnnzoo.apps while task types move, and rnnzoo.apps reads the
-# modules still in rnnzoo/tasks/; the cycle goes when rnnzoo/tasks/ does. Any other cycle fails.
-MIGRATION_MODULES = {"rnnzoo.apps", "rnnzoo.tasks"}
-
-
 def package_dirs() -> dict[str, Path]:
     """Import names -> folders as pyproject's ``[tool.setuptools] package-dir`` maps them
     (``rnnzoo.export`` lives in ``export/``); read with a regex, as Python 3.10 has no tomllib."""
@@ -217,6 +194,4 @@ def test_no_import_cycles():
     assert "rnnzoo.presets.metadata" in graph["rnnzoo.presets"]  # re-exports count
     cycles = find_cycles(graph)
     text = "\n".join(" -> ".join(c) for c in cycles)
-    if cycles and all(set(c) <= MIGRATION_MODULES for c in cycles):
-        pytest.xfail(f"only the migration cycle is left (rnnzoo/tasks/ still exists):\n{text}")
     assert not cycles, f"{len(cycles)} import cycle(s):\n{text}"

@@ -33,36 +33,9 @@ ROLES = ("data", "model", "inference", "cli")
 @functools.lru_cache(maxsize=1)
 def known_task_types() -> list[str]:
     """Every task type, e.g. ``["text-classification", "translation"]``."""
-    names = {m.name for m in pkgutil.iter_modules(__path__) if m.ispkg
-             and not m.name.startswith("_")}
-    names |= _legacy_names()  # MIGRATION: task types still in rnnzoo/tasks/
+    names = [m.name for m in pkgutil.iter_modules(__path__) if m.ispkg
+             and not m.name.startswith("_")]
     return sorted(n.replace("_", "-") for n in names)
-
-
-def _legacy_names() -> set[str]:
-    """MIGRATION (removed when rnnzoo/tasks/ is empty): task modules not moved yet."""
-    try:
-        import rnnzoo.tasks as legacy
-    except ImportError:
-        return set()
-    return {m.name for m in pkgutil.iter_modules(legacy.__path__) if not m.name.startswith("_")}
-
-
-def _legacy_role(module: ModuleType, role: str) -> Any:
-    """MIGRATION: a not-yet-moved task module seen through the role contract."""
-    if role != "cli":
-        return module
-    import types
-
-    cls = module.TASK_CLASS
-    return types.SimpleNamespace(
-        VERB=cls.verb, add_verb_arguments=cls.add_verb_arguments, run_verb=cls.run_verb,
-        add_evaluate_arguments=cls.add_evaluate_arguments,
-        example_inputs=cls.example_inputs, example_outputs=cls.example_outputs,
-        evaluate_reports=lambda model, data, split, options: (
-            model.evaluate_reports(data, split, options) if hasattr(model, "evaluate_reports")
-            else [model.evaluate_data(data, split, limit=options.get("limit"))]),
-        format_report=lambda report: cls.format_report(None, report), LEGACY=True)
 
 
 def app_module(task: str, role: str) -> ModuleType:
@@ -73,10 +46,7 @@ def app_module(task: str, role: str) -> ModuleType:
                           f"Known task types: {', '.join(known)}")
     if role not in ROLES:
         raise ValueError(f"role: expected one of {', '.join(ROLES)}, found {role!r}")
-    name = task.replace('-', '_')
-    if name in _legacy_names():
-        return _legacy_role(importlib.import_module(f"rnnzoo.tasks.{name}"), role)
-    return importlib.import_module(f"{__name__}.{name}.{role}")
+    return importlib.import_module(f"{__name__}.{task.replace('-', '_')}.{role}")
 
 
 def task_class(task: str) -> Any:

@@ -62,9 +62,8 @@ class Task(TextGenerationTask):
         self.layers_ = {
             "embedding": L.Embedding(m.vocab_size, m.embedding_dim, name="embedding"),
             "embedding_dropout": L.Dropout(m.embedding_dropout, name="embedding_dropout"),
-            "rnn": CarriedRecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers,
-                                         dropout=m.dropout, reset_after=m.reset_after,
-                                         return_sequences=True, return_state=True, name="rnn"),
+            "rnn": CarriedRecurrentStack.from_model_config(m, return_sequences=True,
+                                                           return_state=True, name="rnn"),
             "output_dropout": L.Dropout(m.dropout, name="output_dropout"),
             # float32 output even under a mixed-precision policy: the loss needs the range.
             "logits": L.Dense(m.vocab_size, name="logits", dtype="float32"),

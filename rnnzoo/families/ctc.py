@@ -70,9 +70,8 @@ class Task(SpeechRecognitionTask):
                          activation="relu", name="conv")(x)
             frames = FrameSubsample(m.conv_stride, name="frame_mask")(mask)
         x = L.Dropout(m.input_dropout, name="input_dropout")(x)
-        x = RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers, bidirectional=True,
-                           dropout=m.dropout, reset_after=m.reset_after, return_sequences=True,
-                           name="encoder")(x, mask=keras.ops.cast(frames, "bool"))
+        x = RecurrentStack.from_model_config(m, bidirectional=True, return_sequences=True,
+                                             name="encoder")(x, mask=keras.ops.cast(frames, "bool"))
         x = L.Dropout(m.dropout, name="dropout")(x)
         logits = L.Dense(m.num_labels + 1, dtype="float32", name="logits")(x)
         log_probs = MaskedLogSoftmax(name="log_probs")(logits, frames)

@@ -57,15 +57,13 @@ class Task(ForecastingTask):
         if m.normalize != "none":
             x, ref = LastValueShift(m.normalize, name="shift")(window)
         seq2seq = m.decoder == "seq2seq"
-        encoded = RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers, dropout=m.dropout,
-                                 return_sequences=seq2seq, return_state=seq2seq,
-                                 name="encoder")(x)
+        encoded = RecurrentStack.from_model_config(m, return_sequences=seq2seq,
+                                                   return_state=seq2seq, name="encoder")(x)
         if seq2seq:
             enc_seq, states = encoded
             queries = HorizonQueries(d.horizon, m.units, name="queries")(window)
-            dec = RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers,
-                                 dropout=m.dropout, return_sequences=True,
-                                 name="decoder")(queries, initial_state=states)
+            dec = RecurrentStack.from_model_config(m, return_sequences=True,
+                                                   name="decoder")(queries, initial_state=states)
             context, _ = SequenceAttention(m.attention_units, score=m.attention,
                                            name="attention")(dec, enc_seq, OnesMask()(enc_seq))
             h = keras.layers.Concatenate(name="combine")([dec, context])

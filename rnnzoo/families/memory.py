@@ -49,9 +49,8 @@ class Task(LongDependencyTask):
         # a post-padded batch gives the same outputs as the rows alone (the export turns the
         # mask into ONNX sequence_lens).
         masked = keras.layers.Masking(0.0, name="padding")(x)
-        h = RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers,
-                           reset_after=m.reset_after, return_sequences=problem == "copy",
-                           name="rnn")(masked)
+        h = RecurrentStack.from_model_config(m, return_sequences=problem == "copy",
+                                             name="rnn")(masked)
         if m.chrono_init > 1 and m.cell != "simple":
             _chrono(h._keras_history.operation, m.chrono_init, self.config.training.seed)
         if problem == "adding":

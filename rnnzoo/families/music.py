@@ -58,9 +58,8 @@ class Task(MusicGenerationTask):
         L = keras.layers
         self.layers_ = {
             "input_dropout": L.Dropout(m.input_dropout, name="input_dropout"),
-            "rnn": RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers,
-                                  dropout=m.dropout, reset_after=m.reset_after,
-                                  return_sequences=True, return_state=True, name="rnn"),
+            "rnn": RecurrentStack.from_model_config(m, return_sequences=True, return_state=True,
+                                                    name="rnn"),
             "output_dropout": L.Dropout(m.dropout, name="output_dropout"),
             # float32 output even under a mixed-precision policy: the loss needs the range.
             "logits": L.Dense(NUM_KEYS, name="logits", dtype="float32",

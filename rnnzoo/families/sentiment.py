@@ -51,17 +51,8 @@ class Task(TextClassificationTask):
         x = keras.layers.Embedding(m.vocab_size, m.embedding_dim, mask_zero=True,
                                    name="embedding")(tokens)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
-        x = RecurrentStack(
-            m.units,
-            cell=m.cell,
-            num_layers=m.num_layers,
-            bidirectional=m.bidirectional,
-            merge_mode=m.merge_mode,
-            dropout=m.dropout,
-            reset_after=m.reset_after,
-            return_sequences=m.pooling != "last",
-            name="encoder",
-        )(x)
+        x = RecurrentStack.from_model_config(m, return_sequences=m.pooling != "last",
+                                             name="encoder")(x)
         if m.pooling != "last":
             x = MaskedGlobalPooling1D(m.pooling, name="pooling")(x)
         x = keras.layers.Dropout(m.dropout, name="dropout")(x)

@@ -56,9 +56,8 @@ class Task(TokenClassificationTask):
                     m.char_kernel_size, name="char_cnn")(chars)
         x = keras.layers.Concatenate(name="features")([w, c])
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
-        x = RecurrentStack(m.units, cell=m.cell, num_layers=m.num_layers, bidirectional=True,
-                           dropout=m.dropout, reset_after=m.reset_after,
-                           return_sequences=True, name="encoder")(x)
+        x = RecurrentStack.from_model_config(m, bidirectional=True, return_sequences=True,
+                                             name="encoder")(x)
         x = keras.layers.Dropout(m.dropout, name="dropout")(x)
         scores = keras.layers.Dense(m.num_tags, dtype="float32", name="emissions")(x)
         if m.output == "crf":

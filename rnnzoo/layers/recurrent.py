@@ -8,6 +8,9 @@ import keras
 
 CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 MERGE_MODES = ("concat", "sum", "mul", "ave")
+# The ModelConfig fields a family may declare for its recurrent stack, read by
+# ``RecurrentStack.from_model_config`` (``units`` is always there).
+STACK_FIELDS = ("cell", "num_layers", "bidirectional", "merge_mode", "dropout", "reset_after")
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
@@ -68,6 +71,14 @@ class RecurrentStack(keras.layers.Layer):
                 rnn = keras.layers.Bidirectional(rnn, merge_mode=merge_mode, name=f"bi{cell}_{i}")
             self.rnns.append(rnn)
         self.drops = [keras.layers.Dropout(dropout) for _ in range(num_layers - 1)]
+
+    @classmethod
+    def from_model_config(cls, m: Any, **kwargs: Any) -> RecurrentStack:
+        """The stack a family's ``ModelConfig`` ``m`` describes: ``units`` and those of
+        ``STACK_FIELDS`` it declares, so every family reads its fields the same way; ``kwargs``
+        (``name``, ``return_sequences``, a fixed ``bidirectional``...) add to them."""
+        fields = {f: getattr(m, f) for f in STACK_FIELDS if hasattr(m, f)}
+        return cls(m.units, **{**fields, **kwargs})
 
     @property
     def states_per_layer(self) -> int:
