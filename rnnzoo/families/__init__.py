@@ -4,8 +4,9 @@ The family ``translator`` is the module ``rnnzoo.families.translator``, found by
 family is adding one module (plus its YAML entries), nothing else. A family module defines
 ``ModelConfig`` and ``DataConfig`` (dataclasses validated against the YAML), ``Task`` (a
 subclass of its application's task class, ``rnnzoo/apps/<task>/model.py``), and for the
-lifecycle harness ``TINY_OVERRIDES`` and ``synthetic_dataset(directory, n, seed)``. Family modules keep TensorFlow imports inside
-functions, so reading configs and listing models stay TF-free.
+lifecycle harness ``TINY_OVERRIDES`` and ``synthetic_dataset(directory, n, seed)``. Family
+modules keep TensorFlow imports inside functions, so reading configs and listing models stay
+TF-free.
 """
 
 from __future__ import annotations
