@@ -62,11 +62,18 @@ def _tensor(name: str, value: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.ascontiguousarray(value), name)
 
 
-def _head(p: str, x: str, h0: str) -> tuple[list, list]:
-    axes = [_tensor(f"{p}_axis0", np.array([0], np.int64)),
-            _tensor(f"{p}_axes01", np.array([0, 1], np.int64))]  # also for ``_tail``
-    return ([helper.make_node("Squeeze", [x, f"{p}_axis0"], [f"{p}_x"]),
-             helper.make_node("Squeeze", [h0, f"{p}_axis0"], [f"{p}_h"])], axes)
+def _products(p: str, x: str, h0: str, W: np.ndarray, R: np.ndarray) -> tuple[list, list]:
+    """What every rewritten cell starts with: ``x`` and ``h0`` without their length-1 axis and
+    the step's two products ``x W -> {p}_xw`` and ``h R -> {p}_hr`` (the MatMuls int8
+    quantizes); the gates of each cell follow."""
+    n = helper.make_node
+    inits = [_tensor(f"{p}_axis0", np.array([0], np.int64)),
+             _tensor(f"{p}_axes01", np.array([0, 1], np.int64)),  # also for ``_tail``
+             _tensor(f"{p}_W", W.T), _tensor(f"{p}_R", R.T)]
+    return ([n("Squeeze", [x, f"{p}_axis0"], [f"{p}_x"]),
+             n("Squeeze", [h0, f"{p}_axis0"], [f"{p}_h"]),
+             n("MatMul", [f"{p}_x", f"{p}_W"], [f"{p}_xw"]),
+             n("MatMul", [f"{p}_h", f"{p}_R"], [f"{p}_hr"])], inits)
 
 
 def _tail(p: str, h_new: str, outputs: list[str]) -> list:
@@ -85,16 +92,13 @@ def _gru_nodes(p, x, h0, W, R, bias, hidden, outputs):
     wb, rb = bias[: 3 * hidden], bias[3 * hidden:]
     x_bias = np.concatenate([wb[: 2 * hidden] + rb[: 2 * hidden], wb[2 * hidden:]])
     h_bias = np.concatenate([np.zeros(2 * hidden, W.dtype), rb[2 * hidden:]])
-    nodes, inits = _head(p, x, h0)
-    inits += [_tensor(f"{p}_W", W.T), _tensor(f"{p}_R", R.T), _tensor(f"{p}_bx", x_bias),
-              _tensor(f"{p}_bh", h_bias),
+    nodes, inits = _products(p, x, h0, W, R)
+    inits += [_tensor(f"{p}_bx", x_bias), _tensor(f"{p}_bh", h_bias),
               _tensor(f"{p}_split", np.array([2 * hidden, hidden], np.int64)),
               _tensor(f"{p}_halves", np.array([hidden, hidden], np.int64))]
     n = helper.make_node
     nodes += [
-        n("MatMul", [f"{p}_x", f"{p}_W"], [f"{p}_xw"]),
         n("Add", [f"{p}_xw", f"{p}_bx"], [f"{p}_gx"]),
-        n("MatMul", [f"{p}_h", f"{p}_R"], [f"{p}_hr"]),
         n("Add", [f"{p}_hr", f"{p}_bh"], [f"{p}_gh"]),
         n("Split", [f"{p}_gx", f"{p}_split"], [f"{p}_gx_zr", f"{p}_gx_n"], axis=1),
         n("Split", [f"{p}_gh", f"{p}_split"], [f"{p}_gh_zr", f"{p}_gh_n"], axis=1),
@@ -113,15 +117,10 @@ def _gru_nodes(p, x, h0, W, R, bias, hidden, outputs):
 
 def _rnn_nodes(p, x, h0, W, R, bias, hidden, outputs):
     """ONNX RNN (tanh): h' = tanh(x W + h R + bW + bR)."""
-    nodes, inits = _head(p, x, h0)
-    inits += [_tensor(f"{p}_W", W.T), _tensor(f"{p}_R", R.T),
-              _tensor(f"{p}_b", bias[:hidden] + bias[hidden:])]
+    nodes, inits = _products(p, x, h0, W, R)
+    inits.append(_tensor(f"{p}_b", bias[:hidden] + bias[hidden:]))
     n = helper.make_node
-    nodes += [
-        n("MatMul", [f"{p}_x", f"{p}_W"], [f"{p}_xw"]),
-        n("MatMul", [f"{p}_h", f"{p}_R"], [f"{p}_hr"]),
-        n("Add", [f"{p}_xw", f"{p}_hr"], [f"{p}_sum"]),
-        n("Add", [f"{p}_sum", f"{p}_b"], [f"{p}_pre"]),
-        n("Tanh", [f"{p}_pre"], [f"{p}_h_new"]),
-    ]
+    nodes += [n("Add", [f"{p}_xw", f"{p}_hr"], [f"{p}_sum"]),
+              n("Add", [f"{p}_sum", f"{p}_b"], [f"{p}_pre"]),
+              n("Tanh", [f"{p}_pre"], [f"{p}_h_new"])]
     return nodes + _tail(p, f"{p}_h_new", outputs), inits

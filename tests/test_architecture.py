@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from conftest import run_python, without_packages
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = {"rnnzoo": REPO / "rnnzoo", "rnnzoo.export": REPO / "export",
@@ -92,13 +91,8 @@ def tf_free_modules() -> list[str]:
 def test_tf_free_modules_by_place_import_without_tensorflow():
     modules = tf_free_modules()
     assert "rnnzoo.apps.translation.inference" in modules and "rnnzoo.engines.ctc" in modules
-    code = textwrap.dedent(f"""
-        import importlib, sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
-                    raise ImportError('blocked: ' + name)
-        sys.meta_path.insert(0, Block())
+    proc = run_python(without_packages(f"""
+        import importlib
         for name in {modules!r}:
             importlib.import_module(name)
         from rnnzoo.apps import known_task_types, runtime_class
@@ -107,9 +101,7 @@ def test_tf_free_modules_by_place_import_without_tensorflow():
         import rnnzoo.cli
         rnnzoo.cli.build_parser()
         print('OK', known_task_types())
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    """))
     assert proc.returncode == 0, proc.stderr
     assert "text-classification" in proc.stdout and "translation" in proc.stdout
 

@@ -11,6 +11,7 @@ import wave
 
 import numpy as np
 import pytest
+from conftest import train_tiny_ctc
 
 from rnnzoo.apps.speech_recognition.data import (
     DataConfig,
@@ -275,18 +276,13 @@ def test_label_error_rate():
 
 
 def test_tiny_model_learns_tone_sequences(tmp_path, capsys):
-    import rnnzoo
     from rnnzoo.evaluation import evaluate_reports
     from rnnzoo.families.ctc import synthetic_dataset
 
     data = synthetic_dataset(tmp_path / "data", n=240, seed=1)
-    result = rnnzoo.train(
-        "ctc_bigru", data, out=tmp_path / "run", verbose=0,
-        model={"num_labels": 3, "conv_filters": 16, "conv_kernel": 3, "conv_stride": 2,
-               "units": 24, "num_layers": 1, "input_dropout": 0.0, "dropout": 0.0},
-        data={"n_mels": 20, "beam_width": 0},
-        training={"epochs": 12, "batch_size": 16, "learning_rate": 1e-2, "warmup_steps": 0,
-                  "schedule": "constant", "early_stopping_patience": 0, "intra_op_threads": 1})
+    result = train_tiny_ctc(data, tmp_path / "run", conv_filters=16, units=24, epochs=12,
+                            learning_rate=1e-2, warmup_steps=0, schedule="constant",
+                            intra_op_threads=1)
     task = result.task
     loaded = task.load_data(data, seed=task.config.training.seed)
     report = evaluate_reports(task, loaded, "test", {"beam": 0})[0]  # best path

@@ -51,8 +51,12 @@ def _train_args(data: Path, out: Path, epochs: int, extra: dict | None = None) -
     return args
 
 
-def _stop_leftovers(log_dir: Path) -> None:
-    """Kill workers a launch may have left (only if the launcher itself was killed)."""
+def _stop_leftovers(log_dir: Path, launcher: subprocess.Popen | None = None) -> None:
+    """Kill ``launcher`` if it still runs (a check failed while it ran), then the workers a
+    launch may have left (only if the launcher itself was killed)."""
+    if launcher is not None and launcher.poll() is None:
+        launcher.kill()
+        launcher.wait()
     listing = log_dir / "workers.json"
     if not listing.is_file():
         return
@@ -187,10 +191,7 @@ def test_killed_worker_job_resumes_from_backup(tmp_path, sentiment_csv):
         os.kill(victim, signal.SIGKILL)
         console, _ = launcher.communicate(timeout=60)
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
-        _stop_leftovers(logs1)
+        _stop_leftovers(logs1, launcher)
     assert launcher.returncode == 128 + signal.SIGKILL, console[-4000:]
     assert "worker 1 failed with exit status 137" in console
     assert not (out / "model.weights.h5").exists()
@@ -427,10 +428,7 @@ def test_launch_cli_ctrl_c_stops_all_workers(tmp_path, worker_script):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _stop_leftovers(logs)
+        _stop_leftovers(logs, proc)
     assert proc.returncode == 130, out
     assert "interrupted; stopping workers" in out
     assert not any(_alive(pid) for pid in _pids(logs))

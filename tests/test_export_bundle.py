@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-from conftest import tiny_overrides
+from conftest import run_python, tiny_overrides, without_packages
 from rnnzoo.export import runtime, to_onnx
 from rnnzoo.export.errors import ExportError
 
@@ -119,21 +116,13 @@ def test_existing_output_is_not_overwritten(bundle):
 
 
 def test_runtime_works_with_tensorflow_and_keras_unimportable(bundle):
-    code = textwrap.dedent(f"""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
-                    raise ImportError('blocked: ' + name)
-        sys.meta_path.insert(0, Block())
+    proc = run_python(without_packages(f"""
         from rnnzoo.export import runtime
         rt = runtime.load({str(bundle[0])!r})
         labels, probs = rt.predict(['the movie was good', 'bad'])
         assert probs.shape == (2, 2), probs.shape
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
         print('OK', labels)
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    """))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("OK")

@@ -11,17 +11,16 @@ Keras.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
+from conftest import run_python, without_packages
 
 import rnnzoo
 from rnnzoo.apps import app_cli
 from rnnzoo.families import family_spec
+from rnnzoo.preset_bundle import close  # the harness's own plain-data comparison
 from rnnzoo.presets import save_preset
 from rnnzoo.registry import get_entry
 
@@ -36,30 +35,8 @@ def _outputs(task, x):
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
-def close(a, b, atol=1e-5):
-    """Plain-data equality with a tolerance on floats (labels and tokens must be equal)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(close(a[k], b[k], atol)
-                                                                    for k in a)
-    if isinstance(a, (list, tuple)):
-        return (isinstance(b, (list, tuple)) and len(a) == len(b)
-                and all(close(x, y, atol) for x, y in zip(a, b)))
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(a - b) <= atol
-    return a == b
-
-
 def run_without_tensorflow(code: str) -> str:
-    prelude = textwrap.dedent("""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
-                    raise ImportError('blocked: ' + name)
-        sys.meta_path.insert(0, Block())
-    """)
-    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_python(without_packages(code), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python, train_tiny_ctc, without_packages
 
 pytest.importorskip("starlette", reason="the serve extra is not installed: pip install "
                     "'rnnzoo[serve]'")
@@ -580,17 +581,11 @@ def speech_bundle(tmp_path_factory):
         pytest.skip("training a tiny speech model needs the train extra")
     from rnnzoo.export import to_onnx
 
-    import rnnzoo
     from rnnzoo.families.ctc import synthetic_dataset
 
     tmp = tmp_path_factory.mktemp("speech")
     data = synthetic_dataset(tmp / "data", n=48, seed=1)
-    result = rnnzoo.train(
-        "ctc_bigru", data, out=tmp / "run", verbose=0,
-        model={"num_labels": 3, "conv_filters": 8, "conv_kernel": 3, "conv_stride": 2,
-               "units": 8, "num_layers": 1, "input_dropout": 0.0, "dropout": 0.0},
-        data={"n_mels": 20, "beam_width": 0},
-        training={"epochs": 2, "batch_size": 16, "early_stopping_patience": 0})
+    result = train_tiny_ctc(data, tmp / "run", conv_filters=8, units=8, epochs=2)
     to_onnx(result.task, tmp / "bundle")
     wavs = sorted(data.glob("*.wav"))[:3]
     return tmp / "bundle", wavs
@@ -838,12 +833,10 @@ def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
 
 
 def test_missing_serve_extra_and_bad_presets_are_one_line_errors():
-    block = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
-             "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
-             "            raise ImportError('blocked')\nsys.meta_path.insert(0, Block())\n"
-             "from rnnzoo.cli import main\nsys.exit(main(['serve', %r]))\n")
-    r = subprocess.run([sys.executable, "-c", block % SST2], capture_output=True, text=True,
-                       timeout=120)
+    r = run_python(without_packages(f"""
+        from rnnzoo.cli import main
+        sys.exit(main(['serve', {SST2!r}]))
+    """, ("starlette", "uvicorn")))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert 'pip install "rnnzoo[serve]"' in r.stderr
     r = subprocess.run([sys.executable, "-m", "rnnzoo.cli", "serve", "no_such.preset"],

@@ -9,32 +9,22 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
+from conftest import TRAIN_EXTRA_PACKAGES, run_python, without_packages
 
 from rnnzoo.cli import main
-
-BLOCK = textwrap.dedent("""
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx'):
-                raise ImportError('blocked: ' + name)
-    sys.meta_path.insert(0, Block())
-""")
 
 
 def slim_cli(*args: str) -> subprocess.CompletedProcess:
     """``rnnzoo ARGS`` in a process where the train extra cannot be imported."""
-    code = BLOCK + textwrap.dedent(f"""
+    code = without_packages(f"""
         from rnnzoo.cli import main
         code = main({list(args)!r})
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
         sys.exit(code)
-    """)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, env={"RNNZOO_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    """, (*TRAIN_EXTRA_PACKAGES, "onnx"))
+    return run_python(code, timeout=300, env={"RNNZOO_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
 
 
 def test_inference_commands_run_without_tensorflow():

@@ -18,6 +18,9 @@ from rnnzoo.errors import ConfigError, DataError
 # An int8 bundle ships when it loses at most this much of the task's metric on evaluation data
 # (the applications' INT8_TOLERANCE says the same to the preset harness).
 INT8_MAX_LOSS = 0.005
+#: Both applications' ``INT8_TOLERANCE`` (their ``cli`` re-exports it): how much of the
+#: headline an int8 bundle may lose against fp32 (the int8 acceptance rule).
+INT8_TOLERANCE = {"absolute": INT8_MAX_LOSS}
 
 
 # -- the verb's inputs -----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -26,16 +27,40 @@ def _options() -> tf.data.Options:
     return options
 
 
-def sequence_dataset(
-    sequences: Sequence[Sequence[int]],
-    labels: Sequence[int] | np.ndarray,
-    batch_size: int,
-    max_length: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    bucketing: bool = True,
-    fixed_length: bool = False,
-) -> tf.data.Dataset:
+# -- the steps every pipeline takes (token rows, pairs, piano rolls), written once -----------------
+def dataset_rows(tensors: tuple, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """One element per row of ``tensors`` (equal first dimensions), reshuffled every epoch
+    when ``shuffle``."""
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if shuffle:
+        ds = ds.shuffle(len(tensors[0]), seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def padded_batches(ds: tf.data.Dataset, batch_size: int, shapes: Any, length_of: Callable,
+                   bucket_length: int | None, padding_values: Any = None) -> tf.data.Dataset:
+    """Post-padded batches: grouped by ``length_of(*element)`` into the buckets below
+    ``bucket_length``, or in order when it is None (fixed length, no bucketing). The batches
+    ``count_batches`` counts."""
+    if bucket_length is None:
+        return ds.padded_batch(batch_size, padded_shapes=shapes, padding_values=padding_values)
+    bounds = bucket_boundaries(bucket_length)
+    return ds.bucket_by_sequence_length(
+        element_length_func=length_of, bucket_boundaries=bounds,
+        bucket_batch_sizes=[batch_size] * (len(bounds) + 1), padded_shapes=shapes,
+        padding_values=padding_values)
+
+
+def finish_dataset(ds: tf.data.Dataset, n_batches: int) -> tf.data.Dataset:
+    """Known cardinality (Keras shows a real progress bar and does not warn at epoch end),
+    prefetch and the pipelines' options."""
+    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(2).with_options(_options())
+
+
+def sequence_dataset(sequences: Sequence[Sequence[int]], labels: Sequence[int] | np.ndarray,
+                     batch_size: int, max_length: int, shuffle: bool = False, seed: int = 0,
+                     bucketing: bool = True, fixed_length: bool = False) -> tf.data.Dataset:
     """Batches of ``(tokens [batch, time] int32, labels)``, post-padded with 0.
 
     ``bucketing`` groups sequences of similar length (large speed-up on short sentences).
@@ -44,26 +69,14 @@ def sequence_dataset(
     """
     seqs = [list(s[:max_length]) or [1] for s in sequences]  # an empty row becomes <unk>
     padded, lengths = _pad_rows(seqs)
-    ds = tf.data.Dataset.from_tensor_slices((padded, lengths, np.asarray(labels)))
-    if shuffle:
-        ds = ds.shuffle(len(seqs), seed=seed, reshuffle_each_iteration=True)
+    ds = dataset_rows((padded, lengths, np.asarray(labels)), shuffle, seed)
     ds = ds.map(lambda x, n, y: (x[:n], y))
-    label_shape = tf.TensorShape(np.asarray(labels).shape[1:])
-    if fixed_length or not bucketing:
-        width = max_length if fixed_length else None
-        ds = ds.padded_batch(batch_size, padded_shapes=([width], label_shape))
-    else:
-        bounds = bucket_boundaries(max_length)
-        ds = ds.bucket_by_sequence_length(
-            element_length_func=lambda x, y: tf.shape(x)[0],
-            bucket_boundaries=bounds,
-            bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
-            padded_shapes=([None], label_shape),
-        )
-    n_batches = count_batches(lengths, batch_size, max_length, bucketing, fixed_length)
-    # Known cardinality: Keras shows a real progress bar and does not warn at epoch end.
-    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
-    return ds.prefetch(2).with_options(_options())
+    shapes = ([max_length if fixed_length else None], tf.TensorShape(np.asarray(labels).shape[1:]))
+    bucketed = bucketing and not fixed_length
+    ds = padded_batches(ds, batch_size, shapes, lambda x, y: tf.shape(x)[0],
+                        max_length if bucketed else None)
+    return finish_dataset(ds, count_batches(lengths, batch_size, max_length, bucketing,
+                                            fixed_length))
 
 
 def count_batches(
@@ -85,16 +98,9 @@ def _pad_rows(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     return pad_rows(seqs), np.array([len(s) for s in seqs], dtype=np.int64)
 
 
-def pair_dataset(
-    sources: Sequence[Sequence[int]],
-    targets: Sequence[Sequence[int]],
-    batch_size: int,
-    max_length: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    bucketing: bool = True,
-    fixed_length: bool = False,
-) -> tf.data.Dataset:
+def pair_dataset(sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
+                 batch_size: int, max_length: int, shuffle: bool = False, seed: int = 0,
+                 bucketing: bool = True, fixed_length: bool = False) -> tf.data.Dataset:
     """Teacher-forcing batches ``((source, target_in), target_out)``, all post-padded.
 
     ``targets`` include ``<s>`` and ``</s>``: ``target_in`` drops the last token and
@@ -102,24 +108,14 @@ def pair_dataset(
     """
     src, src_len = _pad_rows(sources)
     tgt, tgt_len = _pad_rows(targets)
-    ds = tf.data.Dataset.from_tensor_slices((src, src_len, tgt, tgt_len))
-    if shuffle:
-        ds = ds.shuffle(len(src), seed=seed, reshuffle_each_iteration=True)
+    ds = dataset_rows((src, src_len, tgt, tgt_len), shuffle, seed)
     ds = ds.map(lambda s, ns, t, nt: (s[:ns], t[: nt - 1], t[1:nt]))
     width = max_length + 1 if fixed_length else None
-    shapes = ([width], [width], [width])
     lengths = np.maximum(src_len, tgt_len - 1)
-    if fixed_length or not bucketing:
-        ds = ds.padded_batch(batch_size, padded_shapes=shapes)
-    else:
-        bounds = bucket_boundaries(max_length + 1)
-        ds = ds.bucket_by_sequence_length(
-            element_length_func=lambda s, ti, to: tf.maximum(tf.shape(s)[0], tf.shape(ti)[0]),
-            bucket_boundaries=bounds,
-            bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
-            padded_shapes=shapes,
-        )
+    bucketed = bucketing and not fixed_length
+    ds = padded_batches(ds, batch_size, ([width], [width], [width]),
+                        lambda s, ti, to: tf.maximum(tf.shape(s)[0], tf.shape(ti)[0]),
+                        max_length + 1 if bucketed else None)
     ds = ds.map(lambda s, ti, to: ((s, ti), to))
-    n_batches = count_batches(lengths, batch_size, max_length + 1, bucketing, fixed_length)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
-    return ds.prefetch(2).with_options(_options())
+    return finish_dataset(ds, count_batches(lengths, batch_size, max_length + 1, bucketing,
+                                            fixed_length))

@@ -7,12 +7,15 @@ the one-step decoder graph``. This module holds that loop once, over the ``step(
 of :func:`rnnzoo.engines.decoding.graph_step`, so Keras graphs and onnxruntime bundles (and both
 applications) share it and a seed gives the same output on every backend. What differs per
 application is only ``choose(logits, rng)``: a token sampler over the softmax (text) or one
-Bernoulli draw per key (music). Numpy only.
+Bernoulli draw per key (music). Also what the two applications' ``generate`` options and int8
+checks share (``add_generation_arguments``, ``held_out``, ``int8_report``, ``int8_gate``).
+Numpy only.
 """
 
 from __future__ import annotations
 
 import abc
+import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,8 +24,9 @@ import numpy as np
 from rnnzoo.engines.decoding import GraphRunner, State, StepFn, graph_step
 from rnnzoo.errors import DataError, short_repr
 
-__all__ = ["BundleStates", "PrimedGenerator", "generation_request", "int8_gate", "prime_steps",
-           "sample_primed"]
+__all__ = ["BundleStates", "PrimedGenerator", "add_generation_arguments", "generation_request",
+           "held_out", "int8_gate", "int8_report", "prime_steps", "sample_primed",
+           "steps_and_temperature"]
 
 Choose = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -125,3 +129,41 @@ def int8_gate(comparison: Mapping[str, Any], metric: str, what: str,
     if a is None or b is None or b > a * (1 + relative):
         return f"int8 {what} more than {relative:.1%} above fp32's"
     return None
+
+
+def held_out(task: Any, eval_data: Any, limit: int) -> Any:
+    """The first ``limit`` items of the test (else dev, else train) split of ``eval_data`` as
+    ``task`` reads it: what a primed generator's ``compare_runtimes`` measures int8 on. None
+    without data (the caller then draws a fixed random sample)."""
+    if eval_data is None:
+        return None
+    data = task.load_data(eval_data, task.config.training.seed)
+    return (data.test or data.dev or data.train)[:limit]
+
+
+def int8_report(metric: str, label: str, fp32: float, int8: float, drift: float,
+                counted: tuple[str, int, str]) -> dict:
+    """A primed generator's ``compare_runtimes`` result, the same for text and music: ``metric``
+    on both bundles (``<metric>_fp32``/``_int8``, what ``int8_gate`` reads), the largest
+    probability drift and a summary; ``counted`` is ``(key, how many, noun)`` of what was
+    scored."""
+    key, n, noun = counted
+    return {key: n, f"{metric}_fp32": fp32, f"{metric}_int8": int8, "max_prob_drift": drift,
+            "summary": f"{label} fp32 {fp32:.4f} -> int8 {int8:.4f} on {n} {noun}; max "
+                       f"probability drift {drift:.4f}"}
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser, steps_help: str,
+                             temperature_help: str) -> None:
+    """``--steps``, ``--temperature`` and ``--seed`` of ``rnnzoo generate``, declared alike by
+    every primed generator: the verb is shared and its parser keeps the last declaration, so
+    the types must agree. No defaults here: ``steps_and_temperature`` applies each task's."""
+    parser.add_argument("--steps", type=int, help=steps_help)
+    parser.add_argument("--temperature", type=float, help=temperature_help)
+    parser.add_argument("--seed", type=int, help="random seed (same seed, same output)")
+
+
+def steps_and_temperature(args: argparse.Namespace, default_steps: int) -> tuple[int, float]:
+    """``--steps`` (else the task's ``default_steps``) and ``--temperature`` (else 1)."""
+    steps = args.steps if args.steps is not None else default_steps
+    return steps, args.temperature if args.temperature is not None else 1.0

@@ -53,54 +53,55 @@ def _member_path(name: str, label: str) -> PurePosixPath | None:
     return PurePosixPath(*parts) if parts else None
 
 
-def _write_member(dest: Path, rel: PurePosixPath, read: Callable[[], Any], label: str) -> None:
-    target = dest.joinpath(*rel.parts)
-    if not target.resolve().is_relative_to(dest.resolve()):  # cannot happen after the checks
-        raise PresetError(f"{label}: refused archive member {rel.as_posix()!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with read() as src, open(target, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
+_Plan = list[tuple[PurePosixPath | None, bool, Callable[[], Any]]]  # (path, is a folder, open)
+
+
+def _refuse_kind(label: str, name: str, what: str) -> PresetError:
+    """The one refusal of a link or special member, whichever archive format holds it."""
+    return PresetError(f"{label}: refused archive member {name!r}: it is {what}; a preset "
+                       "archive holds only regular files and folders")
+
+
+def _write_members(dest: Path, plan: _Plan, label: str) -> None:
+    """Write an archive's members once all of them passed the checks (so a refused archive
+    writes nothing), the same way for tar and zip."""
+    for rel, is_dir, read in plan:
+        if rel is None:
+            continue
+        target = dest.joinpath(*rel.parts)
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if not target.resolve().is_relative_to(dest.resolve()):  # cannot happen after the checks
+            raise PresetError(f"{label}: refused archive member {rel.as_posix()!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with read() as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
 
 
 def _extract_tar(archive: Path, dest: Path, label: str) -> None:
     with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        plan = []
-        for m in members:
+        plan: _Plan = []
+        for m in tar.getmembers():
             rel = _member_path(m.name, label)
             if not (m.isfile() or m.isdir()):
-                kind = ("a symbolic link" if m.issym() else "a hard link" if m.islnk()
-                        else "a device or special file")
-                raise PresetError(f"{label}: refused archive member {m.name!r}: it is {kind}; "
-                                  "a preset archive holds only regular files and folders")
-            plan.append((m, rel))
-        for m, rel in plan:
-            if rel is None:
-                continue
-            if m.isdir():
-                dest.joinpath(*rel.parts).mkdir(parents=True, exist_ok=True)
-            else:
-                _write_member(dest, rel, lambda m=m: tar.extractfile(m), label)
+                raise _refuse_kind(label, m.name, "a symbolic link" if m.issym() else
+                                   "a hard link" if m.islnk() else "a device or special file")
+            plan.append((rel, m.isdir(), lambda m=m: tar.extractfile(m)))
+        _write_members(dest, plan, label)
 
 
 def _extract_zip(archive: Path, dest: Path, label: str) -> None:
     with zipfile.ZipFile(archive) as zf:
-        plan = []
+        plan: _Plan = []
         for info in zf.infolist():
             rel = _member_path(info.filename, label)
             kind = stat.S_IFMT(info.external_attr >> 16)
             if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                what = "a symbolic link" if kind == stat.S_IFLNK else "a special file"
-                raise PresetError(f"{label}: refused archive member {info.filename!r}: it is "
-                                  f"{what}; a preset archive holds only regular files and folders")
-            plan.append((info, rel))
-        for info, rel in plan:
-            if rel is None:
-                continue
-            if info.is_dir():
-                dest.joinpath(*rel.parts).mkdir(parents=True, exist_ok=True)
-            else:
-                _write_member(dest, rel, lambda info=info: zf.open(info), label)
+                raise _refuse_kind(label, info.filename, "a symbolic link"
+                                   if kind == stat.S_IFLNK else "a special file")
+            plan.append((rel, info.is_dir(), lambda info=info: zf.open(info)))
+        _write_members(dest, plan, label)
 
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,

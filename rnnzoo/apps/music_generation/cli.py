@@ -31,6 +31,7 @@ from rnnzoo.apps.music_generation.data import (
     write_wav,
 )
 from rnnzoo.apps.music_generation.inference import DEFAULT_STEPS, _check_int
+from rnnzoo.engines.primed import add_generation_arguments, steps_and_temperature
 from rnnzoo.errors import DataError
 
 VERB = "generate"
@@ -44,11 +45,8 @@ def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``rnnzoo generate`` for music."""
     # Defaults are applied in run_verb: options shared with other generate tasks (--steps,
     # --temperature, --seed, --primer, --out) keep no task-specific default in the parser.
-    parser.add_argument("--steps", type=int, help=f"frames/tokens to generate (music: "
-                        f"default {DEFAULT_STEPS})")
-    parser.add_argument("--temperature", type=float,
-                        help="sampling temperature (default 1; music: 0 = most likely frame)")
-    parser.add_argument("--seed", type=int, help="random seed (same seed, same output)")
+    add_generation_arguments(parser, f"frames/tokens to generate (music: default {DEFAULT_STEPS})",
+                             "sampling temperature (default 1; music: 0 = most likely frame)")
     parser.add_argument("--primer", metavar="FILE",
                         help="music: start from this MIDI file, or from a test piece of a "
                         ".mat/.json dataset (see --primer-piece)")
@@ -73,8 +71,7 @@ def run_verb(model: Any, args: argparse.Namespace) -> int:
     """Generate a piece: a MIDI file with ``--out`` (else the frames as pitch lists), and the
     optional piano-roll image and audio."""
     primer = _primer_from_args(model, args)
-    steps = args.steps if args.steps is not None else DEFAULT_STEPS
-    temperature = args.temperature if args.temperature is not None else 1.0
+    steps, temperature = steps_and_temperature(args, DEFAULT_STEPS)
     qpm = args.qpm if args.qpm is not None else DEFAULT_QPM
     program = args.program if args.program is not None else 0
     roll = model.generate(steps=steps, primer=primer, temperature=temperature,

@@ -30,7 +30,7 @@ from rnnzoo.apps.music_generation.data import (
 from rnnzoo.apps.music_generation.inference import _MusicGenerator
 from rnnzoo.config import EntryConfig
 from rnnzoo.engines.decoding import GraphRunner
-from rnnzoo.engines.primed import int8_gate
+from rnnzoo.engines.primed import held_out, int8_gate, int8_report
 from rnnzoo.errors import DataError
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec
@@ -141,24 +141,19 @@ class MusicGenerationTask(_MusicGenerator, Task):
     def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes the model: frame NLL of both (on ``eval_data``'s test split
         when given, else on random sparse rolls) and the largest probability drift."""
-        if eval_data is not None:
-            data = self.load_data(eval_data, self.config.training.seed)
-            pieces = (data.test or data.dev or data.train)[:50]
-        else:
+        pieces = held_out(self, eval_data, 50)
+        if pieces is None:
             rng = np.random.default_rng(0)
             pieces = [(rng.random((n, NUM_KEYS)) < 0.05).astype(np.uint8) for n in (17, 9, 1)]
         a, b = reference.nll(pieces), candidate.nll(pieces)
         drift = max(float(np.abs(reference.frame_probabilities(p)
                                  - candidate.frame_probabilities(p)).max()) for p in pieces[:5])
-        return {"pieces": len(pieces), "nll_fp32": a["nll"], "nll_int8": b["nll"],
-                "max_prob_drift": drift,
-                "summary": f"frame NLL fp32 {a['nll']:.4f} -> int8 {b['nll']:.4f} on "
-                           f"{len(pieces)} pieces; max probability drift {drift:.4f}"}
+        return int8_report("nll", "frame NLL", a["nll"], b["nll"], drift,
+                           ("pieces", len(pieces), "pieces"))
 
     def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when its frame NLL is at most 0.5% above fp32's."""
-        return int8_gate(comparison, "nll", "frame NLL",
-                         cli.INT8_TOLERANCE["relative"])
+        return int8_gate(comparison, "nll", "frame NLL", cli.INT8_TOLERANCE["relative"])
 
 
 def transpose_ranges(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
@@ -181,7 +176,7 @@ def frame_dataset(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], batch_size
     ``transpose`` shifts each window by a fresh random number of semitones per epoch."""
     import tensorflow as tf
 
-    from rnnzoo.data.pipeline import bucket_boundaries, count_batches
+    from rnnzoo.data.pipeline import count_batches, dataset_rows, finish_dataset, padded_batches
 
     lengths = np.array([len(x) for x in xs], dtype=np.int64)
     width = int(lengths.max())
@@ -190,9 +185,7 @@ def frame_dataset(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], batch_size
     for i, (x, y) in enumerate(zip(xs, ys)):
         x_arr[i, : len(x)], y_arr[i, : len(y)] = x, y
     ranges = transpose_ranges(xs, ys, transpose)
-    ds = tf.data.Dataset.from_tensor_slices((x_arr, y_arr, lengths, ranges))
-    if shuffle:
-        ds = ds.shuffle(len(xs), seed=seed, reshuffle_each_iteration=True)
+    ds = dataset_rows((x_arr, y_arr, lengths, ranges), shuffle, seed)
 
     # A generator whose state advances across elements and epochs (a seeded stateless op in a
     # map function would draw the same shift every time).
@@ -206,23 +199,13 @@ def frame_dataset(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], batch_size
         return x, y
 
     ds = ds.map(window)
-    pad = (tf.constant(0.0), tf.constant(-1.0))
-    if fixed_length or not bucketing:
-        shape = [max_length if fixed_length else None, NUM_KEYS]
-        ds = ds.padded_batch(batch_size, padded_shapes=(shape, shape), padding_values=pad)
-    else:
-        bounds = bucket_boundaries(max_length)
-        ds = ds.bucket_by_sequence_length(
-            element_length_func=lambda x, y: tf.shape(x)[0], bucket_boundaries=bounds,
-            bucket_batch_sizes=[batch_size] * (len(bounds) + 1),
-            padded_shapes=([None, NUM_KEYS], [None, NUM_KEYS]), padding_values=pad)
+    bucketed = bucketing and not fixed_length
+    shape = [max_length if fixed_length else None, NUM_KEYS]
+    ds = padded_batches(ds, batch_size, (shape, shape), lambda x, y: tf.shape(x)[0],
+                        max_length if bucketed else None,
+                        padding_values=(tf.constant(0.0), tf.constant(-1.0)))
     n_batches = count_batches(lengths, batch_size, max_length, bucketing, fixed_length)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
-    options = tf.data.Options()
-    options.autotune.enabled = False  # measured to stall at the end of fit() on these machines
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    options.deterministic = True
-    return ds.prefetch(2).with_options(options), n_batches
+    return finish_dataset(ds, n_batches), n_batches
 
 
 TASK_CLASS = MusicGenerationTask

@@ -14,6 +14,7 @@ from typing import Any
 
 from rnnzoo.apps.text_generation.data import PUBLISHED, UNK, CharData
 from rnnzoo.apps.text_generation.inference import DEFAULT_STEPS
+from rnnzoo.engines.primed import add_generation_arguments, steps_and_temperature
 from rnnzoo.errors import DataError
 
 VERB = "generate"
@@ -27,12 +28,9 @@ def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``rnnzoo generate`` for text."""
     # Shared with music-generation (one `generate` verb): the common options are declared
     # again with both tasks' defaults in the help (the parser keeps the last declaration).
-    parser.add_argument("--steps", type=int, help=f"frames/characters to generate (music: "
-                        f"default 64; text: default {DEFAULT_STEPS})")
-    parser.add_argument("--temperature", type=float,
-                        help="sampling temperature (default 1; 0 = the most likely "
-                        "frame/character)")
-    parser.add_argument("--seed", type=int, help="random seed (same seed, same output)")
+    add_generation_arguments(
+        parser, f"frames/characters to generate (music: default 64; text: default {DEFAULT_STEPS})",
+        "sampling temperature (default 1; 0 = the most likely frame/character)")
     parser.add_argument("--prompt", default="",
                         help="text: the text to continue (default: start of a line)")
     parser.add_argument("--top-k", dest="top_k", type=int,
@@ -43,8 +41,7 @@ def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_verb(model: Any, args: argparse.Namespace) -> int:
     """Print the prompt, then each character as it is generated (streaming)."""
-    steps = args.steps if args.steps is not None else DEFAULT_STEPS
-    temperature = args.temperature if args.temperature is not None else 1.0
+    steps, temperature = steps_and_temperature(args, DEFAULT_STEPS)
     prompt = getattr(args, "prompt", "") or ""
 
     def show(text: str) -> None:

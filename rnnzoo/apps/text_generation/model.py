@@ -37,7 +37,7 @@ from rnnzoo.apps.text_generation.data import (
 from rnnzoo.apps.text_generation.inference import _TextGenerator
 from rnnzoo.config import EntryConfig
 from rnnzoo.engines.decoding import GraphRunner
-from rnnzoo.engines.primed import decoder_state_sizes, int8_gate
+from rnnzoo.engines.primed import decoder_state_sizes, held_out, int8_gate, int8_report
 from rnnzoo.engines.sampling import log_softmax
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE
@@ -211,10 +211,8 @@ class TextGenerationTask(_TextGenerator, Task):
     def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """bpc of both on up to 20,000 characters of ``eval_data``'s test (else dev) split,
         or on a fixed sample of the vocabulary, and the largest probability drift."""
-        if eval_data is not None:
-            data = self.load_data(eval_data, self.config.training.seed)
-            text = (data.test or data.dev or data.train)[:20000]
-        else:
+        text = held_out(self, eval_data, 20000)
+        if text is None:
             rng = np.random.default_rng(0)
             text = self.preprocessor.decode(rng.integers(1, self.preprocessor.size, 500))
         ids = self.preprocessor.encode(text)
@@ -226,15 +224,12 @@ class TextGenerationTask(_TextGenerator, Task):
         pb = np.exp(log_softmax(candidate._masked(candidate._run_chunk(
             probe, candidate.initial_state(1))[0])))
         drift = float(np.abs(pa - pb).max())
-        return {"chars": n, "bpc_fp32": a / n / LN2, "bpc_int8": b / n / LN2,
-                "max_prob_drift": drift,
-                "summary": f"bpc fp32 {a / n / LN2:.4f} -> int8 {b / n / LN2:.4f} on {n} "
-                           f"characters; max probability drift {drift:.4f}"}
+        return int8_report("bpc", "bpc", a / n / LN2, b / n / LN2, drift,
+                           ("chars", n, "characters"))
 
     def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when its bpc is at most 0.5% above fp32's."""
-        return int8_gate(comparison, "bpc", "bits per character",
-                         cli.INT8_TOLERANCE["relative"])
+        return int8_gate(comparison, "bpc", "bits per character", cli.INT8_TOLERANCE["relative"])
 
 
 TASK_CLASS = TextGenerationTask

@@ -9,20 +9,14 @@ import argparse
 import json
 from typing import Any
 
-from rnnzoo.apps._classification import (
-    INT8_MAX_LOSS,
-    add_input_arguments,
-    split_report,
-    verb_inputs,
-)
+from rnnzoo.apps._classification import INT8_TOLERANCE as INT8_TOLERANCE  # the int8 rule
+from rnnzoo.apps._classification import add_input_arguments, split_report, verb_inputs
 from rnnzoo.apps.token_classification.data import TaggingData
 
 VERB = "tag"
 #: The metric a preset of this application is known by: entity F1 (chunk tags; a tagger of
 #: tags without a chunk scheme, such as POS, reports token_accuracy instead).
 HEADLINE = ("f1", "max")
-#: How much of the headline an int8 bundle may lose against fp32 (the int8 acceptance rule).
-INT8_TOLERANCE = {"absolute": INT8_MAX_LOSS}
 
 
 def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
