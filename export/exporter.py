@@ -1,6 +1,6 @@
 """``to_onnx``: a trained zoo model -> a validated ONNX bundle with fused recurrent operators.
 
-Each task type says what to export (``Task.graph_specs()``: typed :class:`GraphSpec` s, one
+Each task type says what to export (``Task._graph_specs()``: typed :class:`GraphSpec` s, one
 graph or an encoder plus a one-step decoder, with input kinds from which validation inputs are
 drawn); this module converts, checks
 (ONNX checker, no ``Loop``/``Scan`` where recurrences were fused, parity with Keras at several
@@ -206,7 +206,7 @@ def _bundle_meta(task: Any, copy: Any, opset: int) -> dict[str, Any]:
         "precision": "fp32",
         "opset": opset,
         "graphs": {},
-        "preprocessing": copy.export_preprocessing(),
+        "preprocessing": copy._export_preprocessing(),
         "config": task.config.to_dict(),
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -248,7 +248,7 @@ def to_onnx(
     ``quantize="int8"`` also writes ``<out_dir>-int8`` (onnxruntime dynamic quantization: fused
     LSTMs become ``DynamicQuantizeLSTM``; GRU and SimpleRNN recurrences stay fp32 because no
     quantized operator exists) and re-validates it against the fp32 bundle on the task's own
-    comparison (``Task.compare_runtimes``), on ``eval_data`` when given. ``tolerance`` is the
+    comparison (``Task._compare_runtimes``), on ``eval_data`` when given. ``tolerance`` is the
     largest |Keras - ONNX| accepted (default: each graph spec's, 1e-4).
     Validation failures raise :class:`ExportValidationError`; nothing is written then: with
     ``quantize``, both bundles appear together or neither does. ``overwrite`` replaces only
@@ -279,7 +279,7 @@ def to_onnx(
     if eval_data is not None:  # a bad --data fails now, not after both bundles are built
         task.load_data(eval_data, seed=task.config.training.seed)
     copy = _export_copy(task)
-    specs = copy.graph_specs()
+    specs = copy._graph_specs()
     meta = _bundle_meta(task, copy, opset)
     converted: dict[str, Any] = {}
     graph_reports: dict[str, dict] = {}
@@ -369,7 +369,7 @@ def _quantize_bundle(
                     if k in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "Loop", "Scan")
                 }
             _write_bundle(tmp, task, quantized, m)
-        result.update(task.compare_runtimes(load_runtime(fp32_dir), load_runtime(tmp),
+        result.update(task._compare_runtimes(load_runtime(fp32_dir), load_runtime(tmp),
                                             eval_data))
         ops = {k: v for g in m["graphs"].values() for k, v in g.get("op_counts", {}).items()}
         result["op_counts"] = ops

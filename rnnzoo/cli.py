@@ -381,7 +381,7 @@ def _evaluation_model(args: argparse.Namespace, directory: Path, cli: Any) -> An
     bundle (``--backend onnx``): the object a Python user holds, evaluated through the same
     public ``evaluate`` call."""
     from rnnzoo.extras import has_training
-    from rnnzoo.presets import PresetError, has_bundle, open_runtime, task_on_bundle
+    from rnnzoo.presets import PresetError, has_bundle, open_runtime
 
     meta = _preset_metadata(args, directory)
     backend = args.backend
@@ -392,8 +392,6 @@ def _evaluation_model(args: argparse.Namespace, directory: Path, cli: Any) -> An
         if meta is None:
             raise PresetError("--backend onnx evaluates a preset's ONNX bundle; a run "
                               "directory has none")
-        if getattr(cli, "LEGACY", False):  # MIGRATION: task types not moved to rnnzoo/apps
-            return task_on_bundle(directory, meta)
         return open_runtime(directory, meta)
     _keras("rnnzoo evaluate", _verbose(args))
     return _load(args, directory)

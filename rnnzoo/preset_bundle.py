@@ -1,7 +1,7 @@
 """The ONNX bundles a preset carries, built and validated when the preset is made (train extra).
 
 A preset with bundles holds ``onnx/fp32/`` (always) and ``onnx/int8/`` (when the int8 graphs
-pass the task type's acceptance rule, ``Task.int8_rejection``), each a complete bundle directory
+pass the task type's acceptance rule, ``Task._int8_rejection``), each a complete bundle directory
 as ``rnnzoo export`` writes it, listed in the preset's ``checksums.json`` with everything else.
 What was checked is recorded in ``metadata.json`` under ``onnx``:
 
@@ -17,8 +17,8 @@ What was checked is recorded in ``metadata.json`` under ``onnx``:
 * the task's user call (``example_outputs`` on ``example_inputs``) through the bundle equals
   the Keras model's (labels, tokens and frames exactly, probabilities within 1e-5).
 
-Generic over task types: everything goes through the task contract (``graph_specs``,
-``compare_runtimes``, ``example_inputs``/``example_outputs``, ``int8_rejection``).
+Generic over task types: everything goes through the task contract (``_graph_specs``,
+``_compare_runtimes``, ``example_inputs``/``example_outputs``, ``_int8_rejection``).
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
     fp32 = root / "fp32"
     report = to_onnx(task, fp32, quantize="int8" if int8 else None,
                      eval_data=eval_data if int8 else None)
-    specs = task.graph_specs()
+    specs = task._graph_specs()
     saved = compact_bundle(fp32, specs)
     shared = share_initializers(fp32, specs)
     info: dict[str, Any] = {
@@ -254,7 +254,7 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
     if report.int8_path is not None:
         made = report.int8_path
         comparison = {k: v for k, v in (report.int8 or {}).items() if k != "op_counts"}
-        rejected = task.int8_rejection(comparison)
+        rejected = task._int8_rejection(comparison)
         if rejected:
             shutil.rmtree(made)
             info["int8_rejected"] = f"{rejected} ({comparison.get('summary', '')})"

@@ -162,21 +162,21 @@ class Task(abc.ABC):
 
     # -- task-type hooks: export and runtime --------------------------------------------------
     @abc.abstractmethod
-    def graph_specs(self) -> list[Any]:
+    def _graph_specs(self) -> list[Any]:
         """The graphs to export (``rnnzoo.export.specs.GraphSpec``): one model, or an encoder
         and a one-step decoder. The Keras decoding engine runs the same specs."""
 
     @abc.abstractmethod
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         """What the runtime needs besides the graphs (asset names, max length, ...)."""
 
     @abc.abstractmethod
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much a candidate bundle (int8) changes results against a reference (fp32), on
         the task's metric when ``eval_data`` is given; has a ``summary`` line."""
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
-        """Why an int8 bundle, compared with ``compare_runtimes``, is not good enough to ship
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+        """Why an int8 bundle, compared with ``_compare_runtimes``, is not good enough to ship
         inside a preset (None: ship it). The default ships fp32 only: a task type opts in
         with its own rule on its own metric."""
         return f"no int8 acceptance rule for {self.task_type} models (fp32 only)"
@@ -233,18 +233,12 @@ class Task(abc.ABC):
                 "run/preset (rnnzoo.load)"
             )
 
-    # A bundle runtime that runs this task's graphs instead of Keras (``rnnzoo evaluate`` on a
-    # preset without TensorFlow: rnnzoo.presets.task_on_bundle).
-    graph_runner: Any = None
-
     def keras_graphs(self) -> KerasGraphs:
-        """The task's graphs as compiled Keras functions, with the runtime's ``run`` API (or
-        ``graph_runner``, an ONNX bundle with the same API, when one is set)."""
-        if self.graph_runner is not None:
-            return self.graph_runner
+        """The task's graphs as compiled Keras functions, with the runtime's ``run`` API: one
+        decoding engine drives both backends."""
         cached = getattr(self, "_keras_graphs", None)
         if cached is None or cached[0] is not self.model:  # rebuilt models get new graphs
-            self._keras_graphs = (self.model, KerasGraphs(self.graph_specs()))
+            self._keras_graphs = (self.model, KerasGraphs(self._graph_specs()))
         return self._keras_graphs[1]
 
     def head_overrides(self, data: Any) -> dict[str, Any]:

@@ -183,3 +183,32 @@ def test_every_task_type_has_the_same_calls_on_keras_and_runtime(task_type):
     for cls in (keras_cls, runtime_cls):
         params = list(inspect.signature(cls.evaluate).parameters)[1:]
         assert len(params) >= 2, f"{cls.__name__}.evaluate{params}: expected (inputs, references)"
+
+
+# CLI, exporter and harness plumbing: adapters in the application's cli.py and private hooks of
+# its model.py, never on the object a user holds (issue #29).
+PLUMBING = {"verb", "add_verb_arguments", "run_verb", "add_evaluate_arguments", "example_inputs",
+            "example_outputs", "evaluate_reports", "evaluate_data", "format_report",
+            "graph_specs", "export_preprocessing", "compare_runtimes", "int8_rejection",
+            "graph_runner"}
+
+
+@pytest.mark.parametrize("task_type", __import__("rnnzoo.apps").apps.known_task_types())
+def test_the_users_object_shows_user_calls_not_plumbing(task_type):
+    """``dir()`` of a loaded model (Keras task or runtime) names no CLI, export or harness
+    plumbing; its user call is the one the README's Python API section documents; the
+    application declares the headline metric that lists, cards and the preset harness use."""
+    from pathlib import Path
+
+    from rnnzoo.apps import app_cli, runtime_class, task_class
+
+    cli = app_cli(task_type)
+    for cls in (task_class(task_type), runtime_class(task_type)):
+        shown = {n for n in dir(cls) if not n.startswith("_")}
+        assert not shown & PLUMBING, f"{cls.__name__} shows {sorted(shown & PLUMBING)}"
+        assert cli.VERB in shown and "evaluate" in shown
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    api = readme[readme.index("## Python API"):readme.index("## Sentiment classifier")]
+    assert f"# {task_type} (rnnzoo {cli.VERB})" in api and f".{cli.VERB}(" in api
+    metric, direction = cli.HEADLINE
+    assert isinstance(metric, str) and direction in ("max", "min")

@@ -280,11 +280,10 @@ def test_evaluate_a_preset_through_its_bundle_without_tensorflow(trained, tmp_pa
     out = run_without_tensorflow(f"""
         import json
         from rnnzoo.evaluation import evaluate_reports
-        from rnnzoo.presets import task_on_bundle
-        meta = json.loads(open({str(preset / "metadata.json")!r}).read())
-        task = task_on_bundle({str(preset)!r}, meta)
-        data = task.load_data({str(root / "text.txt")!r}, 0)
-        print(evaluate_reports(task, data, "dev")[0]["bpc"])
+        from rnnzoo import from_preset
+        from rnnzoo.evaluation import reader_task
+        data = reader_task({str(preset)!r}).load_data({str(root / "text.txt")!r}, 0)
+        print(evaluate_reports(from_preset({str(preset)!r}), data, "dev")[0]["bpc"])
         assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
     """)
     assert float(out.strip().splitlines()[-1]) == pytest.approx(want, rel=1e-5)

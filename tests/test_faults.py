@@ -467,7 +467,7 @@ def test_int8_export_that_fails_its_check_leaves_neither_bundle(run_dir, tmp_pat
     def failing(*args, **kwargs):
         raise rnnzoo.DataError("simulated: the int8 check failed")
 
-    monkeypatch.setattr(TextClassificationTask, "compare_runtimes", failing)
+    monkeypatch.setattr(TextClassificationTask, "_compare_runtimes", failing)
     with pytest.raises(rnnzoo.DataError, match="int8 check failed"):
         to_onnx(rnnzoo.load(run_dir), tmp_path / "bundle", quantize="int8", validate=False)
     assert sorted(os.listdir(tmp_path)) == []

@@ -89,7 +89,7 @@ def test_lifecycle(name, tmp_path):
     # The preset's bundle was exported with validation (fused ops, parity with Keras) ...
     bundle = json.loads((preset / "metadata.json").read_text())["onnx"]["fp32"]
     # (an image encoder is a CNN: its spec says it expects no recurrent operator)
-    no_recurrence = {s.name for s in again.graph_specs() if not s.expect_recurrent}
+    no_recurrence = {s.name for s in again._graph_specs() if not s.expect_recurrent}
     for graph, info in bundle["graphs"].items():
         assert info["loop_ops"] == 0 and (info["recurrent_ops"] or graph in no_recurrence), info
         assert max(info["max_abs_diff_vs_keras"].values()) <= 1e-4, info

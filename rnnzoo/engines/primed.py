@@ -133,7 +133,7 @@ def int8_gate(comparison: Mapping[str, Any], metric: str, what: str,
 
 def held_out(task: Any, eval_data: Any, limit: int) -> Any:
     """The first ``limit`` items of the test (else dev, else train) split of ``eval_data`` as
-    ``task`` reads it: what a primed generator's ``compare_runtimes`` measures int8 on. None
+    ``task`` reads it: what a primed generator's ``_compare_runtimes`` measures int8 on. None
     without data (the caller then draws a fixed random sample)."""
     if eval_data is None:
         return None
@@ -143,7 +143,7 @@ def held_out(task: Any, eval_data: Any, limit: int) -> Any:
 
 def int8_report(metric: str, label: str, fp32: float, int8: float, drift: float,
                 counted: tuple[str, int, str]) -> dict:
-    """A primed generator's ``compare_runtimes`` result, the same for text and music: ``metric``
+    """A primed generator's ``_compare_runtimes`` result, the same for text and music: ``metric``
     on both bundles (``<metric>_fp32``/``_int8``, what ``int8_gate`` reads), the largest
     probability drift and a summary; ``counted`` is ``(key, how many, noun)`` of what was
     scored."""

@@ -38,7 +38,6 @@ from rnnzoo.presets.bundles import (
     choose_backend,
     has_bundle,
     open_runtime,
-    task_on_bundle,
 )
 from rnnzoo.presets.card import render_model_card
 from rnnzoo.presets.metadata import (
@@ -91,7 +90,7 @@ __all__ = [
     "VERSION_KEYS", "WEIGHTS_FILE", "MetadataField", "PresetError", "add_bundle", "choose_backend",
     "extract_archive", "finetune", "from_preset", "has_bundle", "list_presets", "measure",
     "open_runtime", "preset_cache_dir", "preset_info", "render_model_card", "resolve_preset",
-    "rewrite_weights", "rnnzoo_home", "save_measured_preset", "save_preset", "task_on_bundle",
+    "rewrite_weights", "rnnzoo_home", "save_measured_preset", "save_preset",
     "validate_metadata", "verify_preset", "ENTRY_POINT_GROUP", "distribution_name",
     "installed_presets", "missing_presets", "preset_roots",
 ]

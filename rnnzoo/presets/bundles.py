@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.presets.metadata import ASSETS_DIR, PresetError
+from rnnzoo.presets.metadata import PresetError
 
 ONNX_DIR_NAME = "onnx"
 BACKENDS = ("keras", "onnx")
@@ -42,23 +42,6 @@ def open_runtime(directory: str | os.PathLike, meta: Mapping[str, Any],
     model = runtime.load(Path(directory) / meta["onnx"][precision]["path"], **runtime_options)
     model.preset_metadata = dict(meta)
     return model
-
-
-def task_on_bundle(directory: str | os.PathLike, meta: Mapping[str, Any],
-                   precision: str = "fp32") -> Any:
-    """The task object of a verified preset (config, preprocessor, data readers, evaluation,
-    reports) with its graphs run by the preset's ONNX bundle instead of Keras: what
-    ``rnnzoo evaluate`` uses without the train extra. A code path that needs the Keras model
-    itself stops with the train-extra error."""
-    from rnnzoo.registry import read_config, task_from_config
-
-    directory = Path(directory)
-    config = read_config(directory)
-    cls = task_from_config(config).__class__
-    task = cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))
-    task.graph_runner = open_runtime(directory, meta, precision)
-    task.preset_metadata = dict(meta)
-    return task
 
 
 def choose_backend(backend: str | None, meta: Mapping[str, Any], needs_keras: bool) -> str:

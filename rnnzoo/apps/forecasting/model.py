@@ -147,16 +147,16 @@ class ForecastingTask(_Forecaster, Task):
         return self.keras_graphs().run("model", {"window": x})["forecast"]
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         window = InputSpec("window", "features", ("batch", "time", self.num_inputs))
         return [GraphSpec("model", MODEL_FILE, self.model, [window], ["forecast"])]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         return {"preprocessor": f"assets/{ASSET_FILE}", "lookback": self.lookback,
                 "horizon": self.horizon, "num_inputs": self.num_inputs,
                 "num_targets": self.num_targets}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes forecasts: max drift on random windows, and test MSE on
         ``eval_data`` when given."""
         rng = np.random.default_rng(1)

@@ -22,6 +22,11 @@ from rnnzoo.extras import require_module
 from rnnzoo.io import save_figure
 
 VERB = "caption"
+#: The metric a preset of this application is known by (greedy BLEU-4 over every reference).
+HEADLINE = ("bleu_4_greedy", "max")
+#: int8 ships when at least 90% of its greedy captions equal fp32's (engines.seq2seq); on the
+#: headline that has held to well under this many BLEU points (the preset harness checks it).
+INT8_TOLERANCE = {"absolute": 1.0}
 
 
 def evaluate_reports(model: Any, data: CaptionData, split: str,

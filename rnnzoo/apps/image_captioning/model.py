@@ -133,7 +133,7 @@ class ImageCaptioningTask(AttentionDecoderTask, _Captioner, Task):
         return train, dev, steps
 
     # -- export -----------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         m = self.config.model
         enc, enc_outputs = self.encoder_graph()
         dec, dec_outputs = self.decoder_graph()
@@ -154,14 +154,14 @@ class ImageCaptioningTask(AttentionDecoderTask, _Captioner, Task):
             GraphSpec("decoder", DECODER_FILE, dec, step_inputs, dec_outputs, sizes=sizes),
         ]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         m = self.config.model
         return {"tokenizer": f"assets/{ASSET_TOKENIZER}", "image_size": m.image_size,
                 "image": "RGB (alpha composited on white), Pillow bilinear resize to "
                          "image_size x image_size, float32 pixels 0..255, NHWC",
                 "max_length": self.config.data.max_length, "vocab_size": m.vocab_size}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         from rnnzoo.apps.image_captioning.cli import example_inputs
 
         images = example_inputs()
@@ -170,7 +170,7 @@ class ImageCaptioningTask(AttentionDecoderTask, _Captioner, Task):
             images = [x.pixels for x in (data.test or data.dev or data.train)[:100]]
         return compare_greedy(reference, candidate, "caption", images, "captions", "images")
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when at least 90% of its greedy captions equal fp32's."""
         return greedy_int8_rejection(comparison, "captions")
 

@@ -129,14 +129,14 @@ class LongDependencyTask(_Solver, Task):
         return self.keras_graphs().run("model", {"x": feats})["y"]
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         x = InputSpec("x", "features", ("batch", "time", self.num_features))
         return [GraphSpec("model", MODEL_FILE, self.model, [x], ["y"])]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         return {"problem": self.config.data.problem, "features": self.num_features}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes the outputs on generated inputs (T=50), and the problem's loss
         on ``eval_data``'s dev split when given."""
         x, y = GENERATORS[self.problem](64, 50, 7)

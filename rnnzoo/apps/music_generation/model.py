@@ -115,11 +115,11 @@ class MusicGenerationTask(_MusicGenerator, Task):
         return self.keras_graphs()
 
     def _state_sizes(self) -> dict[str, int]:
-        spec = {s.name: s for s in self.graph_specs()}["decoder"]
+        spec = {s.name: s for s in self._graph_specs()}["decoder"]
         return {i.name: int(i.shape[1]) for i in spec.inputs if i.kind == "state"}
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         step, step_outputs = self.step_graph()
         frames = InputSpec("frames", "features", ("batch", "time", NUM_KEYS))
         # int32 multi-hot; random features cast to int32 give a mix of 0 and +-1 for parity.
@@ -132,13 +132,13 @@ class MusicGenerationTask(_MusicGenerator, Task):
                       sizes=({"batch": 1}, {"batch": 6}, {"batch": 2})),
         ]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         return {"music": f"assets/{ASSET_FILE}", "num_keys": NUM_KEYS,
                 "lowest_pitch": LOWEST_PITCH, "start_frame": "zeros",
                 "steps_per_quarter": self.preprocessor.steps_per_quarter,
                 "program": self.preprocessor.program}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes the model: frame NLL of both (on ``eval_data``'s test split
         when given, else on random sparse rolls) and the largest probability drift."""
         pieces = held_out(self, eval_data, 50)
@@ -151,7 +151,7 @@ class MusicGenerationTask(_MusicGenerator, Task):
         return int8_report("nll", "frame NLL", a["nll"], b["nll"], drift,
                            ("pieces", len(pieces), "pieces"))
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when its frame NLL is at most 0.5% above fp32's."""
         return int8_gate(comparison, "nll", "frame NLL", cli.INT8_TOLERANCE["relative"])
 

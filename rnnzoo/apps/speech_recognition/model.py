@@ -148,17 +148,17 @@ class SpeechRecognitionTask(_Recognizer, Task):
         return {"num_labels": len(data.alphabet), "reset_head": True}
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         features = InputSpec("features", "features", ("batch", "time", self.config.data.n_mels))
         mask = InputSpec("mask", "mask", ("batch", "time"))
         return [GraphSpec("model", MODEL_FILE, self.model, [features, mask], ["log_probs"])]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         return {"speech": f"assets/{ASSET_FILE}", "frame_stride": self.frame_stride,
                 "sample_rate": self.preprocessor.params.sample_rate,
                 "num_labels": len(self.alphabet), "blank": 0}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes the recognizer: label error rate of both on ``eval_data``'s
         test strings (first 200) when given, else transcript agreement and log-probability
         drift on random features."""
@@ -180,7 +180,7 @@ class SpeechRecognitionTask(_Recognizer, Task):
         return {"transcript_agreement": agree, "max_log_prob_drift": drift,
                 "summary": f"transcript agreement {agree:.0%}, max log-prob drift {drift:.4f}"}
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when its label error rate is at most 0.5 points above fp32's (or, without
         data, every transcript of the random inputs is the same)."""
         if "ler_int8" in comparison:

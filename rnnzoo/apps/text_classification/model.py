@@ -118,17 +118,17 @@ class TextClassificationTask(_Classifier, Task):
         return {"num_classes": len(data.label_names), "reset_head": True}
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         tokens = InputSpec("tokens", "tokens", ("batch", "time"), "int32",
                            self.config.model.vocab_size)
         return [GraphSpec("model", MODEL_FILE, self.model, [tokens], ["probs"])]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         return {"tokenizer": "assets/tokenizer.json", "labels": "assets/labels.json",
                 "max_length": self.config.data.max_length, "padding": "post", "pad_id": 0,
                 "vocab_size": self.config.model.vocab_size}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes predictions: argmax agreement and max probability drift on
         random inputs, plus accuracy on ``eval_data``'s dev split when given."""
         vocab = self.config.model.vocab_size
@@ -153,7 +153,7 @@ class TextClassificationTask(_Classifier, Task):
         out["summary"] = summary
         return out
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when it loses at most half a point of accuracy on the evaluation data
         (or, without data, agrees with fp32 on at least 99% of random inputs)."""
         return int8_rule(comparison, "accuracy_difference",

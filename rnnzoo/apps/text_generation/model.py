@@ -37,7 +37,7 @@ from rnnzoo.apps.text_generation.data import (
 from rnnzoo.apps.text_generation.inference import _TextGenerator
 from rnnzoo.config import EntryConfig
 from rnnzoo.engines.decoding import GraphRunner
-from rnnzoo.engines.primed import decoder_state_sizes, held_out, int8_gate, int8_report
+from rnnzoo.engines.primed import held_out, int8_gate, int8_report
 from rnnzoo.engines.sampling import log_softmax
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import DECODER_FILE, MODEL_FILE
@@ -183,13 +183,11 @@ class TextGenerationTask(_TextGenerator, Task):
         return self.keras_graphs()
 
     def _state_sizes(self) -> dict[str, int]:
-        if self.graph_runner is not None:  # a preset's bundle (rnnzoo evaluate, no Keras)
-            return decoder_state_sizes(self.graph_runner.sessions)
-        spec = {s.name: s for s in self.graph_specs()}["decoder"]
+        spec = {s.name: s for s in self._graph_specs()}["decoder"]
         return {i.name: int(i.shape[1]) for i in spec.inputs if i.kind == "state"}
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         scorer, score_outputs = self.score_graph()
         step, step_outputs = self.step_graph()
         v = self.config.model.vocab_size
@@ -204,11 +202,11 @@ class TextGenerationTask(_TextGenerator, Task):
                       sizes=({"batch": 1}, {"batch": 6}, {"batch": 2})),
         ]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         return {"charlm": f"assets/{ASSET_FILE}", "vocab_size": self.config.model.vocab_size,
                 "start_symbol": "end of line", "unknown_id": 0}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """bpc of both on up to 20,000 characters of ``eval_data``'s test (else dev) split,
         or on a fixed sample of the vocabulary, and the largest probability drift."""
         text = held_out(self, eval_data, 20000)
@@ -227,7 +225,7 @@ class TextGenerationTask(_TextGenerator, Task):
         return int8_report("bpc", "bpc", a / n / LN2, b / n / LN2, drift,
                            ("chars", n, "characters"))
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when its bpc is at most 0.5% above fp32's."""
         return int8_gate(comparison, "bpc", "bits per character", cli.INT8_TOLERANCE["relative"])
 

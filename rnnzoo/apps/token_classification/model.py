@@ -244,11 +244,11 @@ class TokenClassificationTask(_Tagger, Task):
                 InputSpec("chars", "tokens", ("batch", "time", "chars"), "int32",
                           m.char_vocab_size)]
 
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         return [GraphSpec("model", "model.onnx", self.model, self._inputs(), ["emissions"],
                           sequence_outputs={"emissions": "words"})]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         m = self.config.model
         crf = self.crf_parameters
         return {"tokenizer": "assets/tokenizer.json", "chars": "assets/chars.json",
@@ -260,7 +260,7 @@ class TokenClassificationTask(_Tagger, Task):
                 "crf": None if crf is None else {k: v.tolist() for k, v in
                                                  zip(("transitions", "start", "end"), crf)}}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes tags: agreement on the example sentences, and the dev
         metrics of both when ``eval_data`` is given."""
         inputs = cli.example_inputs()
@@ -280,7 +280,7 @@ class TokenClassificationTask(_Tagger, Task):
         out["summary"] = summary
         return out
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when it loses at most half a point of entity F1 (token accuracy for
         POS) on the evaluation data; without data, when it changes no example tag."""
         return int8_rule(comparison, "metric_difference",

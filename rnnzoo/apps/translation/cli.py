@@ -17,6 +17,11 @@ from rnnzoo.extras import require_module
 from rnnzoo.io import save_figure
 
 VERB = "translate"
+#: The metric a preset of this application is known by (greedy BLEU, sacrebleu).
+HEADLINE = ("bleu_greedy", "max")
+#: int8 ships when at least 90% of its greedy translations equal fp32's (engines.seq2seq); on
+#: the headline that has held to well under this many BLEU points (the preset harness checks it).
+INT8_TOLERANCE = {"absolute": 1.0}
 
 
 def evaluate_reports(model: Any, data: ParallelData, split: str,

@@ -120,7 +120,7 @@ class TranslationTask(AttentionDecoderTask, _Translator, Task):
                                          bucketing, fixed_length)
 
     # -- export ---------------------------------------------------------------------------------
-    def graph_specs(self) -> list[GraphSpec]:
+    def _graph_specs(self) -> list[GraphSpec]:
         m = self.config.model
         enc, enc_outputs = self.encoder_graph()
         dec, dec_outputs = self.decoder_graph()
@@ -137,7 +137,7 @@ class TranslationTask(AttentionDecoderTask, _Translator, Task):
                       dec_outputs, sizes=sizes),
         ]
 
-    def export_preprocessing(self) -> dict:
+    def _export_preprocessing(self) -> dict:
         m = self.config.model
         return {"source_tokenizer": "assets/source_tokenizer.json",
                 "target_tokenizer": "assets/target_tokenizer.json",
@@ -145,7 +145,7 @@ class TranslationTask(AttentionDecoderTask, _Translator, Task):
                 "max_length": self.config.data.max_length, "src_vocab_size": m.src_vocab_size,
                 "tgt_vocab_size": m.tgt_vocab_size}
 
-    def compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
+    def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         texts = ["¿dónde está la estación?", "tengo hambre.", "me gusta leer libros."]
         if eval_data is not None:
             data = self.load_data(eval_data, self.config.training.seed)
@@ -153,7 +153,7 @@ class TranslationTask(AttentionDecoderTask, _Translator, Task):
         return compare_greedy(reference, candidate, "translate", texts, "translations",
                               "sentences")
 
-    def int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
+    def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when at least 90% of its greedy translations equal fp32's."""
         return greedy_int8_rejection(comparison, "translations")
 
