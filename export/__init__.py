@@ -25,13 +25,20 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module_name, attr = _LAZY[name]
         if module_name == "rnnzoo.export.exporter":  # the train extra: say so in one line
-            from rnnzoo.extras import require_module, require_training
-
-            require_training("ONNX export")
-            for dependency in ("onnx", "tf2onnx"):
-                require_module(dependency, "ONNX export")
+            _require_export_extra()
         module = importlib.import_module(module_name)
         value = module if attr is None else getattr(module, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'rnnzoo.export' has no attribute {name!r}")
+
+
+def _require_export_extra() -> None:
+    """A one-line error naming the install command when TensorFlow, Keras, onnx or tf2onnx is
+    missing. Looked up, not imported: ``help(rnnzoo.export.to_onnx)`` imports no TensorFlow
+    (tf2onnx imports it at once; ``to_onnx`` imports it quietly when it runs)."""
+    from rnnzoo.extras import require_installed, require_training
+
+    require_training("ONNX export")
+    for dependency in ("onnx", "tf2onnx"):
+        require_installed(dependency, "ONNX export")

@@ -204,6 +204,7 @@ def convert(
     opset: int = 17,
     strict: bool = False,
     dynamic_axes: DynamicAxes | None = None,
+    on_phase: Callable[[str], Any] | None = None,
 ) -> onnx.ModelProto:
     """Export a Keras model or a function of tensors to ONNX with fused LSTM/GRU/RNN ops.
 
@@ -221,7 +222,10 @@ def convert(
     Caveat: a ``tf.function`` nested *inside* ``fn_or_model`` that gets (re)traced during the
     export keeps a trace with ``CudnnRNNV3`` ops, which cannot run on CPU; pass plain Python
     functions or Keras models (a top-level ``tf.function`` is unwrapped automatically).
+    ``on_phase`` hears ``"tracing"``, ``"converting"`` and ``"simplifying"`` as each starts
+    (the exporter's progress line).
     """
+    phase = on_phase or (lambda name: None)
     import keras
 
     if opset < 10:
@@ -257,6 +261,7 @@ def convert(
 
     function = tf.function(traced, input_signature=specs, autograph=False)
     report = TraceReport()
+    phase("tracing")
     try:
         with fused_tracing(strict=strict) as report:
             concrete = function.get_concrete_function()
@@ -264,7 +269,9 @@ def convert(
         if report.error:  # Keras rewraps exceptions raised inside a layer call: unwrap
             raise ExportError(report.error) from None
         raise ExportError(f"tracing the model for export failed: {e}") from e
+    phase("converting")
     model = _convert_concrete(concrete, opset)
+    phase("simplifying")
     simplify(model)
     got_inputs = [vi.name for vi in model.graph.input]
     if got_inputs != input_names:

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from rnnzoo.io import (
     check_removable_bundle_dir,
     sha256_file,
 )
+from rnnzoo.progress import Progress, check_progress, model_label, reporting
 
 from .bundle import BUNDLE_FILE, BUNDLE_FORMAT
 from .errors import ExportError, ExportValidationError
@@ -162,8 +164,10 @@ def _versions() -> dict[str, str]:
 
 
 def _convert_graph(spec: GraphSpec, opset: int, strict: bool, validate: bool,
-                   tolerance: float | None) -> tuple[Any, dict]:
-    """Convert one graph spec and validate it: fused-op check and parity at its sizes."""
+                   tolerance: float | None,
+                   on_phase: Callable[[str], Any] | None = None) -> tuple[Any, dict]:
+    """Convert one graph spec and validate it: fused-op check and parity at its sizes.
+    ``on_phase`` hears each step (tracing, converting, simplifying, validating) as it starts."""
     import tensorflow as tf
 
     from ._convert import convert
@@ -172,7 +176,7 @@ def _convert_graph(spec: GraphSpec, opset: int, strict: bool, validate: bool,
                                name=i.name) for i in spec.inputs]
     model = convert(spec.fn, signature, input_names=spec.input_names,
                     output_names=spec.outputs, opset=opset, strict=strict,
-                    dynamic_axes=spec.dynamic_axes())
+                    dynamic_axes=spec.dynamic_axes(), on_phase=on_phase)
     counts = op_counts(model)
     info: dict[str, Any] = {
         "file": spec.file,
@@ -183,6 +187,8 @@ def _convert_graph(spec: GraphSpec, opset: int, strict: bool, validate: bool,
     }
     if not validate:
         return model, info
+    if on_phase is not None:
+        on_phase("validating")
     problems = check_fused(model, expect_recurrent=spec.expect_recurrent)
     if problems and strict:
         raise ExportValidationError(f"{spec.file}: " + "; ".join(problems))
@@ -242,6 +248,7 @@ def to_onnx(
     tolerance: float | None = None,
     eval_data: str | os.PathLike | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> ExportReport:
     """Export a trained zoo model to an ONNX bundle directory (fp32), validated by default.
 
@@ -252,11 +259,14 @@ def to_onnx(
     largest |Keras - ONNX| accepted (default: each graph spec's, 1e-4).
     Validation failures raise :class:`ExportValidationError`; nothing is written then: with
     ``quantize``, both bundles appear together or neither does. ``overwrite`` replaces only
-    bundle directories (checked before any tracing), never another folder.
+    bundle directories (checked before any tracing), never another folder. ``progress=True``
+    draws a progress line on stderr naming each step (tracing, converting, simplifying,
+    validating, writing, quantizing) as it starts: a large model takes minutes.
     """
-    from rnnzoo.extras import require_training
+    from rnnzoo.extras import import_tensorflow
 
-    require_training("ONNX export")
+    import_tensorflow("ONNX export")  # quietly, before tf2onnx imports it
+    progress = check_progress(progress)
     _check_arguments(opset, quantize, tolerance, eval_data)
     if not isinstance(out_dir, (str, os.PathLike)):
         raise ExportError(f"out_dir: expected a directory path, found {type(out_dir).__name__}")
@@ -276,15 +286,32 @@ def to_onnx(
     task = _resolve_task(model_or_run_or_preset)
     if not task.is_fitted:
         raise ExportError(f"{task.name!r} has no vocabulary: export a trained model")
+    with reporting(progress, model_label(task, "export")) as bar:
+        return _export(task, targets, opset, quantize, validate, strict, tolerance, eval_data,
+                       overwrite, bar)
+
+
+def _export(task: Any, targets: list[Path], opset: int, quantize: str | None, validate: bool,
+            strict: bool, tolerance: float | None, eval_data: Any, overwrite: bool,
+            bar: Progress) -> ExportReport:
+    """``to_onnx`` once its arguments are checked: convert, validate, write (and quantize)
+    into ``targets`` (the fp32 bundle, then the int8 one), each step named on ``bar``."""
+    out_dir = targets[0]
     if eval_data is not None:  # a bad --data fails now, not after both bundles are built
+        bar.stage("reading the evaluation data")
         task.load_data(eval_data, seed=task.config.training.seed)
+    bar.stage("preparing")
     copy = _export_copy(task)
     specs = copy._graph_specs()
     meta = _bundle_meta(task, copy, opset)
     converted: dict[str, Any] = {}
     graph_reports: dict[str, dict] = {}
-    for spec in specs:
-        model, graph_reports[spec.name] = _convert_graph(spec, opset, strict, validate, tolerance)
+    for k, spec in enumerate(specs, 1):
+        def on_phase(step: str, spec: GraphSpec = spec, k: int = k) -> None:
+            bar.stage(f"{step} {spec.file} ({k}/{len(specs)})")
+
+        model, graph_reports[spec.name] = _convert_graph(spec, opset, strict, validate,
+                                                         tolerance, on_phase)
         inputs, outputs = _io_meta(model)
         meta["graphs"][spec.name] = {"file": spec.file, "inputs": inputs, "outputs": outputs}
         converted[spec.name] = (spec, model)
@@ -294,13 +321,14 @@ def to_onnx(
     report = ExportReport(out_dir, task.name, task.config.family, opset, graph_reports)
 
     def fill(tmp: Path) -> None:
+        bar.stage("writing the bundle")
         _write_bundle(tmp, copy, converted, meta)
         if quantize == "int8":
             # Built and checked from the fp32 bundle's temporary folder: if quantization or
             # its comparison fails, neither bundle appears.
             report.int8_path = targets[1]
             report.int8 = _quantize_bundle(copy, tmp, targets[1], specs, meta, eval_data,
-                                           overwrite, fp32_name=out_dir.name)
+                                           overwrite, fp32_name=out_dir.name, bar=bar)
 
     removable = functools.partial(check_removable_bundle_dir, error=ExportError)
     try:
@@ -323,14 +351,20 @@ def _quantize_bundle(
     eval_data: Any,
     overwrite: bool,
     fp32_name: str,
+    bar: Progress | None = None,
 ) -> dict:
     """Dynamic int8 quantization of every graph, compared with the fp32 bundle in ``fp32_dir``
-    before the int8 directory is renamed into place (its manifest holds the comparison)."""
+    before the int8 directory is renamed into place (its manifest holds the comparison);
+    each step named on ``bar``."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from ._one_step import unroll_one_step
     from .runtime import load as load_runtime
+
+    def stage(name: str) -> None:
+        if bar is not None:
+            bar.stage(name)
 
     result: dict = {}
 
@@ -338,6 +372,7 @@ def _quantize_bundle(
         quantized = {}
         with tempfile.TemporaryDirectory() as work:
             for spec in specs:
+                stage(f"quantizing {spec.file} to int8")
                 src = fp32_dir / spec.file
                 dst = Path(work) / spec.file
                 model = onnx.load_model(str(src))
@@ -368,7 +403,9 @@ def _quantize_bundle(
                     for k, v in counts.items()
                     if k in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "Loop", "Scan")
                 }
+            stage("writing the int8 bundle")
             _write_bundle(tmp, task, quantized, m)
+        stage("comparing int8 with fp32")
         result.update(task._compare_runtimes(load_runtime(fp32_dir), load_runtime(tmp),
                                             eval_data))
         ops = {k: v for g in m["graphs"].values() for k, v in g.get("op_counts", {}).items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -16,62 +15,30 @@ from typing import Any
 from rnnzoo import cli_parser
 from rnnzoo.errors import ConfigError, RnnzooError, RunDirError
 
-_TF_BANNERS = (
-    "All log messages before absl::InitializeLog()",
-    "oneDNN custom operations are on",
-    "This TensorFlow binary is optimized",
-    "To enable the following instructions",
-    "oneDNN supports DT_BOOL only",
-)
-
 
 def _quiet(verbose: bool) -> None:
-    """Without ``--verbose``: no TensorFlow C++ log lines (``TF_CPP_MIN_LOG_LEVEL=3``), no
-    TensorFlow/absl Python log lines below ERROR, and no warnings raised inside TensorFlow,
-    Keras or tf2onnx (about their internals: nothing a user of this command can act on). Set
-    before TensorFlow is imported, which is only on the commands that need it."""
+    """Without ``--verbose``: no TensorFlow/absl Python log lines below ERROR, and no warnings
+    raised inside TensorFlow, Keras or tf2onnx (about their internals: nothing a user of this
+    command can act on); TensorFlow's C++ log and start-up banners are off too
+    (``rnnzoo.extras.import_tensorflow``, shared with the Python API). With ``--verbose``,
+    all of them. Set before TensorFlow is imported, which is only on the commands that need
+    it, after their arguments, config and data are checked."""
+    from rnnzoo.extras import show_tensorflow_logs
+
+    show_tensorflow_logs(verbose)
     if verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("tensorflow", "absl", "tf2onnx", "keras"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"(tensorflow|keras|tf2onnx|absl|h5py)(\.|$)")
 
 
-def _keras(purpose: str, verbose: bool = False) -> None:
-    """Check that the train extra is installed (one-line error with the install command
-    otherwise), then import TensorFlow quietly."""
-    from rnnzoo.extras import require_training
+def _keras(purpose: str) -> None:
+    """Import TensorFlow quietly, or a one-line error with the install command when the train
+    extra is missing."""
+    from rnnzoo.extras import import_tensorflow
 
-    require_training(purpose)
-    _import_tensorflow_quietly(verbose)
-
-
-def _import_tensorflow_quietly(verbose: bool = False) -> None:
-    """Import TensorFlow and Keras with the C++ start-up banners filtered out of stderr (they
-    are printed before any log-level setting applies); any other message is passed through,
-    and everything with ``--verbose``."""
-    import tempfile
-
-    if "tensorflow" in sys.modules:
-        return
-
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode("utf-8", "replace").splitlines():
-                if line.strip() and (verbose or not any(b in line for b in _TF_BANNERS)):
-                    print(line, file=sys.stderr)
+    import_tensorflow(purpose)
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -102,7 +69,9 @@ def _find_run_dir(weights: Path) -> Path:
 
 def _source_dir(args: argparse.Namespace) -> Path:
     """Where NAME's trained files are: --run DIR, the run of --weights FILE, or NAME itself as
-    a preset (``entry.tag``, a preset directory, archive or URL, verified before use)."""
+    a preset (``entry.tag``, a preset directory, archive or URL, verified before use). A bare
+    NAME that is a preset folder here (it holds metadata.json) is that preset, as
+    ``rnnzoo.from_preset`` reads it."""
     from rnnzoo.presets import resolve_preset
     from rnnzoo.registry import get_entry, list_models
 
@@ -114,7 +83,8 @@ def _source_dir(args: argparse.Namespace) -> Path:
     if args.run:
         get_entry(args.name)  # unknown names fail with suggestions before any file work
         return Path(args.run)
-    if "." not in args.name and "/" not in args.name:
+    local = (Path(args.name) / "metadata.json").is_file()  # a preset folder here wins
+    if "." not in args.name and "/" not in args.name and not local:
         entry = get_entry(args.name)
         presets = list_models(f"{entry.name}.*", pretrained=True)
         hint = f"a preset ({', '.join(presets)})" if presets else "a preset name"
@@ -145,11 +115,23 @@ def _app_cli_of(directory: Path, command: str) -> Any:
     return cli
 
 
-def _loaded(args: argparse.Namespace, command: str) -> Any:
+def _loaded(args: argparse.Namespace, command: str, data: str | None = None) -> Any:
+    """The Keras model NAME names; ``data`` (a ``--data`` it will use) is read first."""
     directory = _source_dir(args)
     _app_cli_of(directory, command)
-    _keras(f"rnnzoo {command}", _verbose(args))
+    if data is not None:
+        _read_data(directory, data)
+    _keras(f"rnnzoo {command}")
     return _load(args, directory)
+
+
+def _read_data(directory: Path, data: str) -> Any:
+    """``--data`` read with the readers of the model in ``directory`` (TF-free), before
+    TensorFlow is imported: a missing file or a bad header answers in a second."""
+    from rnnzoo.evaluation import reader_task
+
+    reader = reader_task(directory)
+    return reader.load_data(data, seed=reader.config.training.seed)
 
 
 def _verbose(args: argparse.Namespace) -> bool:
@@ -184,7 +166,7 @@ def _inference_model(args: argparse.Namespace, directory: Path, command: str) ->
         raise PresetError("--int8 runs the preset's int8 ONNX bundle: drop --backend keras")
     hint = "" if meta is None else (" (this preset has no ONNX bundle; one runs without them: "
                                     f"rnnzoo preset-bundle {meta['name']} --out DIR)")
-    _keras(f"rnnzoo {command} with Keras{hint}", _verbose(args))
+    _keras(f"rnnzoo {command} with Keras{hint}")
     return _load(args, directory)
 
 
@@ -209,6 +191,7 @@ def _list_presets(args: argparse.Namespace) -> int:
     the zoo's presets that are not installed, with the distribution that provides each."""
     import fnmatch
 
+    from rnnzoo.apps import headline
     from rnnzoo.presets import list_presets, missing_presets, preset_info
     from rnnzoo.registry import get_entry
 
@@ -218,8 +201,8 @@ def _list_presets(args: argparse.Namespace) -> int:
         meta = preset_info(name)
         if args.task and meta["task"] != args.task:
             continue
-        metric = ", ".join(f"{k} {v:g}" for k, v in list(meta["metrics"].items())[:2])
-        rows.append((name, meta["task"], f"{metric} ({meta['split']})"))
+        head = headline(meta["task"], meta["metrics"], meta["family"])
+        rows.append((name, meta["task"], f"{head.text()} ({meta['split']})"))
     for name, dist in sorted(missing_presets().items()):
         task = get_entry(name).task
         if fnmatch.fnmatchcase(name, pattern) and args.task in (None, task):
@@ -237,6 +220,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rnnzoo.registry import model_info
 
     print(json.dumps(model_info(args.name), indent=2))
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    """Print a preset's model card, rendered from its verified metadata and bundle manifests
+    (no TensorFlow)."""
+    from rnnzoo.presets import render_model_card, resolve_preset
+
+    directory = resolve_preset(args.preset)
+    meta = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
+    print(render_model_card(meta, directory), end="")
     return 0
 
 
@@ -258,7 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    _keras("rnnzoo train", _verbose(args))
+    # train checks the entry, the overrides and the data, then imports TensorFlow (quietly)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if in_main else None
     try:
@@ -286,15 +280,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for key in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    _keras("rnnzoo finetune", _verbose(args))
+    # finetune checks the overrides and the data, then imports TensorFlow (quietly)
     out = finetune(args.preset, args.data, args.out, tag=args.tag,
                    freeze_backbone=args.freeze_backbone, run_dir=args.run_dir,
                    data_license=args.data_license, overwrite=args.overwrite,
                    command="rnnzoo " + " ".join(sys.argv[1:]), onnx=not args.no_onnx,
                    **overrides)
-    meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    meta = json.loads((out.preset / "metadata.json").read_text(encoding="utf-8"))
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"].items())
-    print(f"fine-tuned preset {meta['name']} -> {out} (dev: {metrics})")
+    print(f"fine-tuned preset {meta['name']} -> {out.preset} (dev: {metrics}; run directory "
+          f"{out.run_dir})")
     return 0
 
 
@@ -302,7 +297,7 @@ def cmd_save_preset(args: argparse.Namespace) -> int:
     from rnnzoo.presets import save_measured_preset
     from rnnzoo.registry import load
 
-    _keras("rnnzoo save-preset", _verbose(args))
+    _keras("rnnzoo save-preset")
     run = Path(args.run)
     task = load(run)
     log = json.loads((run / "train.log.json").read_text()) if (run / "train.log.json").is_file() \
@@ -341,7 +336,7 @@ def _print_bundles(meta: dict) -> None:
 def cmd_preset_bundle(args: argparse.Namespace) -> int:
     from rnnzoo.presets import add_bundle
 
-    _keras("rnnzoo preset-bundle", _verbose(args))
+    _keras("rnnzoo preset-bundle")
     out = add_bundle(args.preset, args.out, eval_data=args.data, int8=not args.no_int8,
                      overwrite=args.overwrite)
     meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
@@ -363,10 +358,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit: expected an integer >= 1, found {args.limit}")
     directory = _source_dir(args)
     cli = _app_cli_of(directory, "evaluate")
-    from rnnzoo.evaluation import evaluation_reports
+    from rnnzoo.evaluation import evaluate_reports
+    from rnnzoo.progress import progress_wanted
 
+    data = _read_data(directory, args.data)  # the model's readers, before TensorFlow
     model = _evaluation_model(args, directory, cli)
-    reports = evaluation_reports(model, directory, args.data, args.split, vars(args))
+    args.progress = progress_wanted(args)
+    reports = evaluate_reports(model, data, args.split, vars(args))
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
         return 0
@@ -393,7 +391,7 @@ def _evaluation_model(args: argparse.Namespace, directory: Path, cli: Any) -> An
             raise PresetError("--backend onnx evaluates a preset's ONNX bundle; a run "
                               "directory has none")
         return open_runtime(directory, meta)
-    _keras("rnnzoo evaluate", _verbose(args))
+    _keras("rnnzoo evaluate")
     return _load(args, directory)
 
 
@@ -407,7 +405,7 @@ def cmd_verb(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Gradient-through-time diagnostics of a trained model (rnnzoo/diagnostics/)."""
     directory = _source_dir(args)
-    _keras("rnnzoo diagnose", _verbose(args))
+    _keras("rnnzoo diagnose")
     from rnnzoo.diagnostics import diagnose
 
     report = diagnose(_load(args, directory), args.data, split=args.split,
@@ -419,12 +417,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    task = _loaded(args, "export")
+    # --data is read only with --quantize int8 (to_onnx says so otherwise)
+    task = _loaded(args, "export", args.data if args.quantize else None)
     from rnnzoo.export import to_onnx
+    from rnnzoo.progress import progress_wanted
 
     report = to_onnx(task, args.out, opset=args.opset, quantize=args.quantize,
                      validate=not args.no_validate, strict=args.strict, eval_data=args.data,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, progress=progress_wanted(args))
     print(report.summary())
     return 0
 
@@ -451,7 +451,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``rnnzoo`` parser (``rnnzoo.cli_parser``), each command bound to its ``cmd_*``."""
     return cli_parser.build_parser({
-        "list": cmd_list, "info": cmd_info, "train": cmd_train, "launch": cmd_launch,
+        "list": cmd_list, "info": cmd_info, "card": cmd_card, "train": cmd_train,
+        "launch": cmd_launch,
         "finetune": cmd_finetune, "save-preset": cmd_save_preset,
         "preset-bundle": cmd_preset_bundle, "evaluate": cmd_evaluate, "verb": cmd_verb,
         "export": cmd_export, "diagnose": cmd_diagnose, "serve": cmd_serve,

@@ -1,7 +1,7 @@
 """The ``rnnzoo`` command line's arguments: ``_ABOUT`` holds every command's help texts, one
 function per command group declares its subcommands and options. What each command does is in
 ``rnnzoo.cli`` (its ``cmd_*`` functions, passed in as ``on``), so this module imports nothing of
-the zoo but the task types' CLI adapters.
+the zoo but the task types' CLI adapters and the shared ``--progress`` option.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rnnzoo.progress import add_progress_argument
+
 Handlers = Mapping[str, Callable[[argparse.Namespace], int]]
 
 _ABOUT: dict[str, tuple[str, str]] = {  # command: (summary in the list, description)
@@ -17,6 +19,11 @@ _ABOUT: dict[str, tuple[str, str]] = {  # command: (summary in the list, descrip
              "List zoo models."),
     "info": ("show a model's config",
              "Show a model's config."),
+    "card": ("print a preset's model card",
+             "Print a preset's model card (intended use, data and licence, metrics with the "
+             "command that re-measures them, limitations, the ONNX bundles' inputs, outputs "
+             "and state, sizes, the full training command), rendered from its verified "
+             "metadata; no TensorFlow needed."),
     "train": ("train or fine-tune a model",
               "Train a zoo model with the shared loop. Running the same command again on an "
               "unfinished --out directory resumes it."),
@@ -92,6 +99,9 @@ def _add_catalogue_commands(sub: Any, on: Handlers) -> None:
 
     p = _command(sub, on, "info")
     p.add_argument("name")
+
+    p = _command(sub, on, "card")
+    p.add_argument("preset", help="preset name, directory, archive or URL")
 
 
 def _add_training_commands(sub: Any, on: Handlers) -> None:
@@ -190,6 +200,7 @@ def _add_task_commands(sub: Any, on: Handlers) -> None:
     p.add_argument("--backend", choices=["onnx", "keras"],
                    help="keras (default with the train extra) or the preset's ONNX bundle "
                    "(default without it)")
+    add_progress_argument(p)
     for cli in clis.values():
         cli.add_evaluate_arguments(p)
 
@@ -225,6 +236,7 @@ def _add_export_command(sub: Any, on: Handlers) -> None:
     p.add_argument("--no-validate", dest="no_validate", action="store_true",
                    help="skip parity checks (not recommended)")
     p.add_argument("--overwrite", action="store_true")
+    add_progress_argument(p)
 
 
 def _add_diagnose_command(sub: Any, on: Handlers) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnzoo.apps import app_cli
+from rnnzoo.progress import check_progress
 
 
 def reader_task(directory: str | os.PathLike) -> Any:
@@ -42,8 +43,11 @@ def task_type_of(model: Any) -> str:
 def evaluate_reports(model: Any, data: Any, split: str,
                      options: Mapping[str, Any] | None = None) -> list[dict]:
     """The reports ``rnnzoo evaluate`` prints for ``model`` on ``split`` of loaded ``data``
-    (``options["limit"]``: the first N examples), the same on both backends."""
+    (``options["limit"]``: the first N examples; ``options["progress"]``: True draws a
+    progress line on stderr, passed on to the model's ``evaluate``), the same on both
+    backends."""
     options = dict(options or {})
+    options["progress"] = check_progress(options.get("progress"))
     return app_cli(task_type_of(model)).evaluate_reports(model, data, split, options)
 
 

@@ -271,10 +271,10 @@ def load(
         )
     cls = family_spec(config.family).task_class
     task = cls(config, preprocessor=cls.load_preprocessor(config, directory / ASSETS_DIR))
-    from rnnzoo.extras import require_training
+    from rnnzoo.extras import import_tensorflow
 
-    require_training(f"loading {directory} with Keras (a preset with an ONNX bundle runs "
-                     "without it: rnnzoo.from_preset(NAME, backend='onnx'))")
+    import_tensorflow(f"loading {directory} with Keras (a preset with an ONNX bundle runs "
+                      "without it: rnnzoo.from_preset(NAME, backend='onnx'))")
     try:
         task.model.load_weights(weights_path)
     except (ValueError, OSError) as exc:

@@ -65,6 +65,9 @@ class Task(abc.ABC):
     metric_directions: ClassVar[dict[str, Direction]] = {"loss": "min"}
     # Output layers a fine-tuning run re-initialises when the labels change.
     head_layers: ClassVar[tuple[str, ...]] = ()
+    #: The config key that counts the head's named outputs (``num_classes``, ``num_tags``), set
+    #: by ``with_new_head(labels=...)``; None where the outputs have no names to give.
+    label_count_key: ClassVar[str | None] = None
 
     def __init__(self, config: EntryConfig, preprocessor: Any = None) -> None:
         self.config = config
@@ -201,9 +204,9 @@ class Task(abc.ABC):
     @property
     def model(self) -> Any:
         if self._model is None:
-            from rnnzoo.extras import require_training
+            from rnnzoo.extras import import_tensorflow
 
-            require_training(f"building the Keras model of {self.name!r}")
+            import_tensorflow(f"building the Keras model of {self.name!r}")  # quietly
             # A config changed in code (dataclasses.replace) skipped the checks of
             # build_section: check it here, before Keras fails on it with a traceback.
             for section in ("model", "data", "training"):
@@ -242,21 +245,49 @@ class Task(abc.ABC):
         return self._keras_graphs[1]
 
     def head_overrides(self, data: Any) -> dict[str, Any]:
-        """What fine-tuning on ``data`` must change (e.g. ``num_classes`` and a fresh head when
-        the labels differ); nothing by default."""
+        """What fine-tuning on ``data`` must change (e.g. ``labels=`` the data's class names,
+        a fresh head, when they differ from the model's); nothing by default."""
         return {}
 
+    def head_labels(self) -> list[str] | None:
+        """The names of the head's outputs (class names, tags); None where they have none."""
+        return None
+
+    def _preprocessor_for_head(self, config: EntryConfig, labels: list[str] | None,
+                               fresh: bool) -> Any:
+        """The preprocessor of a ``with_new_head`` copy with ``config``: ``labels`` (or
+        placeholders when the head is ``fresh`` or resized) as its output names. The default
+        shares this task's (the task type has no output names)."""
+        return self.preprocessor
+
     def with_new_head(self, freeze_backbone: bool = False, reset_head: bool = False,
-                      **overrides: Any) -> Task:
+                      labels: Sequence[str] | None = None, **overrides: Any) -> Task:
         """A copy for fine-tuning: ``overrides`` change the config (``num_classes=5``), every
         layer whose weights still fit keeps them, the others (the new head, and the task's
         ``head_layers`` with ``reset_head``) start fresh. ``freeze_backbone=True`` trains only
-        the fresh layers."""
+        the fresh layers.
+
+        ``labels`` names the new head's outputs (class names, tags; their count sets
+        ``num_classes``/``num_tags``), and names other than the model's always get a fresh
+        head: nothing is remapped silently. Without ``labels``, a resized or reset head is
+        named by placeholders (``class_0``, ``class_1``, ...; taggers ``tag_0``, or
+        ``B-type_0``-style tags under a chunk scheme) until training on data sets the data's
+        names; the copy predicts either way. This task is left unchanged."""
         from rnnzoo.registry import task_from_config
 
         self.require_fitted()
+        if labels is not None:
+            if self.label_count_key is None:
+                raise ConfigError(f"labels: {type(self).__name__} outputs have no names to set")
+            labels = _label_names(labels)
+            overrides = {self.label_count_key: len(labels), **overrides}
+            reset_head = reset_head or labels != self.head_labels()
         config = self.config.with_overrides(**overrides) if overrides else self.config
-        new = task_from_config(config, self.preprocessor)
+        resized = self.label_count_key is not None and getattr(
+            config.model, self.label_count_key) != getattr(self.config.model,
+                                                           self.label_count_key)
+        new = task_from_config(config, self._preprocessor_for_head(
+            config, labels, reset_head or resized))
         fresh = []
         old_layers = {layer.name: layer for layer in self.model.layers}
         for layer in new.model.layers:
@@ -298,6 +329,26 @@ class Task(abc.ABC):
 
         return atomic_directory(Path(directory), fill, overwrite, RunDirError,
                                 removable=check_removable_model_dir)
+
+
+def placeholder_labels(count: int, prefix: str = "class") -> list[str]:
+    """``class_0``, ``class_1``, ...: the names of a new head's outputs before training on data
+    gives them the data's names."""
+    return [f"{prefix}_{i}" for i in range(count)]
+
+
+def _label_names(labels: Any) -> list[str]:
+    """``labels`` as a list of distinct non-empty strings, or a ``ConfigError`` saying why not."""
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise ConfigError(f"labels: expected a list of names, found {labels!r}"[:200])
+    names = list(labels)
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise ConfigError(f"labels: expected non-empty strings, found {bad[0]!r}")
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"labels: each name once; {', '.join(twice)} given twice")
+    return names
 
 
 _OOM = re.compile(r"OOM when allocating tensor with shape\s*\[[^\]]*\]")

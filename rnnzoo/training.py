@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,19 @@ def _resolve_task(model: str | Task, overrides: dict[str, Any]) -> Task:
             return model
         task = task_from_config(model.config.with_overrides(**overrides), model.preprocessor)
         task._model = None if not model.is_built else model.model
+        # A head being fine-tuned keeps its frozen backbone (rnnzoo.finetune(freeze_backbone=
+        # True, epochs=2) trained every layer before).
+        task.frozen_layers = model.frozen_layers
+        if hasattr(model, "new_head_layers"):
+            task.new_head_layers = model.new_head_layers
         return task
     raise ConfigError(f"model: expected an entry name or an rnnzoo task, found {model!r}")
+
+
+def _given_keys(overrides: dict[str, Any]) -> set[str]:
+    """The config keys a ``train`` call sets, a ``training={...}`` mapping's included."""
+    section = overrides.get("training")
+    return set(overrides) | (set(section) if isinstance(section, dict) else set())
 
 
 def _monitor(task: Task, recipe: TrainingConfig, has_dev: bool) -> tuple[str, str]:
@@ -133,7 +145,7 @@ def _callbacks(task: Task, run_dir: Path, monitor: str, mode: str, strategy: Any
     backup = _backup_callback(run_dir / BACKUP_DIR, recipe.backup_every, strategy)
     found = [_csv_logger(run_dir / "history.csv")] if chief else []
     found += [backup, _checkpoint_callback(run_dir, monitor, mode, strategy)]
-    if recipe.ema_momentum:
+    if recipe.ema_momentum and task.model.trainable_weights:  # (a closed-form fit has none)
         # First: validation, backups and checkpoints at an epoch's end see the averaged
         # weights (the raw ones are swapped back in when the next epoch starts).
         found.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -145,10 +157,58 @@ def _callbacks(task: Task, run_dir: Path, monitor: str, mode: str, strategy: Any
     return found, backup
 
 
+#: A run keeps the recipe's averaging and warm-up only when it is at least this many times
+#: longer than the averaging horizon 1/(1 - ema_momentum) and the warm-up: a fine-tune of a few
+#: hundred steps with the from-scratch recipe (ema 0.998: a 500-step horizon) saved weights that
+#: were still mostly the starting ones (0.697 accuracy against 0.978 without averaging).
+RUN_TO_SCHEDULE = 10
+#: Shorter averaging horizons than this (steps) turn averaging off: it would average nothing.
+MIN_EMA_HORIZON = 5
+
+
+def _scaled_to_run(recipe: TrainingConfig, total_steps: int, chosen: Collection[str] = ()
+                   ) -> tuple[TrainingConfig, str | None]:
+    """The recipe with weight averaging and warm-up fitted to a run of ``total_steps``
+    optimizer steps, and a line saying what changed (None when nothing did).
+
+    The averaging horizon is cut to ``total_steps / RUN_TO_SCHEDULE`` (off below
+    ``MIN_EMA_HORIZON`` steps) and the warm-up to ``total_steps // RUN_TO_SCHEDULE``: the
+    averaged weights then forget the starting ones, and most steps run at the full rate.
+    Keys in ``chosen`` (``ema_momentum``, ``warmup_steps`` given by the caller) are kept."""
+    budget = total_steps / RUN_TO_SCHEDULE
+    ema, warmup = recipe.ema_momentum, recipe.warmup_steps
+    if ema and 1.0 / (1.0 - ema) > budget and "ema_momentum" not in chosen:
+        ema = 0.0 if budget < MIN_EMA_HORIZON else round(1.0 - 1.0 / budget, 6)
+    if "warmup_steps" not in chosen:
+        warmup = min(warmup, int(budget))
+    if (ema, warmup) == (recipe.ema_momentum, recipe.warmup_steps):
+        return recipe, None
+    averaging = f"weight averaging {'off' if not ema else f'ema {ema:g}'}"
+    if not recipe.ema_momentum:
+        averaging = "no weight averaging"
+    recipe_text = ", ".join(
+        ([f"ema {recipe.ema_momentum:g}"] if recipe.ema_momentum else [])
+        + [f"warm-up {recipe.warmup_steps}"])
+    note = (f"{averaging}, warm-up {warmup} step{'s' if warmup != 1 else ''} "
+            f"(recipe: {recipe_text}; scaled to the run's length, set ema_momentum and "
+            "warmup_steps to choose)")
+    return dataclasses.replace(recipe, ema_momentum=ema, warmup_steps=warmup), note
+
+
 def _final_task(task: Task, run_dir: Path, precision: str, strategy: Any) -> Task:
-    """The model as a user will load it (float32): the best checkpoint, else the last."""
+    """The model as a user will load it (float32): the best checkpoint, else the last. The
+    log names the epoch it comes from, so the dev line to compare is the one printed."""
     best = run_dir / CHECKPOINTS_DIR / "best.weights.h5"
     final = best if best.is_file() else run_dir / CHECKPOINTS_DIR / "last.weights.h5"
+    if best.is_file():
+        from rnnzoo.io import read_json
+
+        try:
+            chosen = read_json(run_dir / CHECKPOINTS_DIR / "best.json", RunDirError, "")
+            _log(f"final model: the best checkpoint, epoch {chosen['epoch']} "
+                 f"({chosen['monitor']} {chosen['value']:.4g})")
+        except (RunDirError, KeyError, TypeError, ValueError):
+            pass
     if precision != "float32" or strategy is not None:
         eval_task = task_from_config(task.config, task.preprocessor)
         eval_task.model.load_weights(final)
@@ -187,9 +247,8 @@ def train(
     ``TrainingInterrupted`` (a ``KeyboardInterrupt``) saying what a rerun does.
     """
     t_start = time.time()
-    from rnnzoo.extras import require_training
-
-    require_training("training")
+    # Everything the caller gave (config, overrides, paths, the data itself) is checked before
+    # TensorFlow is imported: a typo answers in a second, not after its ~10 s import.
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                               or limit < 1):
         raise ConfigError(f"limit: expected an integer >= 1 (examples per split), found "
@@ -204,15 +263,19 @@ def train(
     run_dir = Path(out) if out is not None else Path("runs") / (
         f"{task.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     _check_out(run_dir, overwrite)
-    configure_threads(recipe.intra_op_threads, recipe.inter_op_threads)
-
-    import keras
-
     if not isinstance(data, (str, os.PathLike)):
         raise DataError(f"data: expected a dataset file or folder path, found "
                         f"{type(data).__name__}")
     if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
         raise ConfigError(f"verbose: expected 0, 1, 2 or 'auto', found {verbose!r}")
+    # The data read here, TF-free, by the readers that train on it (with init_from the
+    # source's: read again once the source is loaded).
+    reader = task if init_from is None else _source_reader(init_from)
+    dataset = reader.load_data(data, seed=recipe.seed)
+    configure_threads(recipe.intra_op_threads, recipe.inter_op_threads)  # imports TF quietly
+
+    import keras
+
     if callbacks is not None and (not isinstance(callbacks, (list, tuple)) or not all(
             isinstance(c, keras.callbacks.Callback) for c in callbacks)):
         raise ConfigError(f"callbacks: expected a list of keras.callbacks.Callback, found "
@@ -232,11 +295,43 @@ def train(
     try:
         with lock:
             return _train_locked(task, data, run_dir, strategy, precision, jit, init_from,
-                                 overwrite, verbose, callbacks, t_start, limit)
+                                 overwrite, verbose, callbacks, t_start, limit,
+                                 _given_keys(overrides),
+                                 dataset if reader is task else None)
     except KeyboardInterrupt as exc:
         if not chief or isinstance(exc, TrainingInterrupted):
             raise
         raise TrainingInterrupted(run_dir, _interrupted_message(run_dir)) from exc
+
+
+def new_head_note(source_name: str, source: Task, head: dict[str, Any], new: Task
+                  ) -> str | None:
+    """The one line saying that fine-tuning ``source`` starts a new head, naming both label
+    sets (``head``: what ``head_overrides`` asked for; ``new``: the task with the new head);
+    None when every layer kept its weights."""
+    if not getattr(new, "new_head_layers", None):
+        return None
+    before, after = source.head_labels(), head.get("labels")
+    if after is not None and before is not None:
+        why = f"the data's labels {after} differ from the source's {before}"
+    elif head:
+        why = "the data's labels differ from the source's"
+    else:
+        why = "the config changes their shapes"
+    keep = (f" (to keep the source's head, name the data's labels {before})"
+            if after is not None and before is not None and len(before) == len(after) else "")
+    return (f"fine-tuning {source_name}: {why}; new layer(s) {', '.join(new.new_head_layers)} "
+            f"start from scratch, the rest keeps the source's weights{keep}")
+
+
+def _source_reader(init_from: str | os.PathLike) -> Task:
+    """The task that reads data for a fine-tune from ``init_from`` (its config and vocabulary,
+    no weights: TF-free)."""
+    from rnnzoo.evaluation import reader_task
+
+    if not isinstance(init_from, (str, os.PathLike)):
+        raise RunDirError(f"init_from: expected a run or preset directory, found {init_from!r}")
+    return reader_task(init_from)
 
 
 def _inherit(task: Task, init_from: str | os.PathLike, data: str | os.PathLike,
@@ -256,16 +351,9 @@ def _inherit(task: Task, init_from: str | os.PathLike, data: str | os.PathLike,
     head = source.head_overrides(dataset)
     if head or arch:
         new = source.with_new_head(**{**arch, **head})
-        if new.new_head_layers:
-            before = getattr(source, "label_names", None)
-            after = getattr(dataset, "label_names", None)
-            why = (f"the data's labels {after} differ from the source's {before}"
-                   if head and after is not None else "the config changes their shapes")
-            _log(f"init_from {init_from}: {why}; new layer(s) {', '.join(new.new_head_layers)} "
-                 "start from scratch, the rest keeps the source's weights"
-                 + (f" (to keep the source's head, name the labels {before})"
-                    if head and before is not None and after is not None
-                    and len(before) == len(after) else ""))
+        note = new_head_note(str(init_from), source, head, new)
+        if note:
+            _log(note)
     else:
         new = source
     config = dataclasses.replace(new.config, training=task.config.training)
@@ -321,13 +409,16 @@ def _fit(task: Task, run_dir: Path, train_ds: Any, dev_ds: Any, epochs: int, cal
 
 def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision: str,
                   jit: bool, init_from: Any, overwrite: bool, verbose: Any,
-                  callbacks: list | None, t_start: float, limit: int | None = None
-                  ) -> TrainResult:
+                  callbacks: list | None, t_start: float, limit: int | None = None,
+                  chosen: Collection[str] = (), dataset: Any = None) -> TrainResult:
     """The body of ``train`` once the run directory is locked: nothing is written into it
-    before the model builds, and the backup is removed only after the final checksums."""
+    before the model builds, and the backup is removed only after the final checksums.
+    ``chosen``: the config keys the caller gave (kept as given); ``dataset``: ``data`` as
+    ``train`` read it before importing TensorFlow (None: read it here)."""
     recipe: TrainingConfig = task.config.training
     chief = _is_chief(strategy)
-    dataset = task.load_data(data, seed=recipe.seed)
+    if dataset is None:
+        dataset = task.load_data(data, seed=recipe.seed)
     if limit is not None:
         dataset = task.limit_data(dataset, limit, seed=recipe.seed)
     # Non-chief workers never touch the run directory (their machine may not even have it):
@@ -347,13 +438,17 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
     workers = _log_distribution(strategy, recipe)
     if workers.multi_worker:
         _check_workers_agree(strategy, task, dataset, steps)
+    total_steps = recipe.epochs * steps
+    schedule, note = _scaled_to_run(recipe, total_steps, chosen)
+    if note:  # a task holding weights (init_from, a preset, a loaded run) is a fine-tune
+        _log(f"{'fine-tune' if task.is_built else 'run'} of {total_steps} steps: {note}")
 
-    model_ = _build_and_compile(task, strategy, precision, recipe, steps, jit, init_from)
+    model_ = _build_and_compile(task, strategy, precision, schedule, steps, jit, init_from)
     if chief and not resuming:
         _start_run_dir(task, run_dir, state)
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    own, backup = _callbacks(task, run_dir, monitor, mode, strategy, recipe, chief, verbose,
+    own, backup = _callbacks(task, run_dir, monitor, mode, strategy, schedule, chief, verbose,
                              steps)
     if recipe.diagnose_every and chief:  # gradient diagnostics (rnnzoo/diagnostics/)
         from rnnzoo.diagnostics import training_callback
@@ -398,6 +493,8 @@ def _train_locked(task: Task, data: Any, run_dir: Path, strategy: Any, precision
             "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
             "global_batch_size": recipe.batch_size,
             "steps_per_epoch": steps,
+            "schedule": {"optimizer_steps": total_steps, "warmup_steps": schedule.warmup_steps,
+                         "ema_momentum": schedule.ema_momentum},
             "epochs_run_this_invocation": epochs_run,
             "resumed_after_epoch": resumed_from,
             "epochs_redone": epochs_redone,

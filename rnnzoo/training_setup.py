@@ -4,7 +4,10 @@ precision and XLA, the optimizer from the recipe, the model built and compiled u
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +35,14 @@ _THREAD_WARNING_SHOWN: list[bool] = []  # warn once per process, not on every tr
 
 def configure_threads(intra_op: int, inter_op: int) -> bool:
     """Set TensorFlow's thread pools; only possible before TensorFlow runs its first op.
+    Imports TensorFlow (quietly) when it is not yet.
 
-    Returns False (with a warning) when it is too late; the CLI calls this first thing.
+    Returns False (with a warning) when it is too late: ``train`` and ``finetune`` call this
+    before anything builds a model.
     """
-    import tensorflow as tf
+    from rnnzoo.extras import import_tensorflow
+
+    tf = import_tensorflow("training")
 
     cur = (tf.config.threading.get_intra_op_parallelism_threads(),
            tf.config.threading.get_inter_op_parallelism_threads())
@@ -55,6 +62,22 @@ def configure_threads(intra_op: int, inter_op: int) -> bool:
             stacklevel=3,
         )
         return False
+
+
+def ready_to_finetune(directory: str | os.PathLike, data: str | os.PathLike,
+                      overrides: Mapping[str, Any]) -> Any:
+    """Before fine-tuning the model saved in ``directory``: check ``overrides`` against its
+    config and read ``data`` with its readers (TF-free: a typo fails in a second), then set
+    TensorFlow's threads from the recipe, before loading the model runs TensorFlow's first op
+    (too late after it: the recipe's threads would not apply). Returns the data read."""
+    from rnnzoo.evaluation import reader_task
+
+    reader = reader_task(directory)
+    recipe = reader.config.with_overrides(**overrides).training if overrides \
+        else reader.config.training
+    dataset = reader.load_data(data, seed=reader.config.training.seed)
+    configure_threads(recipe.intra_op_threads, recipe.inter_op_threads)
+    return dataset
 
 
 def resolve_strategy(strategy: Any) -> Any:
@@ -214,6 +237,8 @@ def _build_and_compile(task: Task, strategy: Any, precision: str, recipe: Traini
         for layer in model.layers:
             if layer.name in task.frozen_layers:
                 layer.trainable = False
+        if not model.trainable_weights:  # a closed-form fit: no weights to average (Keras
+            recipe = dataclasses.replace(recipe, ema_momentum=0.0)  # fails on use_ema then)
         model.compile(optimizer=make_optimizer(recipe, steps), loss=task.loss(),
                       metrics=task.metrics(), jit_compile=jit, steps_per_execution=1)
     return model

@@ -1,6 +1,6 @@
-"""The Python API of the README's "Python API" section, call by call: one shape per task type on
-the Keras model and on the ONNX runtime alike (same inputs, same label names, same results),
-``evaluate(inputs, references)`` for every task type, ``label_names`` on the model,
+"""The Python API of the docs' "Python API" page (docs/python-api.md), call by call: one shape
+per task type on the Keras model and on the ONNX runtime alike (same inputs, same label names,
+same results), ``evaluate(inputs, references)`` for every task type, ``label_names`` on the model,
 ``from_preset(backend=, precision=)``, ``train(limit=)``, and ``init_from`` inheriting the
 source's architecture and vocabulary with a new head (and a note) for new labels."""
 
@@ -196,7 +196,7 @@ PLUMBING = {"verb", "add_verb_arguments", "run_verb", "add_evaluate_arguments", 
 @pytest.mark.parametrize("task_type", __import__("rnnzoo.apps").apps.known_task_types())
 def test_the_users_object_shows_user_calls_not_plumbing(task_type):
     """``dir()`` of a loaded model (Keras task or runtime) names no CLI, export or harness
-    plumbing; its user call is the one the README's Python API section documents; the
+    plumbing; its user call is the one the Python API page (docs/python-api.md) documents; the
     application declares the headline metric that lists, cards and the preset harness use."""
     from pathlib import Path
 
@@ -207,8 +207,8 @@ def test_the_users_object_shows_user_calls_not_plumbing(task_type):
         shown = {n for n in dir(cls) if not n.startswith("_")}
         assert not shown & PLUMBING, f"{cls.__name__} shows {sorted(shown & PLUMBING)}"
         assert cli.VERB in shown and "evaluate" in shown
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    api = readme[readme.index("## Python API"):readme.index("## Sentiment classifier")]
+    api = (Path(__file__).resolve().parents[1] / "docs" / "python-api.md").read_text(
+        encoding="utf-8")
     assert f"# {task_type} (rnnzoo {cli.VERB})" in api and f".{cli.VERB}(" in api
     metric, direction = cli.HEADLINE
     assert isinstance(metric, str) and direction in ("max", "min")

@@ -4,8 +4,11 @@ from scratch with the same budget), and the result is a preset that loads back i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -85,3 +88,94 @@ def test_finetune_cli_writes_a_preset(source_preset, tmp_path, capsys):
     assert "fine-tuned preset sentiment_gru.finetuned" in capsys.readouterr().out
     assert main(["predict", str(tmp_path / "p"), "a good film"]) == 0
     assert capsys.readouterr().out.split()[0] in ("up", "down", "flat")
+    # --epochs with --freeze-backbone: the backbone stays frozen (float16 storage rounds it).
+    emb = rnnzoo.load(source_preset).model.get_layer("embedding").get_weights()[0]
+    tuned = rnnzoo.load(tmp_path / "p").model.get_layer("embedding").get_weights()[0]
+    np.testing.assert_array_equal(tuned, emb.astype(np.float16).astype(np.float32))
+
+
+# -- new heads predict; the issue's fine-tune in miniature -------------------------------------
+def test_new_heads_predict_with_placeholder_or_given_labels():
+    """``from_preset(..., num_classes=3)`` and ``with_new_head`` once returned models whose
+    ``predict`` crashed (a 3-way head behind the source's 2 label names)."""
+    three = rnnzoo.from_preset("sentiment_bilstm.sst2", num_classes=3, backend="keras")
+    assert three.label_names == ["class_0", "class_1", "class_2"]
+    assert three.predict(["a good film", "bad"]).labels[0] in three.label_names
+    source = rnnzoo.from_preset("sentiment_bilstm.sst2", backend="keras")
+    named = source.with_new_head(labels=["negative", "neutral", "positive"])
+    assert named.config.model.num_classes == 3 and named.new_head_layers == ["probs"]
+    assert named.predict_proba(["fine"]).shape == (1, 3)
+    assert source.label_names == ["negative", "positive"]  # the source is left as it was
+    # Same names: the head is kept; other names for the same count: a fresh head.
+    assert source.with_new_head(labels=["negative", "positive"]).new_head_layers == []
+    assert source.with_new_head(labels=["bad", "good"]).new_head_layers == ["probs"]
+    with pytest.raises(rnnzoo.ConfigError, match="2 names for num_classes=3"):
+        source.with_new_head(labels=["a", "b"], num_classes=3)
+
+
+def test_tagger_new_head_tags_with_scheme_placeholders():
+    from rnnzoo.errors import UnknownModelError
+
+    try:
+        tagger = rnnzoo.from_preset("tagger_bilstm_crf.conll03", backend="keras")
+    except UnknownModelError:
+        pytest.skip("tagger preset not installed")
+    fresh = tagger.with_new_head(num_tags=9)  # BIOES: O + 4 tags x 2 entity types
+    assert fresh.tag_names[:3] == ["O", "B-type_0", "I-type_0"]
+    assert len(fresh.tag(["John lives in Paris ."])[0].tags) == 5
+    assert len(tagger.tag_names) == 17
+    with pytest.raises(rnnzoo.ConfigError, match="labels="):
+        tagger.with_new_head(num_tags=8)
+
+
+def test_short_finetune_scales_the_recipe_and_saves_what_it_reported(tmp_path, capsys):
+    """sentiment_bilstm.sst2's recipe (ema 0.998, 200 warm-up steps) on a 2-step fine-tune
+    kept the averaged weights at the starting ones under a random head: now averaging is off
+    and warm-up a tenth of the run, said in one line; the new head is announced with both label
+    sets, and the preset scores what the trainer's dev report said."""
+    data = three_labels(tmp_path / "three.csv", n=140)
+    result = finetune("sentiment_bilstm.sst2", data, tmp_path / "mine", storage="float32",
+                      onnx=False, verbose=0, epochs=1, batch_size=64)
+    out = capsys.readouterr().out
+    assert "fine-tune of 2 steps: weight averaging off, warm-up 0 steps (recipe: ema 0.998, " \
+           "warm-up 200" in out
+    assert ("the data's labels ['down', 'flat', 'up'] differ from the source's "
+            "['negative', 'positive']") in out
+    assert result.preset == tmp_path / "mine" and result.run_dir == tmp_path / "mine-run"
+    assert (result / "metadata.json").is_file() and os.fspath(result) == str(result.preset)
+    log = json.loads((result.run_dir / "train.log.json").read_text())
+    assert log["schedule"] == {"optimizer_steps": 2, "warmup_steps": 0, "ema_momentum": 0.0}
+    meta = json.loads((result.preset / "metadata.json").read_text())
+    assert meta["description"].startswith("Fine-tuned from sentiment_bilstm.sst2 on ")
+    assert "from scratch" not in meta["description"]
+    assert meta["training_command"] == (
+        f"rnnzoo finetune sentiment_bilstm.sst2 --data {data} --out {tmp_path / 'mine'} "
+        "--set epochs=1 --set batch_size=64")
+    assert meta["metrics_command"] == (f"rnnzoo evaluate {tmp_path / 'mine'} --data {data} "
+                                       "--split dev")
+    reported = json.loads((result.run_dir / "metrics.json").read_text())
+    assert meta["metrics"] == {k: float(v) for k, v in reported.items()
+                               if isinstance(v, (int, float))}
+
+
+def test_finetune_documents_every_training_option():
+    from rnnzoo.config import TrainingConfig
+
+    for field in dataclasses.fields(TrainingConfig):
+        assert f"``{field.name}``" in finetune.__doc__, field.name
+
+
+def test_a_local_preset_folder_works_where_a_name_does(source_preset, tmp_path, monkeypatch,
+                                                       capsys):
+    shutil.copytree(source_preset, tmp_path / "my_preset")
+    monkeypatch.chdir(tmp_path)
+    for name in ("my_preset", "./my_preset"):
+        assert main(["predict", name, "a good film"]) == 0
+        assert capsys.readouterr().out.split()[0] in ("neg", "pos")
+    # A folder without metadata.json is not a preset: the name keeps its meaning.
+    (tmp_path / "sentiment_gru").mkdir()
+    assert main(["predict", "sentiment_gru", "a good film"]) == 2
+    assert "untrained" in capsys.readouterr().err
+    (tmp_path / "sentiment_bilstm.sst2").mkdir()
+    assert rnnzoo.presets.resolve_preset("sentiment_bilstm.sst2") != \
+        tmp_path / "sentiment_bilstm.sst2"

@@ -549,15 +549,14 @@ def test_sigterm_finishes_in_flight_requests():
             proc.kill()
 
 
-def test_readme_curl_examples_work_as_written(server):
-    """The README's curl lines, run against a server on another port, answer 200 with JSON."""
+def test_docs_curl_examples_work_as_written(server):
+    """The curl lines of the docs' Serving page, run against a server on another port, answer
+    200 with JSON."""
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not installed")
     _, port, _ = server
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Serving over HTTP"):]
-    section = section[:section.index("\n## ", 5)]
+    section = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
     lines = [ln for b in blocks for ln in re.sub(r"\\\n\s*", " ", b).splitlines()
              if ln.startswith("curl ")]

@@ -120,6 +120,25 @@ def test_optimizer_schedule_warmup_and_clipping():
     assert off.global_clipnorm is None
 
 
+def test_short_runs_scale_weight_averaging_and_warmup():
+    """A run shorter than ten averaging horizons (or warm-ups) gets them cut to a tenth of its
+    steps (averaging off under 5 steps); the recipe's own long runs keep them; keys the caller
+    gave are kept as given."""
+    from rnnzoo.config import TrainingConfig
+    from rnnzoo.training import _scaled_to_run
+
+    recipe = TrainingConfig(ema_momentum=0.998, warmup_steps=200)
+    same, note = _scaled_to_run(recipe, 6300)  # SST-2: 6 epochs x 1052 steps
+    assert same is recipe and note is None
+    tiny, note = _scaled_to_run(recipe, 14)
+    assert (tiny.ema_momentum, tiny.warmup_steps) == (0.0, 1)
+    assert note.startswith("weight averaging off, warm-up 1 step (recipe: ema 0.998, warm-up 200")
+    mid, note = _scaled_to_run(recipe, 700)
+    assert mid.ema_momentum == pytest.approx(1 - 1 / 70) and mid.warmup_steps == 70
+    kept, note = _scaled_to_run(recipe, 14, chosen={"ema_momentum", "warmup_steps"})
+    assert kept is recipe and note is None
+
+
 def test_failed_save_leaves_no_partial_directory(trained, tmp_path, monkeypatch):
     task = rnnzoo.load(trained.run_dir)
 

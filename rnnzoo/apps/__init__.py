@@ -21,8 +21,9 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from rnnzoo.config import suggest
 from rnnzoo.errors import ConfigError
@@ -69,3 +70,38 @@ def app_cli(task: str) -> ModuleType:
 
 def verb_of(task: str) -> str:
     return app_cli(task).VERB
+
+
+class Headline(NamedTuple):
+    """The one metric a preset is known by: its name as recorded (``report_metrics``), its
+    value (None when the preset's metadata does not record it) and ``"max"`` or ``"min"``."""
+
+    key: str
+    value: float | None
+    direction: str
+
+    def text(self, digits: int = 4) -> str:
+        """``"f1 0.8966"``, or ``"f1 not recorded"``."""
+        if self.value is None:
+            return f"{self.key} not recorded"
+        return f"{self.key} {self.value:.{digits}g}"
+
+
+def headline_metric(task: str, family: str | None = None) -> tuple[str, str]:
+    """``(metric, "max"|"min")`` for a task type: the application's ``HEADLINE``, unless it
+    declares another for this family in ``HEADLINE_BY_FAMILY`` (forecasting: the echo-state
+    network is known by NRMSE, as in the reservoir-computing literature; the LSTM forecaster
+    by MSE, as in the Informer tables)."""
+    cli = app_cli(task)
+    by_family: Mapping[str, tuple[str, str]] = getattr(cli, "HEADLINE_BY_FAMILY", {})
+    key, direction = by_family.get(family or "", cli.HEADLINE)
+    return key, direction
+
+
+def headline(task: str, metrics: Mapping[str, float], family: str | None = None) -> Headline:
+    """The headline of a preset's recorded ``metrics`` (``rnnzoo list``, model cards, tables):
+    declared once per task type (``headline_metric``), never guessed from what happens to be
+    recorded; a missing one is reported as missing (``value`` None)."""
+    key, direction = headline_metric(task, family)
+    value = metrics.get(key)
+    return Headline(key, None if value is None else float(value), direction)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnzoo.errors import ConfigError, DataError
+from rnnzoo.progress import add_progress_argument
 
 # An int8 bundle ships when it loses at most this much of the task's metric on evaluation data
 # (the applications' INT8_TOLERANCE says the same to the preset harness).
@@ -39,9 +40,11 @@ def read_input_lines(path: str | os.PathLike) -> list[str]:
 
 def add_input_arguments(parser: argparse.ArgumentParser, inputs_help: str,
                         file_help: str) -> None:
-    """The verb's inputs: positional texts and ``--file`` (one input per line)."""
+    """The verb's inputs: positional texts and ``--file`` (one input per line), and
+    ``--progress`` over them (a long file)."""
     parser.add_argument("texts", nargs="*", help=inputs_help)
     parser.add_argument("--file", help=file_help)
+    add_progress_argument(parser)
 
 
 def verb_inputs(args: argparse.Namespace, nothing: str) -> list[str]:
@@ -57,18 +60,18 @@ def verb_inputs(args: argparse.Namespace, nothing: str) -> list[str]:
 
 # -- evaluation ------------------------------------------------------------------------------
 def split_report(model: Any, data: Any, split: str, limit: int | None,
-                 check: Callable[[], None] | None = None) -> dict:
+                 check: Callable[[], None] | None = None, progress: bool = False) -> dict:
     """``model.evaluate`` (Keras task or runtime alike) on the first ``limit`` examples of a
     split of ``data`` (its ``split(name)`` gives ``(inputs, targets)``), with the split and the
     data's description in the report. ``check`` runs once the split is known not to be empty
-    (e.g. the classes agree with the model's)."""
+    (e.g. the classes agree with the model's); ``progress``: the call's progress line."""
     inputs, targets = data.split(split)
     inputs, targets = inputs[:limit], targets[:limit]
     if not inputs:
         raise DataError(f"{data.description}: the {split} split is empty")
     if check is not None:
         check()
-    report = model.evaluate(inputs, targets)
+    report = model.evaluate(inputs, targets, progress=progress)
     report.update(split=split, data=data.description)
     return report
 

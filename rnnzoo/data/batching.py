@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnzoo.progress import Progress
+
 
 def pad_rows(seqs: Sequence[Sequence[Any]], dtype: Any = np.int32, pad: Any = 0,
              min_length: int = 1) -> np.ndarray:
@@ -31,15 +33,20 @@ def pad_rows(seqs: Sequence[Sequence[Any]], dtype: Any = np.int32, pad: Any = 0,
 
 
 def length_sorted_batches(seqs: Sequence[Sequence[Any]], batch_size: int, dtype: Any = np.int32,
-                          pad: Any = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                          pad: Any = 0, progress: Progress | None = None
+                          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(indices, padded batch)`` over ``seqs`` grouped by length (stable order within a
-    length), so each batch pads little; scatter results back with ``out[indices] = ...``."""
+    length), so each batch pads little; scatter results back with ``out[indices] = ...``.
+    ``progress`` counts a batch's rows once the caller asks for the next batch (its work on
+    this one is done): every long call that batches this way reports through here."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     order = np.argsort([len(s) for s in seqs], kind="stable")
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         yield idx, pad_rows([seqs[i] for i in idx], dtype=dtype, pad=pad)
+        if progress is not None:
+            progress.update(len(idx))
 
 
 def cost_grouped_batches(seqs: Sequence[Sequence[Any]], call_cost: float, step_cost: float,

@@ -26,6 +26,7 @@ from rnnzoo.data.batching import length_sorted_batches
 from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import check_count
 from rnnzoo.metrics import label_error_rate
+from rnnzoo.progress import Progress
 
 __all__ = ["CTCRecognizer", "check_alphabet", "check_beam_width", "ctc_greedy_decode",
            "ctc_prefix_beam_search", "ctc_training_batches", "decode_labels", "encode_labels",
@@ -200,14 +201,16 @@ class CTCRecognizer(abc.ABC):
     def alphabet(self) -> str:
         return self.preprocessor.alphabet
 
-    def log_probs_of_features(self, feats: Sequence[np.ndarray],
-                              batch_size: int = 32) -> list[np.ndarray]:
+    def log_probs_of_features(self, feats: Sequence[np.ndarray], batch_size: int = 32,
+                              progress: Progress | None = None) -> list[np.ndarray]:
         """Per feature sequence ``[T, F]``, the ``[ceil(T / stride), 1 + K]`` log-probabilities
-        of its valid frames (column 0 is the blank); batched by length with a frame mask."""
+        of its valid frames (column 0 is the blank); batched by length with a frame mask.
+        ``progress`` counts the sequences of each batch run."""
         batch_size = check_count("batch_size", batch_size)
         s = self.frame_stride
         out: list[Any] = [None] * len(feats)
-        for idx, batch in length_sorted_batches(feats, batch_size, dtype=np.float32):
+        for idx, batch in length_sorted_batches(feats, batch_size, dtype=np.float32,
+                                                progress=progress):
             lengths = np.array([len(feats[i]) for i in idx])
             mask = (np.arange(batch.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
             lp = np.asarray(self._log_probs_of(batch, mask))

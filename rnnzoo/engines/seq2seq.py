@@ -29,6 +29,7 @@ from rnnzoo.engines.decoding import GraphRunner, generate, graph_step
 from rnnzoo.engines.sampling import get_sampler
 from rnnzoo.errors import ConfigError, DataError, RnnzooError
 from rnnzoo.export.bundle import check_count
+from rnnzoo.progress import Progress, add_progress_argument, progress_wanted
 
 __all__ = [
     "DecodingVerb",
@@ -111,13 +112,14 @@ def without_tokens(step: StepFn, banned: Sequence[int]) -> StepFn:
 
 def decode(verb: str, runner: GraphRunner, batches: Iterable[tuple[Sequence[int], State]],
            count: int, *, bos: int, eos: int, max_length: int, sampler: Sampler,
-           seed: int | None, attention: bool, banned: Sequence[int] = ()
+           seed: int | None, attention: bool, banned: Sequence[int] = (),
+           progress: Progress | None = None
            ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Decode every input: ``batches`` yields ``(input indices, encoder state)`` (built lazily,
     one batch at a time); returns the generated ids per input (up to and with ``</s>``) and,
     with ``attention`` and a decoder that outputs it, the attention per generated token
     ``[tokens, memory]`` (else None). The engine's own checks (bad logits, shapes) become a
-    ``DataError`` naming ``verb``."""
+    ``DataError`` naming ``verb``. ``progress`` counts the inputs of each decoded batch."""
     step = graph_step(runner, "decoder")
     if banned:
         step = without_tokens(step, banned)
@@ -135,6 +137,8 @@ def decode(verb: str, runner: GraphRunner, batches: Iterable[tuple[Sequence[int]
                 tokens[i] = out.tokens[row, :n]
                 if record:
                     maps[i] = out.recorded["attention"][row, :n]
+            if progress is not None:
+                progress.update(len(idx))
     except ValueError as exc:  # the decoding engine's own checks
         if isinstance(exc, RnnzooError):
             raise
@@ -165,13 +169,15 @@ def add_decoding_arguments(parser: argparse.ArgumentParser, metavar: str, inputs
     parser.add_argument("--seed", type=int, help="seed for the stochastic samplers")
     parser.add_argument("--attention-plot", dest="attention_plot", metavar="PNG",
                         help=attention_help)
+    add_progress_argument(parser)
 
 
 def decoding_kwargs(args: argparse.Namespace) -> dict:
     """Keywords of ``translate``/``caption`` from ``add_decoding_arguments``' options."""
     kwargs = {k: v for k, v in (("k", args.k), ("p", args.p),
                                 ("temperature", args.temperature)) if v is not None}
-    return {"beam": args.beam, "sampler": args.sampler, "seed": args.seed, **kwargs}
+    return {"beam": args.beam, "sampler": args.sampler, "seed": args.seed,
+            "progress": progress_wanted(args), **kwargs}
 
 
 def add_beam_score_argument(parser: argparse.ArgumentParser) -> None:
@@ -233,15 +239,17 @@ class DecodingVerb:
         call = getattr(model, self.call)
         return {"greedy": call(inputs, max_length=6), "beam": call(inputs, beam=2, max_length=6)}
 
-    def reports(self, score: Callable[[int | None], dict], split: str, description: str,
-                options: Mapping[str, Any]) -> list[dict]:
+    def reports(self, score: Callable[[int | None, bool], dict], split: str,
+                description: str, options: Mapping[str, Any]) -> list[dict]:
         """The greedy report, then the beam-search one (``options["beam"]``, else
-        ``default_beam``; 0: none, as at the end of training), each from ``score(beam)`` (the
-        model's public ``evaluate``) and labelled with the split and the data."""
+        ``default_beam``; 0: none, as at the end of training), each from ``score(beam,
+        progress)`` (the model's public ``evaluate``, with ``options["progress"]``) and
+        labelled with the split and the data."""
         beam = options.get("beam")
+        progress = options.get("progress", False)
         reports = []
         for width in [None] + ([] if beam == 0 else [beam or self.default_beam]):
-            report = score(width)
+            report = score(width, progress)
             report.update(split=split, data=description)
             reports.append(report)
         return reports

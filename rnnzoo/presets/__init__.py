@@ -75,6 +75,7 @@ from rnnzoo.presets.resolve import (
     resolve_preset,
 )
 from rnnzoo.presets.saving import (
+    FinetuneResult,
     add_bundle,
     finetune,
     measure,
@@ -87,8 +88,9 @@ __all__ = [
     "ARCHIVE_SUFFIXES", "ASSETS_DIR", "BACKENDS", "CHECKSUMS_FILE", "CONFIG_FILE",
     "DOWNLOAD_TIMEOUT_S", "FORMAT_VERSION", "METADATA_FILE", "METADATA_SCHEMA", "NAME_RE",
     "ONNX_DIR_NAME", "PRESET_FORMAT", "README_FILE", "SHA256_RE", "STORAGES", "URL_SCHEMES",
-    "VERSION_KEYS", "WEIGHTS_FILE", "MetadataField", "PresetError", "add_bundle", "choose_backend",
-    "extract_archive", "finetune", "from_preset", "has_bundle", "list_presets", "measure",
+    "VERSION_KEYS", "WEIGHTS_FILE", "FinetuneResult", "MetadataField", "PresetError",
+    "add_bundle", "choose_backend", "extract_archive", "finetune", "from_preset", "has_bundle",
+    "list_presets", "measure",
     "open_runtime", "preset_cache_dir", "preset_info", "render_model_card", "resolve_preset",
     "rewrite_weights", "rnnzoo_home", "save_measured_preset", "save_preset",
     "validate_metadata", "verify_preset", "ENTRY_POINT_GROUP", "distribution_name",

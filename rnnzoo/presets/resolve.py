@@ -137,7 +137,11 @@ def _resolve(source: str | os.PathLike, expected_sha256: str | None = None,
                               f"{', '.join(s + '://' for s in URL_SCHEMES)} or a local path")
         return _from_url(text, expected, progress)
     path = Path(text).expanduser()
-    if path.exists():
+    # A bare name is a folder here only when that folder is a preset (it has metadata.json);
+    # any other folder of that name (a run directory, say) does not hide the installed preset.
+    folder_only = (not isinstance(source, os.PathLike) and not _looks_like_path(text)
+                   and path.is_dir() and not (path / METADATA_FILE).is_file())
+    if path.exists() and not folder_only:
         if path.is_dir():
             if expected is not None:
                 raise PresetError(f"{path}: expected_sha256 applies to archives, not directories "
@@ -167,8 +171,11 @@ def _resolve(source: str | os.PathLike, expected_sha256: str | None = None,
         "rnnzoo.from_preset(URL)." if text in known else ""
     here = list_presets()
     shown = ", ".join(here[:10]) + (", ..." if len(here) > 10 else "") if here else "none"
-    raise UnknownModelError(f"unknown preset {text!r}.{declared}{hint} Available here: {shown} "
-                            "(see rnnzoo.presets.list_presets()); or pass a path or URL.")
+    here_dir = (f" (./{text} is a folder, but not a preset: it has no {METADATA_FILE})"
+                if folder_only else "")
+    raise UnknownModelError(f"unknown preset {text!r}{here_dir}.{declared}{hint} Available "
+                            f"here: {shown} (see rnnzoo.presets.list_presets()); or pass a path "
+                            "or URL.")
 
 
 def resolve_preset(source: str | os.PathLike, *, expected_sha256: str | None = None,
@@ -195,8 +202,10 @@ def from_preset(source: str | os.PathLike, /, *, expected_sha256: str | None = N
     preset's validated ONNX bundle through onnxruntime (``precision`` ``"fp32"`` or
     ``"int8"``), a runtime object with the same user call and no TensorFlow. ``None`` (the
     default) is Keras when the train extra is installed, else ONNX. Either carries
-    ``preset_metadata``. Overrides (e.g. a new number of classes) go to the task's
-    ``with_new_head`` hook, for fine-tuning (Keras only); tasks without it accept none.
+    ``preset_metadata``. Overrides (``num_classes=3``, ``labels=["neg", "neu", "pos"]``,
+    ``freeze_backbone=True``) go to the task's ``with_new_head``, for fine-tuning (Keras only):
+    the copy predicts, its new outputs named by ``labels`` or ``class_0``, ``class_1``, ...
+    until training on data gives them the data's names.
     """
     import rnnzoo
 

@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rnnzoo.evaluation import evaluate_reports, report_metrics
 from rnnzoo.io import atomic_directory, atomic_write_text
@@ -232,43 +232,148 @@ def save_measured_preset(task: Any, directory: str | os.PathLike, metadata: Mapp
                            eval_data=data, int8=int8)
 
 
+class FinetuneResult(NamedTuple):
+    """What :func:`finetune` wrote: the new preset and the run directory it was trained in.
+    It stands for the preset where a path is expected (``os.fspath(result)``,
+    ``result / "metadata.json"``), as the bare path ``finetune`` used to return did."""
+
+    preset: Path
+    run_dir: Path
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.preset)
+
+    def __truediv__(self, other: str | os.PathLike) -> Path:
+        return self.preset / other
+
+
+#: ``finetune`` keywords that go to ``rnnzoo.train`` as they are (not config keys).
+_TRAIN_CALL_KEYS = ("strategy", "callbacks")
+
+
+def _set_value(value: Any) -> str:
+    """``value`` as ``--set KEY=VALUE`` reads it back (YAML): floats keep a dot before an
+    exponent (``1.0e-05``; PyYAML reads ``1e-05`` as a string)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:
+            text = f"{mantissa}.0e{exponent if exponent[0] in '+-' else '+' + exponent}"
+        return text
+    return json.dumps(value)
+
+
+def _finetune_command(source: Any, data: Any, out: Any, tag: str, freeze_backbone: bool,
+                      run_dir: Any, overrides: Mapping[str, Any]) -> str:
+    """The ``rnnzoo finetune`` command that repeats a Python ``finetune`` call, every override
+    included (``--set epochs=2``)."""
+    import shlex
+
+    parts = ["rnnzoo", "finetune", os.fspath(source), "--data", os.fspath(data),
+             "--out", os.fspath(out)]
+    if tag != "finetuned":
+        parts += ["--tag", tag]
+    if freeze_backbone:
+        parts.append("--freeze-backbone")
+    if run_dir is not None:
+        parts += ["--run-dir", os.fspath(run_dir)]
+    for key, value in overrides.items():
+        parts += ["--set", f"{key}={_set_value(value)}"]
+    return shlex.join(parts)
+
+
+def _architecture(task: Any) -> str:
+    """The entry's description of its architecture (the preset's own description says how the
+    source was trained, which the fine-tuned model was not)."""
+    from rnnzoo.registry import get_entry
+
+    try:
+        return get_entry(task.config.name).description.strip()
+    except Exception:  # noqa: BLE001 - an entry this rnnzoo lacks: the saved config's words
+        return task.config.description.strip()
+
+
 def finetune(source: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
              tag: str = "finetuned", freeze_backbone: bool = False,
              run_dir: str | os.PathLike | None = None, data_license: str = "unknown",
              storage: str = "float16", command: str = "", overwrite: bool = False,
-             onnx: bool = True, **overrides: Any) -> Path:
+             onnx: bool = True, verbose: int | str = "auto",
+             **overrides: Any) -> FinetuneResult:
     """Fine-tune a preset on ``data`` with the shared loop and write the result as a new preset
-    at ``out`` (the run directory goes to ``run_dir``, default ``<out>-run``). A dataset whose
-    labels differ from the preset's gets a new head (``Task.head_overrides``);
-    ``freeze_backbone`` trains only the head. Metrics are measured on the dev split."""
+    at ``out``; returns ``FinetuneResult(preset, run_dir)`` (it also works as the preset's path).
+
+    The run directory goes to ``run_dir`` (default ``<out>-run``). A dataset whose labels
+    differ from the preset's gets a new head (``Task.head_overrides``), and a note naming both
+    label sets is printed; ``freeze_backbone`` trains only the new layers. The metrics in the
+    new preset's metadata are measured on the dev split of ``data`` with the weights as saved
+    (the model the trainer's closing dev report scored; ``storage="float16"`` rounds them).
+
+    ``overrides`` are config keys. The training recipe's (the preset's own recipe otherwise):
+    ``epochs``, ``batch_size``, ``learning_rate``, ``optimizer`` (adam, adamw, rmsprop, sgd),
+    ``weight_decay``, ``schedule`` (constant, cosine, exponential), ``warmup_steps``,
+    ``decay_rate``, ``clipnorm``, ``ema_momentum``, ``early_stopping_patience``, ``monitor``,
+    ``seed``, ``bucketing``, ``precision``, ``jit_compile``, ``intra_op_threads``,
+    ``inter_op_threads``, ``backup_every``, ``diagnose_every``. A recipe made for training
+    from scratch is usually far longer than a fine-tune: weight averaging and warm-up that
+    ``epochs x steps`` cannot accommodate are scaled down or turned off, with a printed line
+    (``ema_momentum=`` / ``warmup_steps=`` given here are kept as given). Other keys change
+    the architecture (``num_layers=``, ``dropout=``): layers whose shapes change start fresh.
+    ``strategy`` and ``callbacks`` go to ``rnnzoo.train``; ``verbose`` is its progress
+    setting. ``command`` is recorded as the training command (default: the ``rnnzoo
+    finetune`` command that repeats this call).
+    """
+    import dataclasses
     import time
 
-    from rnnzoo.training import train
+    import rnnzoo
+    from rnnzoo.config import TrainingConfig
+    from rnnzoo.training import new_head_note, train
+    from rnnzoo.training_setup import _log, ready_to_finetune
 
     start = time.time()
     directory, meta = _resolve(source)
-    import rnnzoo
-
+    recipe_keys = {f.name for f in dataclasses.fields(TrainingConfig)} | {"training"}
+    call = {k: overrides.pop(k) for k in _TRAIN_CALL_KEYS if k in overrides}
+    recipe = {k: v for k, v in overrides.items() if k in recipe_keys}
+    arch = {k: v for k, v in overrides.items() if k not in recipe_keys}
+    # Overrides and data checked (TF-free), TF threads set, before loading runs TF's first op.
+    dataset = ready_to_finetune(directory, data, overrides)
     task = rnnzoo.load(directory)
-    dataset = task.load_data(data, seed=task.config.training.seed)
-    head = task.head_overrides(dataset)
-    if head or freeze_backbone:
-        task = task.with_new_head(freeze_backbone=freeze_backbone, **head)
-    out = Path(out)
-    run_dir = Path(run_dir) if run_dir is not None else out.with_name(out.name + "-run")
-    result = train(task, data, out=run_dir, overwrite=overwrite, **overrides)
     if not dataset.num_dev:
         raise PresetError(f"{data}: no dev split to measure the fine-tuned model on")
-    name = f"{task.name}.{tag}"
-    return save_measured_preset(result.task, out, {
-        "name": name,
-        "description": f"{meta['description']} Fine-tuned from {meta['name']} on {data}.",
+    head = task.head_overrides(dataset)
+    if head or arch or freeze_backbone:
+        tuned = task.with_new_head(freeze_backbone=freeze_backbone, **{**arch, **head})
+        note = new_head_note(os.fspath(source), task, head, tuned)
+        if note:
+            _log(note)
+        task = tuned
+    preset = Path(out)
+    run = Path(run_dir) if run_dir is not None else preset.with_name(preset.name + "-run")
+    result = train(task, data, out=run, overwrite=overwrite, verbose=verbose, **call, **recipe)
+    what = f"with a new head for the labels {head['labels']}" if head.get("labels") else (
+        "with a new output layer" if head else "")
+    how = ", ".join(filter(None, [what, "the backbone frozen" if freeze_backbone else ""]))
+    saved = save_measured_preset(result.task, preset, {
+        "name": f"{task.name}.{tag}",
+        "description": f"Fine-tuned from {meta['name']} on {dataset.description}"
+                       f"{f' ({how})' if how else ''}. Architecture: {_architecture(task)}",
         "dataset": dataset.description,
-        "metrics_command": f"rnnzoo evaluate {out} --data {data} --split dev",
-        "training_command": command or f"rnnzoo finetune {meta['name']} --data {data} "
-                                       f"--out {out}",
+        "metrics_command": "rnnzoo evaluate " + _quoted(out) + " --data " + _quoted(data)
+                           + " --split dev",
+        "training_command": command or _finetune_command(source, data, out, tag,
+                                                         freeze_backbone, run_dir, overrides),
         "training_wall_time_s": round(time.time() - start, 1),
         "data_license": data_license,
         "notes": f"fine-tuned from {meta['name']}"
                  + (" with the backbone frozen" if freeze_backbone else ""),
     }, data, "dev", storage=storage, overwrite=overwrite, onnx=onnx)
+    return FinetuneResult(saved, result.run_dir)
+
+
+def _quoted(path: str | os.PathLike) -> str:
+    import shlex
+
+    return shlex.quote(os.fspath(path))

@@ -23,6 +23,20 @@ from rnnzoo.io import save_figure
 VERB = "forecast"
 #: The metric ``rnnzoo evaluate`` leads with (``report_metrics`` name) and its direction.
 HEADLINE = ("mse", "min")
+#: Families known by another metric: the echo-state network by NRMSE (as in the reservoir-
+#: computing literature on Mackey-Glass), the other forecasters by MSE (the Informer tables).
+HEADLINE_BY_FAMILY = {"esn": ("nrmse", "min")}
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Forecasting the next steps of a series like the one it was trained on, from "
+                "a window of its recent values.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Trained on one series: the scaling (z-scores) and dynamics are that series'; another "
+    "series needs retraining or fine-tuning.",
+    "The horizon and look-back window are fixed at training.",
+    "Point forecasts without uncertainty; errors grow with the horizon and under regime "
+    "changes.",
+)
 
 
 def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +101,7 @@ def evaluate_reports(model: Any, data: Any, split: str, options: Mapping[str, An
     if not len(x):
         raise DataError(f"{data.description}: the {split} split has no window of "
                         f"{data.lookback} + {data.horizon} rows")
-    scores = model.evaluate(x, y)
+    scores = model.evaluate(x, y, progress=options.get("progress", False))
     report = {k: scores[k] for k in ("mse", "mae", "nrmse", "mse_by_step")}
     report.update(split=split, data=data.description, num_windows=int(len(x)),
                   horizon=data.horizon, lookback=data.lookback, mode=data.mode,

@@ -30,6 +30,7 @@ from rnnzoo.apps.forecasting.data import (
 )
 from rnnzoo.errors import ConfigError, DataError, RunDirError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
+from rnnzoo.progress import Progress, model_label, reporting
 
 
 class ForecastResult(NamedTuple):
@@ -73,11 +74,15 @@ class _Forecaster(abc.ABC):
     def horizon(self) -> int:
         return self.preprocessor.horizon
 
-    def predict_scaled(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Scaled forecasts for scaled windows, in batches."""
-        out = [np.asarray(self._predict_scaled(np.ascontiguousarray(x[i:i + batch_size],
-                                                                    np.float32)))
-               for i in range(0, len(x), batch_size)]
+    def predict_scaled(self, x: np.ndarray, batch_size: int = 256,
+                       progress: bool | Progress = False) -> np.ndarray:
+        """Scaled forecasts for scaled windows, in batches (``progress=True``: a progress line
+        on stderr)."""
+        with reporting(progress, model_label(self, "forecast"), len(x), "windows") as bar:
+            out = [np.asarray(self._predict_scaled(np.ascontiguousarray(x[i:i + batch_size],
+                                                                        np.float32)))
+                   for i in bar.over(range(0, len(x), batch_size),
+                                     lambda i: min(batch_size, len(x) - i))]
         d = len(self.preprocessor.targets)
         return np.concatenate(out) if out else np.zeros((0, self.horizon, d), np.float32)
 
@@ -118,12 +123,13 @@ class _Forecaster(abc.ABC):
         y = y[:, :steps]
         return y[0] if single else y
 
-    def evaluate(self, windows: Any, references: Any) -> dict[str, Any]:
+    def evaluate(self, windows: Any, references: Any, progress: bool = False) -> dict[str, Any]:
         """Errors of the forecasts for ``windows`` ([n, time, columns], file units) against the
         true futures ``references`` ([n, steps, targets], steps <= the model's horizon): MSE, MAE
         and NRMSE on the z-scored scale the Informer tables use (float32, as training scales
         the series), plus MSE/MAE in file units. The same call on the Keras task and on the
-        runtime, so a deployment can be re-scored; ``rnnzoo evaluate`` scores a split with it."""
+        runtime, so a deployment can be re-scored; ``rnnzoo evaluate`` scores a split with it.
+        ``progress=True``: a progress line on stderr."""
         self.require_fitted()
         arr = self._check_window(windows, "evaluate(windows)")
         batch = arr[None] if arr.ndim == 2 else arr
@@ -144,7 +150,9 @@ class _Forecaster(abc.ABC):
                             f"), found {refs.shape}")
         pre = self.preprocessor
         steps = refs.shape[1]
-        scaled = self.predict_scaled(pre.scale(batch[:, -self.lookback:, :]))[:, :steps]
+        with reporting(progress, model_label(self, "evaluate"), len(batch), "windows") as bar:
+            scaled = self.predict_scaled(pre.scale(batch[:, -self.lookback:, :]),
+                                         progress=bar)[:, :steps]
         idx = pre.target_index
         truth = ((refs - pre.mean[idx]) / pre.std[idx]).astype(np.float32)
         pred = pre.unscale_targets(scaled.astype(np.float64))

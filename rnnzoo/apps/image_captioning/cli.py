@@ -24,6 +24,17 @@ from rnnzoo.io import save_figure
 VERB = "caption"
 #: The metric a preset of this application is known by (greedy BLEU-4 over every reference).
 HEADLINE = ("bleu_4_greedy", "max")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Describing photographs in one short English sentence, in the style of its "
+                "training captions; a teaching-scale captioner, not a product.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Images are resized to the model's input size; small details are lost.",
+    "The caption vocabulary is fixed at training: objects it never saw are named with the "
+    "nearest words it knows, or not at all.",
+    "Captions can describe things that are not in the image, and reflect the biases of the "
+    "training captions.",
+)
 #: int8 ships when at least 90% of its greedy captions equal fp32's (engines.seq2seq); on the
 #: headline that has held to well under this many BLEU points (the preset harness checks it).
 INT8_TOLERANCE = {"absolute": 1.0}
@@ -37,10 +48,11 @@ def evaluate_reports(model: Any, data: CaptionData, split: str,
     if not items:
         raise DataError(f"{data.description}: the {split} split has no images")
     images, references = [x.pixels for x in items], [x.captions for x in items]
-    reports = _ADAPTER.reports(lambda beam: model.evaluate(images, references, beam=beam),
-                               split, data.description, options)
+    reports = _ADAPTER.reports(
+        lambda beam, progress: model.evaluate(images, references, beam=beam, progress=progress),
+        split, data.description, options)
     if options.get("beam") != 0 and options.get("baselines", True) and data.train:
-        for report in baselines(model, data.train, items):
+        for report in baselines(model, data.train, items, options.get("progress", False)):
             report.update(split=split, data=data.description)
             reports.append(report)
     return reports
@@ -85,11 +97,11 @@ def _consensus(pre: CaptionerPreprocessor, captions: Sequence[str]) -> str:
 
 
 def baselines(model: Any, train: Sequence[CaptionedImage],
-              items: Sequence[CaptionedImage]) -> list[dict]:
+              items: Sequence[CaptionedImage], progress: bool = False) -> list[dict]:
     """BLEU of the two baselines on ``items``: the most frequent (normalised) training caption
     for every image, and nearest-neighbour retrieval (cosine similarity of the model's pooled
-    encoder features, ``encode_features``) returning the consensus caption of the nearest
-    training image."""
+    encoder features, ``encode_features``; ``progress``: a line while encoding) returning the
+    consensus caption of the nearest training image."""
     pre = model.preprocessor
     refs = [[pre.normalize(c) for c in x.captions] for x in items]
     counts = Counter(pre.normalize(c) for x in train for c in x.captions)
@@ -102,8 +114,8 @@ def baselines(model: Any, train: Sequence[CaptionedImage],
     out = [score_captions([frequent] * len(items), refs, "baseline most frequent caption")]
     out[0]["caption"] = frequent
     out[0]["caption_count"] = counts[frequent]
-    feats_train = model.encode_features([x.pixels for x in train])
-    feats = model.encode_features([x.pixels for x in items])
+    feats_train = model.encode_features([x.pixels for x in train], progress=progress)
+    feats = model.encode_features([x.pixels for x in items], progress=progress)
     a = feats_train / np.maximum(np.linalg.norm(feats_train, axis=1, keepdims=True), 1e-9)
     b = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-9)
     nearest = np.argmax(b @ a.T, axis=1)

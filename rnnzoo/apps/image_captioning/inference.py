@@ -24,6 +24,7 @@ from rnnzoo.engines.seq2seq import decode, decoding_options, encode_once, user_r
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleError, BundleRuntime
 from rnnzoo.extras import require_module
+from rnnzoo.progress import Progress, model_label, reporting
 
 __all__ = ["RUNTIME_CLASS", "CaptionerRuntime", "score_captions"]
 
@@ -67,7 +68,8 @@ class _Captioner(abc.ABC):
     def caption(self, images: Any, beam: int | None = None, sampler: str | None = None,
                 max_length: int | None = None, batch_size: int = 32,
                 return_attention: bool = False, seed: int | None = None,
-                allow_unk: bool = False, **sampler_kwargs: Any) -> Any:
+                allow_unk: bool = False, progress: bool | Progress = False,
+                **sampler_kwargs: Any) -> Any:
         """Caption images (file paths, Pillow images or pixel arrays); ``beam=k`` uses beam
         search, else ``sampler`` (default greedy). One image in, one string out. Decoding
         never picks ``<unk>`` unless ``allow_unk=True`` (then it is left out of the text):
@@ -75,7 +77,8 @@ class _Captioner(abc.ABC):
         on a <unk>"), and a caption is more useful with the best real word in its place.
 
         With ``return_attention=True`` returns ``(captions, [attention [words+1, grid] per
-        image])`` (None for a model without attention)."""
+        image])`` (None for a model without attention). ``progress=True``: a progress line on
+        stderr."""
         pre = self.preprocessor
         items, single = as_images(images)
         chosen, batch_size, max_length = decoding_options(
@@ -92,28 +95,35 @@ class _Captioner(abc.ABC):
                 pixels = pre.pixels(items[start:start + batch_size])
                 yield range(start, start + len(pixels)), encode_once(runner, {"image": pixels})
 
-        ids, maps = decode("caption", runner, batches(), len(items), bos=bos, eos=eos,
-                           max_length=(max_length or pre.max_length) + 1,  # words and </s>
-                           sampler=chosen, seed=seed, attention=return_attention,
-                           banned=[0, bos] + ([] if allow_unk else [pre.tokenizer.index[UNK]]))
+        banned = [0, bos] + ([] if allow_unk else [pre.tokenizer.index[UNK]])
+        with reporting(progress, model_label(self, "caption"), len(items), "images") as bar:
+            ids, maps = decode("caption", runner, batches(), len(items), bos=bos, eos=eos,
+                               max_length=(max_length or pre.max_length) + 1,  # words, </s>
+                               sampler=chosen, seed=seed, attention=return_attention,
+                               banned=banned, progress=bar)
         return user_result([pre.decode(row) for row in ids], maps, single, return_attention)
 
-    def encode_features(self, images: Any, batch_size: int = 32) -> np.ndarray:
+    def encode_features(self, images: Any, batch_size: int = 32,
+                        progress: bool | Progress = False) -> np.ndarray:
         """Pooled encoder features [B, C] (the mean of the grid): what the nearest-neighbour
-        baseline compares."""
+        baseline compares. ``progress=True``: a progress line on stderr."""
         items, _ = as_images(images)
         runner = self._runner()
         out = []
-        for start in range(0, len(items), batch_size):
-            grid = runner.run("encoder", {"image": self.preprocessor.pixels(
-                items[start:start + batch_size])})["encoder_outputs"]
-            out.append(np.asarray(grid, np.float32).mean(axis=1))
+        with reporting(progress, model_label(self, "encode"), len(items), "images") as bar:
+            for start in range(0, len(items), batch_size):
+                batch = items[start:start + batch_size]
+                grid = runner.run("encoder", {"image": self.preprocessor.pixels(batch)}
+                                  )["encoder_outputs"]
+                out.append(np.asarray(grid, np.float32).mean(axis=1))
+                bar.update(len(batch))
         return np.concatenate(out)
 
     def evaluate(self, images: Any, references: Sequence[Any], beam: int | None = None,
-                 allow_unk: bool = False) -> dict:
+                 allow_unk: bool = False, progress: bool = False) -> dict:
         """Corpus BLEU-1..4 of the captions of ``images`` against ``references`` (per image a
-        caption or a list of captions, all of which count)."""
+        caption or a list of captions, all of which count). ``progress=True``: a progress
+        line on stderr."""
         items, _ = as_images(images, "evaluate images")
         if isinstance(references, str) or not isinstance(references, Sequence):
             raise DataError("evaluate references: expected one caption or list of captions "
@@ -123,8 +133,10 @@ class _Captioner(abc.ABC):
                             "references; pass one caption (or list of captions) per image")
         refs = [[self.preprocessor.normalize(r) for r in _references(x, i)]
                 for i, x in enumerate(references)]
-        hyps = self.caption(items, beam=beam, allow_unk=allow_unk)
         label = (f"beam {beam}" if beam else "greedy") + (", <unk> allowed" if allow_unk else "")
+        with reporting(progress, f"{model_label(self, 'evaluate')} ({label})", len(items),
+                       "images") as bar:
+            hyps = self.caption(items, beam=beam, allow_unk=allow_unk, progress=bar)
         return score_captions(hyps, refs, label)
 
 

@@ -25,6 +25,13 @@ from rnnzoo.export.bundle import check_count
 VERB = "solve"
 #: The metric ``rnnzoo evaluate`` leads with (``report_metrics`` name) and its direction.
 HEADLINE = ("loss", "min")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Solving the synthetic long-memory problem it was trained on (adding, copy "
+                "memory): a benchmark of recurrent memory, not a model for real data.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Solves only its synthetic problem, at lengths near the trained one.",
+)
 
 
 def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +93,7 @@ def evaluate_reports(model: Any, data: Any, split: str, options: Mapping[str, An
     x, y = x[:limit], y[:limit]
     if not len(x):
         raise DataError(f"{data.description}: the {split} split is empty")
-    report = model.evaluate(x, y)
+    report = model.evaluate(x, y, progress=options.get("progress", False))
     report.update(split=split, data=data.description, published=published_numbers(report))
     return [report]
 

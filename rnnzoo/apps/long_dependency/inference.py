@@ -22,6 +22,7 @@ from rnnzoo.apps.long_dependency.data import (
 )
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
+from rnnzoo.progress import Progress, model_label, reporting
 
 
 # -- the user call, once for Keras and the runtime --------------------------------------------
@@ -36,12 +37,17 @@ class _Solver(abc.ABC):
     def problem(self) -> str:
         return self.preprocessor.problem
 
-    def predict_raw(self, x: Any, batch_size: int = 256) -> np.ndarray:
-        """Model outputs: adding ``[n, 1]`` sums; copy ``[n, time, 10]`` probabilities."""
+    def predict_raw(self, x: Any, batch_size: int = 256,
+                    progress: bool | Progress = False) -> np.ndarray:
+        """Model outputs: adding ``[n, 1]`` sums; copy ``[n, time, 10]`` probabilities.
+        ``progress=True``: a progress line on stderr."""
         feats = features(self.problem, x)
         batch_size = check_count("batch_size", batch_size)
-        parts = [np.asarray(self._outputs(feats[i:i + batch_size]), np.float32)
-                 for i in range(0, len(feats), batch_size)]
+        n = len(feats)
+        with reporting(progress, model_label(self, "solve"), n, "sequences") as bar:
+            parts = [np.asarray(self._outputs(feats[i:i + batch_size]), np.float32)
+                     for i in bar.over(range(0, n, batch_size),
+                                       lambda i: min(batch_size, n - i))]
         return np.concatenate(parts)
 
     def solve(self, x: Any, batch_size: int = 256) -> np.ndarray:
@@ -54,14 +60,19 @@ class _Solver(abc.ABC):
         """The same as :meth:`solve`."""
         return self.solve(x, batch_size)
 
-    def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
+    def evaluate(self, x: Any, y: Any, batch_size: int = 256,
+                 progress: bool = False) -> dict[str, Any]:
         """The problem's metrics against references in the form ``predict`` returns them
-        (adding: sums ``[n]``; copy: digits ``[n, T+20]``): see :meth:`score`."""
-        return self.score(x, y, batch_size)
+        (adding: sums ``[n]``; copy: digits ``[n, T+20]``): see :meth:`score`.
+        ``progress=True``: a progress line on stderr."""
+        with reporting(progress, model_label(self, "evaluate"), None, "sequences") as bar:
+            return self.score(x, y, batch_size, progress=bar)
 
-    def score(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, Any]:
-        """The problem's loss against targets ``y``, with its memoryless baseline."""
-        out = self.predict_raw(x, batch_size)
+    def score(self, x: Any, y: Any, batch_size: int = 256,
+              progress: bool | Progress = False) -> dict[str, Any]:
+        """The problem's loss against targets ``y``, with its memoryless baseline
+        (``progress=True``: a progress line on stderr)."""
+        out = self.predict_raw(x, batch_size, progress=progress)
         y = np.asarray(y)
         if len(y) != len(out):
             raise DataError(f"score: {len(out)} inputs but {len(y)} targets")

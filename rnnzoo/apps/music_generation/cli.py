@@ -37,6 +37,15 @@ from rnnzoo.errors import DataError
 VERB = "generate"
 #: The metric ``rnnzoo evaluate`` leads with (``report_metrics`` name) and its direction.
 HEADLINE = ("nll", "min")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Generating or continuing polyphonic piano-roll music (88 keys) in the style "
+                "of its training pieces, and scoring pieces by frame likelihood.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Frames are quantised in time and carry no dynamics; the output is a piano roll, "
+    "rendered to MIDI at a fixed tempo.",
+    "Imitates one corpus; long pieces drift without the large-scale structure of real music.",
+)
 #: int8 ships when its frame NLL is at most 0.5% above fp32's.
 INT8_TOLERANCE = {"relative": 0.005}
 
@@ -134,7 +143,7 @@ def evaluate_reports(model: Any, data: MusicData, split: str,
     pieces = data.split(split)[:options.get("limit")]
     if not pieces:
         raise DataError(f"{data.description}: the {split} split is empty")
-    report = dict(model.evaluate(pieces))
+    report = dict(model.evaluate(pieces, progress=options.get("progress", False)))
     report.update(split=split, data=data.description,
                   published=PUBLISHED.get(data.benchmark or "", {}) if split == "test"
                   else {}, benchmark=_benchmark_line(data, split))

@@ -43,6 +43,7 @@ from rnnzoo.engines.primed import (
 )
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleRuntime
+from rnnzoo.progress import Progress, model_label, reporting
 
 DEFAULT_STEPS = 64
 
@@ -112,14 +113,16 @@ class _MusicGenerator(PrimedGenerator):
             return pitches_to_roll(list(piece), where)
         return _check_roll(piece, where)
 
-    def _logits(self, pieces: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+    def _logits(self, pieces: Sequence[np.ndarray], batch_size: int = 32,
+                progress: Progress | None = None) -> list[np.ndarray]:
         """For each piece, ``[T, 88]`` logits of frame t given the start frame and frames < t
-        (one ``model`` graph call per batch of similar lengths)."""
+        (one ``model`` graph call per batch of similar lengths; ``progress`` counts pieces)."""
         runner = self._runner()
         inputs = [np.concatenate([np.zeros((1, NUM_KEYS), np.float32),
                                   np.asarray(p[:-1], np.float32)]) for p in pieces]
         out: list[Any] = [None] * len(pieces)
-        for idx, batch in length_sorted_batches(inputs, batch_size, dtype=np.float32):
+        for idx, batch in length_sorted_batches(inputs, batch_size, dtype=np.float32,
+                                                progress=progress):
             logits = runner.run("model", {"frames": batch})["logits"]
             for row, i in enumerate(idx):
                 out[i] = np.asarray(logits[row, : len(inputs[i])])
@@ -130,14 +133,18 @@ class _MusicGenerator(PrimedGenerator):
         roll = self.as_roll(piece, "piece")
         return _sigmoid(self._logits([roll])[0]).astype(np.float32)
 
-    def nll(self, pieces: Sequence[Any], batch_size: int = 32) -> dict:
+    def nll(self, pieces: Sequence[Any], batch_size: int = 32,
+            progress: bool | Progress = False) -> dict:
         """Frame NLL as published: binary cross-entropy summed over the 88 keys, averaged over
-        every predicted frame (frames 1..T-1 of each piece, frame 0 being the context)."""
+        every predicted frame (frames 1..T-1 of each piece, frame 0 being the context).
+        ``progress=True``: a progress line on stderr."""
         rolls = [self.as_roll(p, f"piece {i}") for i, p in enumerate(pieces)]
         if not rolls:
             raise DataError("nothing to score: no pieces")
         total, frames = 0.0, 0
-        for roll, logits in zip(rolls, self._logits(rolls, batch_size)):
+        with reporting(progress, model_label(self, "nll"), len(rolls), "pieces") as bar:
+            logits_of = self._logits(rolls, batch_size, progress=bar)
+        for roll, logits in zip(rolls, logits_of):
             total += float(frame_nll(logits[1:], roll[1:]).sum())
             frames += len(roll) - 1
         if not frames:
@@ -145,11 +152,12 @@ class _MusicGenerator(PrimedGenerator):
         return {"nll": total / frames, "frames": frames, "pieces": len(rolls)}
 
     def evaluate(self, pieces: Sequence[Any], references: Sequence[Any] | None = None,
-                 batch_size: int = 32) -> dict:
+                 batch_size: int = 32, progress: bool = False) -> dict:
         """The task's metrics on ``pieces`` (rolls, pitch lists or MIDI paths): frame NLL, as
         ``nll``. A piece is its own reference (frame t is predicted from frames < t), so
         ``references`` is accepted only as the same pieces, for the shared
-        ``evaluate(inputs, references)`` shape."""
+        ``evaluate(inputs, references)`` shape. ``progress=True``: a progress line on
+        stderr."""
         if references is not None and references is not pieces:
             rolls = [self.as_roll(p, f"piece {i}") for i, p in enumerate(pieces)]
             refs = [self.as_roll(p, f"reference {i}") for i, p in enumerate(references)]
@@ -157,7 +165,8 @@ class _MusicGenerator(PrimedGenerator):
                                                   for a, b in zip(rolls, refs)):
                 raise DataError("evaluate: a music model scores pieces against themselves "
                                 "(frame t from frames < t); call evaluate(pieces)")
-        return self.nll(pieces, batch_size=batch_size)
+        with reporting(progress, model_label(self, "evaluate"), len(pieces), "pieces") as bar:
+            return self.nll(pieces, batch_size=batch_size, progress=bar)
 
     def generate(self, steps: int = DEFAULT_STEPS, primer: Any = None, temperature: float = 1.0,
                  seed: int | None = None, include_primer: bool = False,

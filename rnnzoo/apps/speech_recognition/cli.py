@@ -17,10 +17,21 @@ import numpy as np
 from rnnzoo.apps.speech_recognition.data import log_mel, read_wav, tone_bursts
 from rnnzoo.engines.ctc import check_alphabet
 from rnnzoo.errors import DataError
+from rnnzoo.progress import add_progress_argument, model_label, progress_wanted, reporting
 
 VERB = "transcribe"
 #: The metric ``rnnzoo evaluate`` leads with (``report_metrics`` name) and its direction.
 HEADLINE = ("ler_greedy", "min")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Transcribing short recordings into the label alphabet it was trained on "
+                "(e.g. spoken digits), with best-path or prefix beam-search CTC decoding.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Recognises only its training alphabet and vocabulary; other words come out as the "
+    "nearest labels it knows.",
+    "Audio is resampled to the model's rate; noise, other microphones and speakers unlike "
+    "the training ones raise the error rate.",
+)
 #: int8 ships when its label error rate is at most 0.5 points above fp32's.
 INT8_TOLERANCE = {"absolute": 0.005}
 
@@ -34,17 +45,22 @@ def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PNG", help="write the spectrogram with the "
                         "per-frame label probabilities (one file: PNG; several: "
                         "PNG stem + _<n>)")
+    add_progress_argument(parser)
 
 
 def run_verb(model: Any, args: argparse.Namespace) -> int:
     """Transcribe the files (every one read before any output), one line each."""
     files = list(args.files)
     rate = model.preprocessor.params.sample_rate
-    audio = [read_wav(f, rate)[0] for f in files]  # every file checked before any output
-    lps = model.frame_log_probs(audio)
+    with reporting(progress_wanted(args), model_label(model, "transcribe"), len(files),
+                   "recordings") as bar:
+        bar.stage("reading", len(files))
+        audio = [read_wav(f, rate)[0] for f in bar.over(files)]  # all checked before output
+        lps = model.frame_log_probs(audio, progress=bar)
+        bar.stage("decoding", len(files))
+        texts = [model.decode(lp, args.beam) for lp in bar.over(lps)]
     labels = ["blank", *model.alphabet]
-    for k, (f, a, lp) in enumerate(zip(files, audio, lps)):
-        text = model.decode(lp, args.beam)
+    for k, (f, a, lp, text) in enumerate(zip(files, audio, lps, texts)):
         if args.json:
             print(json.dumps({"file": f, "text": text}, ensure_ascii=False))
         else:
@@ -66,16 +82,18 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_examples(model: Any, examples: Sequence[Any], beam_width: int = 0,
-                      isolated: Sequence[Any] = ()) -> dict:
+                      isolated: Sequence[Any] = (), progress: bool = False) -> dict:
     """Label error rate and string accuracy on ``examples`` (``text`` and ``audio(rate)``),
-    and the accuracy on the ``isolated`` recordings when given, through ``model.evaluate``."""
+    and the accuracy on the ``isolated`` recordings when given, through ``model.evaluate``
+    (``progress``: its progress line)."""
     rate = model.preprocessor.params.sample_rate
     report = model.evaluate([ex.audio(rate) for ex in examples], [ex.text for ex in examples],
-                            beam_width=beam_width)
+                            beam_width=beam_width, progress=progress)
     shown = report.pop("examples")
     if isolated:
         single = model.evaluate([ex.audio(rate) for ex in isolated],
-                                [ex.text for ex in isolated], beam_width=beam_width)
+                                [ex.text for ex in isolated], beam_width=beam_width,
+                                progress=progress)
         report["isolated_accuracy"] = single["string_accuracy"]
         report["isolated_recordings"] = len(isolated)
     report["examples"] = shown
@@ -96,7 +114,8 @@ def evaluate_reports(model: Any, data: Any, split: str, options: Mapping[str, An
     isolated = data.isolated[:limit] if split == "test" else []
     reports = []
     for width in ([0, beam] if beam else [0]):
-        report = evaluate_examples(model, examples, width, isolated)
+        report = evaluate_examples(model, examples, width, isolated,
+                                   options.get("progress", False))
         report.update(split=split, data=data.description,
                       decoding=f"beam {width}" if width else "greedy")
         reports.append(report)

@@ -27,6 +27,9 @@ from rnnzoo.apps.speech_recognition.data import (
 from rnnzoo.engines.ctc import CTCRecognizer, check_beam_width, score_transcripts
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime
+from rnnzoo.progress import Progress, model_label, reporting
+
+UNIT = "recordings"  # what the progress line counts
 
 
 def _as_audio_list(audio: Any) -> list:
@@ -63,31 +66,45 @@ class _Recognizer(CTCRecognizer):
         return resample(audio, int(sample_rate or rate), rate)
 
     def frame_log_probs(self, audio: Any, sample_rate: int | None = None,
-                        batch_size: int = 32) -> list[np.ndarray]:
+                        batch_size: int = 32, progress: bool | Progress = False
+                        ) -> list[np.ndarray]:
         """Per input, the ``[frames, 1 + K]`` log-probabilities of its valid frames (column 0
-        is the blank)."""
+        is the blank). ``progress=True``: a progress line on stderr (reading and features,
+        then the network)."""
         items = _as_audio_list(audio)
-        feats = [self.preprocessor.features(self.load_audio(a, sample_rate)) for a in items]
-        return self.log_probs_of_features(feats, batch_size)
+        n = len(items)
+        with reporting(progress, model_label(self, "log-probabilities"), n, UNIT) as bar:
+            bar.stage("features", n)
+            feats = [self.preprocessor.features(self.load_audio(a, sample_rate))
+                     for a in bar.over(items)]
+            bar.stage("network", n)
+            return self.log_probs_of_features(feats, batch_size, progress=bar)
 
     def transcribe(self, audio: Any, beam_width: int = 0, sample_rate: int | None = None,
-                   batch_size: int = 32) -> list[str]:
+                   batch_size: int = 32, progress: bool | Progress = False) -> list[str]:
         """Transcripts of WAV files (paths) or numpy signals (at ``sample_rate``, default the
         model's), one string per input: best-path decoding, or CTC prefix beam search of
-        width ``beam_width``."""
+        width ``beam_width``. ``progress=True``: a progress line on stderr (features,
+        network, decoding)."""
         beam_width = check_beam_width(beam_width)
-        return [self.decode(lp, beam_width)
-                for lp in self.frame_log_probs(audio, sample_rate, batch_size)]
+        with reporting(progress, model_label(self, "transcribe"), None, UNIT) as bar:
+            lps = self.frame_log_probs(audio, sample_rate, batch_size, progress=bar)
+            bar.stage("decoding", len(lps))
+            return [self.decode(lp, beam_width) for lp in bar.over(lps)]
 
     def evaluate(self, audio: Any, references: Sequence[str], beam_width: int = 0,
-                 sample_rate: int | None = None) -> dict:
+                 sample_rate: int | None = None, progress: bool = False) -> dict:
         """Label error rate and string accuracy of the transcripts of ``audio`` (as for
         :meth:`transcribe`) against ``references`` (one transcript per input; spaces ignored
         when the alphabet has none, as the digits). The same call on the Keras task and the
-        runtime; ``rnnzoo evaluate`` scores a dataset through it."""
+        runtime; ``rnnzoo evaluate`` scores a dataset through it. ``progress=True``: a
+        progress line on stderr."""
         if isinstance(references, str):
             references = [references]
-        hyps = self.transcribe(audio, beam_width, sample_rate)
+        label = f"{model_label(self, 'evaluate')} " \
+                f"({f'beam {beam_width}' if beam_width else 'best path'})"
+        with reporting(progress, label, None, UNIT) as bar:
+            hyps = self.transcribe(audio, beam_width, sample_rate, progress=bar)
         return score_transcripts(references, hyps, self.alphabet, "audio inputs")
 
 

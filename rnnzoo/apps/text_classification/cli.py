@@ -13,11 +13,22 @@ from rnnzoo.apps._classification import add_input_arguments, split_report, verb_
 from rnnzoo.apps.text_classification.data import TextClassificationData
 from rnnzoo.errors import DataError
 from rnnzoo.metrics import format_report as _format_classification
+from rnnzoo.progress import progress_wanted
 
 VERB = "predict"
 #: The metric a preset of this application is known by (``rnnzoo list``, cards, the harness),
 #: and whether higher is better.
 HEADLINE = ("accuracy", "max")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Labelling short texts (sentences, reviews) with the classes it was trained on, "
+                "and a starting point for fine-tuning on your own labels (rnnzoo finetune).")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Word vocabulary fixed at training: unseen words become <unk>; inputs longer than the "
+    "model's max_length tokens are truncated (the server refuses them unless asked to truncate).",
+    "Scored on one dataset's split: expect lower accuracy on text unlike the training data.",
+    "The class probabilities are not calibrated.",
+)
 
 
 def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +39,7 @@ def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
 def run_verb(model: Any, args: argparse.Namespace) -> int:
     """Print the label and its probability per text (``--json``: every class's)."""
     texts = verb_inputs(args, 'nothing to predict: pass texts ("a great film") or --file FILE')
-    pred = model.predict(texts)
+    pred = model.predict(texts, progress=progress_wanted(args))
     names = model.label_names
     for text, label, probs in zip(texts, pred.labels, pred.probs):
         if args.json:
@@ -54,7 +65,8 @@ def evaluate_reports(model: Any, data: TextClassificationData, split: str,
             raise DataError(f"{data.description}: classes {data.label_names} differ from the "
                             f"model's {model.label_names}")
 
-    return [split_report(model, data, split, options.get("limit"), check=same_classes)]
+    return [split_report(model, data, split, options.get("limit"), check=same_classes,
+                         progress=options.get("progress", False))]
 
 
 def format_report(report: dict) -> str:

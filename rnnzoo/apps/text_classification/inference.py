@@ -17,6 +17,7 @@ from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts, check_count, check_tokens
 from rnnzoo.io import read_json
 from rnnzoo.metrics import classification_report
+from rnnzoo.progress import Progress, model_label, reporting
 
 
 class Prediction(NamedTuple):
@@ -41,25 +42,31 @@ class _Classifier(abc.ABC):
     def label_names(self) -> list[str]:
         return self.preprocessor.label_names
 
-    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 64,
+                      progress: bool | Progress = False) -> np.ndarray:
         """Class probabilities [n, num_classes]; batches are grouped by length for speed (the
-        fused recurrent operators do not skip padded steps)."""
+        fused recurrent operators do not skip padded steps). ``progress=True``: a progress
+        line on stderr."""
         texts = _as_texts(texts)
         batch_size = check_count("batch_size", batch_size)
-        seqs = self.preprocessor.encode(texts)
-        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
-        for idx, batch in length_sorted_batches(seqs, batch_size):
-            out[idx] = np.asarray(self._probs_of(batch), dtype=np.float32)
+        with reporting(progress, model_label(self, "predict"), len(texts), "texts") as bar:
+            seqs = self.preprocessor.encode(texts)
+            out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
+            for idx, batch in length_sorted_batches(seqs, batch_size, progress=bar):
+                out[idx] = np.asarray(self._probs_of(batch), dtype=np.float32)
         return out
 
-    def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> Prediction:
-        """Labels and probabilities for raw strings."""
-        probs = self.predict_proba(texts, batch_size=batch_size)
+    def predict(self, texts: Sequence[str] | str, batch_size: int = 64,
+                progress: bool = False) -> Prediction:
+        """Labels and probabilities for raw strings (``progress=True``: a progress line on
+        stderr)."""
+        probs = self.predict_proba(texts, batch_size=batch_size, progress=progress)
         return Prediction([self.label_names[i] for i in probs.argmax(axis=1)], probs)
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[int | str],
-                 batch_size: int = 64) -> dict:
-        """Accuracy, macro-F1 and the confusion matrix; labels are names or indices."""
+                 batch_size: int = 64, progress: bool = False) -> dict:
+        """Accuracy, macro-F1 and the confusion matrix; labels are names or indices.
+        ``progress=True``: a progress line on stderr."""
         texts = as_texts(texts, "evaluate")
         if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)):
             raise DataError(f"evaluate: labels must be a list (one per text), found "
@@ -81,7 +88,8 @@ class _Classifier(abc.ABC):
             else:
                 raise DataError(f"label {y!r}: expected a class name or an index in "
                                 f"[0, {len(index)})")
-        probs = self.predict_proba(texts, batch_size=batch_size)
+        with reporting(progress, model_label(self, "evaluate"), len(texts), "texts") as bar:
+            probs = self.predict_proba(texts, batch_size=batch_size, progress=bar)
         return classification_report(ids, probs.argmax(axis=1).tolist(), self.label_names)
 
 

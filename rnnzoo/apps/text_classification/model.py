@@ -21,11 +21,11 @@ from rnnzoo.apps.text_classification.data import (
 from rnnzoo.apps.text_classification.inference import _Classifier
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.tokenizer import WordTokenizer
-from rnnzoo.errors import DataError, RunDirError
+from rnnzoo.errors import ConfigError, DataError, RunDirError
 from rnnzoo.export.bundle import MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
 from rnnzoo.io import atomic_write_text
-from rnnzoo.task import Task
+from rnnzoo.task import Task, placeholder_labels
 
 
 class TextClassificationTask(_Classifier, Task):
@@ -34,6 +34,7 @@ class TextClassificationTask(_Classifier, Task):
     task_type = "text-classification"
     metric_directions = {"loss": "min", "accuracy": "max"}
     head_layers = ("probs",)
+    label_count_key = "num_classes"
 
     def new_preprocessor(self) -> TextClassifierPreprocessor:
         n = self.config.model.num_classes
@@ -115,7 +116,23 @@ class TextClassificationTask(_Classifier, Task):
         """Other labels than the model's: a fresh classifier for them (never a silent remap)."""
         if list(data.label_names) == list(self.label_names):
             return {}
-        return {"num_classes": len(data.label_names), "reset_head": True}
+        return {"labels": list(data.label_names)}
+
+    def head_labels(self) -> list[str]:
+        return list(self.label_names)
+
+    def _preprocessor_for_head(self, config: EntryConfig, labels: list[str] | None,
+                               fresh: bool) -> TextClassifierPreprocessor:
+        """The same tokenizer; the given class names, else this model's when the head keeps
+        them, else ``class_0``, ``class_1``, ... (training on data replaces them)."""
+        n = config.model.num_classes
+        if labels is None:
+            labels = placeholder_labels(n) if fresh or n != len(self.label_names) \
+                else self.label_names
+        if len(labels) != n:
+            raise ConfigError(f"labels: {len(labels)} names for num_classes={n}")
+        return TextClassifierPreprocessor(self.preprocessor.tokenizer, labels,
+                                          config.data.max_length)
 
     # -- export ---------------------------------------------------------------------------------
     def _graph_specs(self) -> list[GraphSpec]:

@@ -20,6 +20,15 @@ from rnnzoo.errors import DataError
 VERB = "generate"
 #: The metric ``rnnzoo evaluate`` leads with (``report_metrics`` name) and its direction.
 HEADLINE = ("bpc", "min")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Generating or continuing text character by character in the style of its "
+                "training text, and scoring text in bits per character.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Character vocabulary fixed at training: other characters are mapped to the unknown one.",
+    "Imitates the surface of its training text; the output is not factual and can repeat or "
+    "lose coherence over long spans.",
+)
 #: int8 ships when its bits per character is at most 0.5% above fp32's.
 INT8_TOLERANCE = {"relative": 0.005}
 
@@ -68,7 +77,7 @@ def evaluate_reports(model: Any, data: CharData, split: str,
     text = data.split(split)[:options.get("limit")]
     if len(text) < 1:
         raise DataError(f"{data.description}: the {split} split is empty")
-    scores = model.evaluate([text])
+    scores = model.evaluate([text], progress=options.get("progress", False))
     bench = PUBLISHED.get(data.benchmark or "")
     report = {k: scores[k] for k in ("bpc", "nats_per_char", "chars", "unknown")}
     report.update(split=split, data=data.description, benchmark=data.benchmark,

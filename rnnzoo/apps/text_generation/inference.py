@@ -35,6 +35,7 @@ from rnnzoo.engines.sampling import (
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts
 from rnnzoo.io import read_json
+from rnnzoo.progress import Progress, model_label, reporting
 
 DEFAULT_STEPS = 200
 SCORE_CHUNK = 1024  # characters per ``model`` call when scoring a stream (state carried)
@@ -98,9 +99,11 @@ class _TextGenerator(PrimedGenerator):
                                 "characters (see .preprocessor.symbols)")
         return self.preprocessor.encode(text)
 
-    def score_ids(self, ids: np.ndarray, chunk: int = SCORE_CHUNK) -> tuple[float, int]:
+    def score_ids(self, ids: np.ndarray, chunk: int = SCORE_CHUNK,
+                  progress: Progress | None = None) -> tuple[float, int]:
         """Total negative log-likelihood in nats of every id of the stream ``ids``, the first
-        predicted from the start symbol, the state carried across chunks; and the count."""
+        predicted from the start symbol, the state carried across chunks; and the count.
+        ``progress`` counts the characters of each chunk scored."""
         ids = np.asarray(ids, dtype=np.int32)
         if len(ids) == 0:
             return 0.0, 0
@@ -112,23 +115,28 @@ class _TextGenerator(PrimedGenerator):
             logp = log_softmax(self._masked(logits))
             target = ids[s:s + chunk]
             total -= float(logp[np.arange(len(target)), target].sum())
+            if progress is not None:
+                progress.update(len(target))
         return total, len(ids)
 
-    def evaluate(self, texts: Any, references: Any = None) -> dict:
+    def evaluate(self, texts: Any, references: Any = None, progress: bool = False) -> dict:
         """Bits per character (and nats per character) of ``texts``, each scored as one stream
         from a zero state, every character predicted (the first from the start symbol);
         unknown characters count as the unknown symbol (``unknown`` says how many). A text is
-        its own reference: ``references`` is accepted only as the same texts."""
+        its own reference: ``references`` is accepted only as the same texts.
+        ``progress=True``: a progress line on stderr."""
         texts = as_texts(texts, "texts")
         if references is not None and as_texts(references, "references") != texts:
             raise DataError("evaluate: a language model scores texts against themselves "
                             "(character t from characters < t); call evaluate(texts)")
         total, count, unknown = 0.0, 0, 0
-        for text in texts:
-            ids = self.preprocessor.encode(self.preprocessor.from_user(text))
-            unknown += int((ids == 0).sum())
-            nats, n = self.score_ids(ids)
-            total, count = total + nats, count + n
+        streams = [self.preprocessor.encode(self.preprocessor.from_user(t)) for t in texts]
+        with reporting(progress, model_label(self, "evaluate"), sum(map(len, streams)),
+                       "characters") as bar:
+            for ids in streams:
+                unknown += int((ids == 0).sum())
+                nats, n = self.score_ids(ids, progress=bar)
+                total, count = total + nats, count + n
         if not count:
             raise DataError("evaluate: nothing to score (empty texts)")
         return {"bpc": total / count / LN2, "nats_per_char": total / count, "chars": count,

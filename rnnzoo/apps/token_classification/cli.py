@@ -12,11 +12,23 @@ from typing import Any
 from rnnzoo.apps._classification import INT8_TOLERANCE as INT8_TOLERANCE  # the int8 rule
 from rnnzoo.apps._classification import add_input_arguments, split_report, verb_inputs
 from rnnzoo.apps.token_classification.data import TaggingData
+from rnnzoo.progress import progress_wanted
 
 VERB = "tag"
 #: The metric a preset of this application is known by: entity F1 (chunk tags; a tagger of
 #: tags without a chunk scheme, such as POS, reports token_accuracy instead).
 HEADLINE = ("f1", "max")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Tagging the tokens of whitespace-tokenised sentences (named entities with a "
+                "chunk scheme such as BIO, or one tag per token) in the tag set it was trained on.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Expects text tokenised as in its training data (whitespace-separated tokens); other "
+    "tokenisation changes the entities found.",
+    "Tag set and vocabulary fixed at training; entity types outside the tag set are never "
+    "found, and rare or unseen words are tagged less reliably.",
+    "Scored on one dataset's split: entity F1 drops on other domains and time periods.",
+)
 
 
 def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +45,7 @@ def run_verb(model: Any, args: argparse.Namespace) -> int:
     texts = verb_inputs(args, 'nothing to tag: pass sentences ("John lives in New York .") or '
                               "--file FILE")
     chunked = model.preprocessor.scheme is not None
-    for text, result in zip(texts, model.tag(texts)):
+    for text, result in zip(texts, model.tag(texts, progress=progress_wanted(args))):
         if args.json:
             print(json.dumps({"text": text, "tokens": result.tokens, "tags": result.tags,
                               "entities": [e._asdict() for e in result.entities]},
@@ -56,7 +68,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_reports(model: Any, data: TaggingData, split: str,
                      options: dict[str, Any]) -> list[dict]:
     """Entity P/R/F1 (chunk tags) and token accuracy on a split."""
-    return [split_report(model, data, split, options.get("limit"))]
+    return [split_report(model, data, split, options.get("limit"),
+                         progress=options.get("progress", False))]
 
 
 def format_report(report: dict) -> str:

@@ -222,6 +222,9 @@ def load_tagging(path: str | os.PathLike, config: DataConfig, seed: int) -> Tagg
     return TaggingData(splits, desc, whole.scheme)
 
 
+_PREFIXES = {"bioes": "BIES", "iob2": "BI", "iob1": "BI"}
+
+
 def tag_names_for(tags: Sequence[Sequence[str]], scheme: str | None) -> list[str]:
     """The model's tags: ``O`` and every prefix of every entity type seen (so a type's
     ``S-`` exists even if training has no single-token entity), else the tags seen."""
@@ -229,5 +232,21 @@ def tag_names_for(tags: Sequence[Sequence[str]], scheme: str | None) -> list[str
     if scheme is None:
         return seen
     types = sorted({s.label for seq in tags for s in spans(seq)})
-    prefixes = {"bioes": "BIES", "iob2": "BI", "iob1": "BI"}[scheme]
-    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+    return _scheme_tags(types, scheme)
+
+
+def _scheme_tags(types: Sequence[str], scheme: str) -> list[str]:
+    return ["O"] + [f"{p}-{t}" for t in types for p in _PREFIXES[scheme]]
+
+
+def placeholder_tags(count: int, scheme: str | None) -> list[str]:
+    """Names for a new head of ``count`` tags before training gives it the data's:
+    ``tag_0``, ... without a scheme; under one, ``O`` and each prefix of ``type_0``, ... (a
+    count the scheme cannot hold is a ``ConfigError`` asking for the names)."""
+    if scheme is None:
+        return [f"tag_{i}" for i in range(count)]
+    per_type = len(_PREFIXES[scheme])
+    if count < 1 + per_type or (count - 1) % per_type:
+        raise ConfigError(f"num_tags={count}: a {scheme} tagger has O plus {per_type} tags per "
+                          "entity type; give the tag names with labels=[...]")
+    return _scheme_tags([f"type_{k}" for k in range((count - 1) // per_type)], scheme)

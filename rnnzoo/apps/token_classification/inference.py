@@ -17,6 +17,7 @@ from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
 from rnnzoo.metrics import tagging_report
+from rnnzoo.progress import Progress, model_label, reporting
 
 
 class Entity(NamedTuple):
@@ -97,10 +98,10 @@ class _Tagger(abc.ABC):
     def tag_names(self) -> list[str]:
         return self.preprocessor.tag_names
 
-    def tag_tokens(self, sentences: Sequence[Sequence[str]], batch_size: int = 64
-                   ) -> list[list[str]]:
+    def tag_tokens(self, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+                   progress: bool | Progress = False) -> list[list[str]]:
         """Tags of pre-tokenised sentences (each at least one token); batches are grouped by
-        length, as the text classifier's are."""
+        length, as the text classifier's are. ``progress=True``: a progress line on stderr."""
         batch_size = check_count("batch_size", batch_size)
         for i, s in enumerate(sentences):
             if not len(s):
@@ -110,30 +111,32 @@ class _Tagger(abc.ABC):
         pre = self.preprocessor
         out: list[list[str]] = [[] for _ in sentences]
         ids = [pre.word_ids(s) for s in sentences]
-        for idx, words in length_sorted_batches(ids, batch_size):
-            batch = [sentences[i] for i in idx]
-            scores = np.asarray(self._emissions_of(words, pre.char_ids(batch, words.shape)),
-                                np.float32)
-            lengths = [len(s) for s in batch]
-            if crf is None:
-                paths = [row[:n].argmax(axis=-1).tolist() for row, n in zip(scores, lengths)]
-            else:
-                paths = viterbi(scores, lengths, *crf)
-            for i, path in zip(idx, paths):
-                out[i] = [names[k] for k in path]
+        with reporting(progress, model_label(self, "tag"), len(sentences), "sentences") as bar:
+            for idx, words in length_sorted_batches(ids, batch_size, progress=bar):
+                batch = [sentences[i] for i in idx]
+                scores = np.asarray(self._emissions_of(words, pre.char_ids(batch, words.shape)),
+                                    np.float32)
+                lengths = [len(s) for s in batch]
+                if crf is None:
+                    paths = [row[:n].argmax(axis=-1).tolist()
+                             for row, n in zip(scores, lengths)]
+                else:
+                    paths = viterbi(scores, lengths, *crf)
+                for i, path in zip(idx, paths):
+                    out[i] = [names[k] for k in path]
         return out
 
-    def tag(self, sentences: Any, batch_size: int = 64) -> list[Tagged]:
+    def tag(self, sentences: Any, batch_size: int = 64, progress: bool = False) -> list[Tagged]:
         """Tags and entities of each sentence (a string, split as CoNLL text is, or a list of
         tokens). Entities of a string carry character offsets; an empty string gives an
-        empty result."""
+        empty result. ``progress=True``: a progress line on stderr."""
         items = _as_sentences(sentences)
         split: list[list[tuple[str, int | None, int | None]]] = []
         for s in items:
             split.append(tokenize(s) if isinstance(s, str) else [(t, None, None) for t in s])
         nonempty = [i for i, toks in enumerate(split) if toks]
-        tags = self.tag_tokens([[t for t, _, _ in split[i]] for i in nonempty], batch_size) \
-            if nonempty else []
+        tags = self.tag_tokens([[t for t, _, _ in split[i]] for i in nonempty], batch_size,
+                               progress) if nonempty else []
         results = [Tagged([], [], []) for _ in items]
         for i, seq in zip(nonempty, tags):
             toks = split[i]
@@ -149,9 +152,10 @@ class _Tagger(abc.ABC):
         return results
 
     def evaluate(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]],
-                 batch_size: int = 64) -> dict:
+                 batch_size: int = 64, progress: bool = False) -> dict:
         """Entity P/R/F1 (chunk tags) and token accuracy against gold tags (chunk tags in any
-        scheme: they are converted to the model's)."""
+        scheme: they are converted to the model's). ``progress=True``: a progress line on
+        stderr."""
         if len(sentences) != len(tags):
             raise DataError(f"evaluate: got {len(sentences)} sentences but {len(tags)} tag "
                             "sequences")
@@ -168,7 +172,9 @@ class _Tagger(abc.ABC):
             gold = [convert(t, scheme) for t in tags] if scheme is not None else tags
         except DataError as exc:
             raise DataError(f"evaluate: {exc}") from None
-        pred = self.tag_tokens(sentences, batch_size)
+        with reporting(progress, model_label(self, "evaluate"), len(sentences),
+                       "sentences") as bar:
+            pred = self.tag_tokens(sentences, batch_size, bar)
         return tagging_report(gold, pred, scheme)
 
 

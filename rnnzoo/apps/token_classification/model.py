@@ -5,6 +5,7 @@ functions only."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from rnnzoo.apps.token_classification.data import (
     TaggerPreprocessor,
     TaggingData,
     load_tagging,
+    placeholder_tags,
     read_tags,
     tag_names_for,
     tags_json,
@@ -26,8 +28,9 @@ from rnnzoo.apps.token_classification.data import (
 from rnnzoo.apps.token_classification.inference import _Tagger
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.batching import pad_rows
+from rnnzoo.data.conll import spans
 from rnnzoo.data.tokenizer import WordTokenizer
-from rnnzoo.errors import DataError, RunDirError
+from rnnzoo.errors import ConfigError, DataError, RunDirError
 from rnnzoo.export.specs import GraphSpec, InputSpec, random_tokens
 from rnnzoo.io import atomic_write_text
 from rnnzoo.task import Task
@@ -51,6 +54,7 @@ class TokenClassificationTask(_Tagger, Task):
     metric_directions = {"loss": "min", "accuracy": "max", "f1": "max",
                          "token_accuracy": "max"}
     head_layers = ("emissions", "crf")
+    label_count_key = "num_tags"
 
     def new_preprocessor(self) -> TaggerPreprocessor:
         d = self.config.data
@@ -210,9 +214,15 @@ class TokenClassificationTask(_Tagger, Task):
                 if "f1" in report:
                     logs["val_f1"] = report["f1"]
 
-        found = [DevScores()] if dev is not None else []
-        return self.model.fit(train, validation_data=dev, epochs=epochs,
-                              callbacks=found + list(callbacks), verbose=verbose, shuffle=False)
+        found = list(callbacks)
+        if dev is not None:
+            # After the weight averaging's swap: the dev scores (and the checkpoints after
+            # them) are of the averaged weights, the ones saved.
+            at = max((i + 1 for i, c in enumerate(found)
+                      if isinstance(c, keras.callbacks.SwapEMAWeights)), default=0)
+            found.insert(at, DevScores())
+        return self.model.fit(train, validation_data=dev, epochs=epochs, callbacks=found,
+                              verbose=verbose, shuffle=False)
 
     # -- inference ---------------------------------------------------------------------------
     def _crf_layer(self) -> Any:
@@ -235,7 +245,31 @@ class TokenClassificationTask(_Tagger, Task):
         names = tag_names_for(data.split("train")[1], self.preprocessor.scheme)
         if names == self.tag_names:
             return {}
-        return {"num_tags": len(names), "reset_head": True}
+        return {"labels": names}
+
+    def head_labels(self) -> list[str]:
+        return list(self.tag_names)
+
+    def _preprocessor_for_head(self, config: EntryConfig, labels: list[str] | None,
+                               fresh: bool) -> TaggerPreprocessor:
+        """The same vocabularies; the given tags, else this model's when the head keeps them,
+        else placeholders (``tag_0``, ...; under a chunk scheme ``O`` and ``B-type_0``-style
+        tags, so entities decode). Training on data replaces them."""
+        pre = self.preprocessor
+        n = config.model.num_tags
+        if labels is None:
+            labels = placeholder_tags(n, pre.scheme) if fresh or n != len(pre.tag_names) \
+                else pre.tag_names
+        if len(labels) != n:
+            raise ConfigError(f"labels: {len(labels)} tags for num_tags={n}")
+        if pre.scheme is not None:
+            try:
+                spans(labels)
+            except DataError as exc:
+                raise ConfigError(f"labels: {exc} ({pre.scheme} tagger)") from None
+        new = copy.copy(pre)
+        new.tag_names = list(labels)
+        return new
 
     # -- export ---------------------------------------------------------------------------------
     def _inputs(self) -> list[InputSpec]:

@@ -19,6 +19,18 @@ from rnnzoo.io import save_figure
 VERB = "translate"
 #: The metric a preset of this application is known by (greedy BLEU, sacrebleu).
 HEADLINE = ("bleu_greedy", "max")
+#: What a preset of this application is for (its model card's "Intended use").
+INTENDED_USE = ("Translating short sentences in the language pair and register of its "
+                "training pairs; greedy or beam-search decoding.")
+#: What holds for every preset of this application (the model card's "Limitations").
+LIMITATIONS = (
+    "Word vocabularies fixed at training (inputs normalised as in training): unseen words "
+    "become <unk>; the server refuses inputs longer than the model reads unless asked to "
+    "truncate.",
+    "Trained on short sentence pairs: quality drops on long, technical or informal text.",
+    "Like every translation model, it can produce fluent text that is wrong; do not rely on "
+    "it unchecked.",
+)
 #: int8 ships when at least 90% of its greedy translations equal fp32's (engines.seq2seq); on
 #: the headline that has held to well under this many BLEU points (the preset harness checks it).
 INT8_TOLERANCE = {"absolute": 1.0}
@@ -30,8 +42,9 @@ def evaluate_reports(model: Any, data: ParallelData, split: str,
     model's ``evaluate``."""
     pairs = split_pairs(data, split)[: options.get("limit")]
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-    return _ADAPTER.reports(lambda beam: model.evaluate(sources, references, beam=beam),
-                            split, data.description, options)
+    return _ADAPTER.reports(
+        lambda beam, progress: model.evaluate(sources, references, beam=beam, progress=progress),
+        split, data.description, options)
 
 
 def format_report(report: dict) -> str:

@@ -24,6 +24,7 @@ from rnnzoo.engines.seq2seq import decode, decoding_options, encode_once, user_r
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts, check_tokens
 from rnnzoo.extras import require_module
+from rnnzoo.progress import Progress, model_label, reporting
 
 __all__ = ["RUNTIME_CLASS", "TranslatorRuntime", "encode_sources", "score_translations"]
 
@@ -66,10 +67,11 @@ class _Translator(abc.ABC):
     def translate(self, texts: Sequence[str] | str, beam: int | None = None,
                   sampler: str | None = None, max_length: int | None = None,
                   batch_size: int = 64, return_attention: bool = False, seed: int | None = None,
-                  **sampler_kwargs: Any) -> Any:
+                  progress: bool | Progress = False, **sampler_kwargs: Any) -> Any:
         """Translate strings; ``beam=k`` uses beam search, else ``sampler`` (default greedy).
 
         With ``return_attention=True`` returns ``(translations, [attention [T, S] per text])``.
+        ``progress=True``: a progress line on stderr.
         """
         pre = self.preprocessor
         single = isinstance(texts, str)
@@ -82,16 +84,19 @@ class _Translator(abc.ABC):
         seqs = [pre.encode_source(t)[: pre.max_length * 2] for t in texts]
         batches = ((idx, encode_sources(runner, tokens))
                    for idx, tokens in length_sorted_batches(seqs, batch_size))
-        ids, maps = decode("translate", runner, batches, len(texts), bos=pre.target.index[BOS],
-                           eos=pre.target.index[EOS], max_length=max_length or pre.max_length + 10,
-                           sampler=chosen, seed=seed, attention=return_attention)
+        with reporting(progress, model_label(self, "translate"), len(texts), "sentences") as bar:
+            ids, maps = decode("translate", runner, batches, len(texts),
+                               bos=pre.target.index[BOS], eos=pre.target.index[EOS],
+                               max_length=max_length or pre.max_length + 10, sampler=chosen,
+                               seed=seed, attention=return_attention, progress=bar)
         results = [pre.decode_target(row) for row in ids]
         maps = [m if m is None else m[:, : len(s)] for m, s in zip(maps, seqs)]
         return user_result(results, maps, single, return_attention)
 
     def evaluate(self, sources: Sequence[str], references: Sequence[str],
-                 beam: int | None = None) -> dict:
-        """Corpus BLEU and chrF (sacrebleu) of the translations of ``sources``."""
+                 beam: int | None = None, progress: bool = False) -> dict:
+        """Corpus BLEU and chrF (sacrebleu) of the translations of ``sources``
+        (``progress=True``: a progress line on stderr)."""
         sources = as_texts(sources, "evaluate sources", allow_empty=True)
         references = as_texts(references, "evaluate references", allow_empty=True)
         if len(sources) != len(references):
@@ -99,7 +104,9 @@ class _Translator(abc.ABC):
                             "references; pass one reference per source")
         if not sources:
             raise DataError("nothing to evaluate: no sentences")
-        hyps = self.translate(sources, beam=beam)
+        label = f"{model_label(self, 'evaluate')} ({f'beam {beam}' if beam else 'greedy'})"
+        with reporting(progress, label, len(sources), "sentences") as bar:
+            hyps = self.translate(sources, beam=beam, progress=bar)
         return score_translations(hyps, list(references), self.preprocessor.lowercase, beam)
 
 
