@@ -241,6 +241,11 @@ def train(
     trials.
     ``callbacks`` are extra Keras callbacks, run after rnnzoo's own (backup, checkpoints).
     Overrides change any config key (``epochs=3``, ``units=64``, ``precision="mixed_bfloat16"``).
+    A recipe's weight averaging (``ema_momentum``) and warm-up longer than a tenth of the run's
+    optimizer steps are cut to that (averaging off under 50 steps), with one printed line, unless
+    this call sets them: a from-scratch recipe on a short fine-tune otherwise saves weights that
+    are still mostly the starting ones. The final model is the best checkpoint (the log names
+    its epoch); the closing dev report (``metrics.json``) scores exactly those weights.
     Running the same command again on an unfinished run directory resumes it, whenever it was
     interrupted; while a run writes ``out`` the directory is locked against a second trainer.
     ``--overwrite`` replaces only an rnnzoo run directory. Ctrl-C raises
