@@ -12,6 +12,7 @@ usage and integrity.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +76,16 @@ def _application(task: str) -> ModuleType | None:
         return None
 
 
+def _source(meta: Mapping[str, Any]) -> str:
+    """How a user names this preset: the source of its re-measure command (the folder a
+    fine-tuned preset was written to, the name of an installed one), so Usage runs as printed."""
+    try:
+        args = shlex.split(meta["metrics_command"])
+    except ValueError:
+        return meta["name"]
+    return args[2] if args[:2] == ["rnnzoo", "evaluate"] and len(args) > 2 else meta["name"]
+
+
 def render_model_card(meta: Mapping[str, Any], directory: Path | None = None) -> str:
     """The model card of a preset: everything in its metadata, readable, with how to load it.
 
@@ -114,9 +125,10 @@ def render_model_card(meta: Mapping[str, Any], directory: Path | None = None) ->
               *_fence(meta["training_command"]), "",
               f"Wall time: {_duration(meta['training_wall_time_s'])} "
               f"({meta['training_wall_time_s']:.0f} s).", ""]
-    cli = _CLI_BY_TASK.get(meta["task"], "rnnzoo info {name}").format(name=meta["name"])
+    source = _source(meta)
+    cli = _CLI_BY_TASK.get(meta["task"], "rnnzoo info {name}").format(name=source)
     lines += [
-        "## Usage", "", *_fence(f'import rnnzoo\n\ntask = rnnzoo.from_preset("{meta["name"]}")',
+        "## Usage", "", *_fence(f'import rnnzoo\n\ntask = rnnzoo.from_preset("{source}")',
                                 "python"), "",
         *_fence(cli, "sh"), "",
         "## Integrity", "",

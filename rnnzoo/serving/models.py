@@ -41,7 +41,10 @@ def options_of(runtime: Any) -> dict[str, Any] | None:
     for p in params:
         if p.kind is p.VAR_KEYWORD:
             return None
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "batch_size":
+        # batch_size is the server's to choose; progress lines belong to a terminal, not to a
+        # request (a client cannot make the server write to its stderr).
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) \
+                and p.name not in ("batch_size", "progress"):
             out[p.name] = plain(p.default) if p.default is not p.empty else None
     return out
 
