@@ -5,6 +5,7 @@
 ``generate`` and ``graph_step`` (one step function over a Keras or onnxruntime graph runner);
 ``primed`` the primed-continuation loop of the language models (characters, piano rolls);
 ``seq2seq`` encode-once-then-step decoding of the attention decoders (translation, captioning);
-``ctc`` CTC decoding. The Keras task and the deployed runtime of an application both decode
+``ctc`` CTC decoding; ``stream`` the ``Stream`` object of stateful streaming inference
+(``model.stream()``). The Keras task and the deployed runtime of an application both decode
 through these modules, so their outputs can be compared token by token.
 """

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rnnzoo.engines.decoding import GraphRunner, State, StepFn, graph_step
+from rnnzoo.engines.stream import Stream
 from rnnzoo.errors import DataError, short_repr
 
 __all__ = ["BundleStates", "PrimedGenerator", "add_generation_arguments", "generation_request",
@@ -72,9 +73,25 @@ class PrimedGenerator(abc.ABC):
     def _state_sizes(self) -> dict[str, int]:
         """Width of each recurrent state input of the ``decoder`` graph."""
 
-    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+    def _zero_state(self, batch: int = 1) -> dict[str, np.ndarray]:
         """Zero recurrent states for ``batch`` rows (what training starts every sequence from)."""
         return {n: np.zeros((batch, w), np.float32) for n, w in self._state_sizes().items()}
+
+    @abc.abstractmethod
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The state a stream starts from: the zero state after the start symbol or frame,
+        as ``generate`` and scoring begin."""
+
+    @abc.abstractmethod
+    def step(self, x: Any, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                   dict[str, np.ndarray]]:
+        """Feed ``x`` (one step or a chunk) from ``state``: the next-step probabilities after
+        its last step, and the state after it (the functional form of ``stream``)."""
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A :class:`rnnzoo.engines.stream.Stream` from ``initial_state(batch)``: ``step(x)``
+        carries the state between calls (live input, interactive generation, branching)."""
+        return Stream(self.step, self.initial_state(batch))
 
     def _decoder_step(self) -> StepFn:
         """The one-step ``decoder`` graph as a ``step(inputs, state)`` function."""

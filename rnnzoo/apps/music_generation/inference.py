@@ -168,6 +168,28 @@ class _MusicGenerator(PrimedGenerator):
         with reporting(progress, model_label(self, "evaluate"), len(pieces), "pieces") as bar:
             return self.nll(pieces, batch_size=batch_size, progress=bar)
 
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The state a piece starts from: the zero state after the all-zero start frame, as
+        ``generate`` and scoring begin."""
+        start = np.zeros((batch, NUM_KEYS), np.int32)
+        return self._decoder_step()(start, self._zero_state(batch))[1]
+
+    def step(self, x: Any, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                   dict[str, np.ndarray]]:
+        """Feed piano-roll frames ``x`` from ``state`` (from ``initial_state``), through the
+        one-step ``decoder`` graph as ``generate`` does: one frame ``[88]`` or a chunk
+        ``[n, 88]`` (batch 1), or ``[B, n, 88]``; binary values. Returns the next-frame key
+        probabilities (float32 ``[88]``, ``[B, 88]`` for a batch) and the state."""
+        arr = np.asarray(x)
+        batched = arr.ndim == 3
+        if arr.ndim == 1:
+            arr = arr[None]
+        rows = list(arr) if batched else [arr]
+        feed = np.stack([_check_roll(r, "step") for r in rows]).astype(np.int32)
+        logits, state = prime_steps(self._decoder_step(), state, feed)
+        probs = _sigmoid(logits).astype(np.float32)
+        return (probs if batched else probs[0]), state
+
     def generate(self, steps: int = DEFAULT_STEPS, primer: Any = None, temperature: float = 1.0,
                  seed: int | None = None, include_primer: bool = False,
                  num_samples: int | None = None) -> np.ndarray:
@@ -183,7 +205,7 @@ class _MusicGenerator(PrimedGenerator):
         feed = np.concatenate([np.zeros((1, NUM_KEYS), np.int32), prime.astype(np.int32)])
         feed = np.ascontiguousarray(np.broadcast_to(feed, (n, *feed.shape)))
         rng = np.random.default_rng(seed)
-        out = sample_frames(self._decoder_step(), self.initial_state(n), feed, steps,
+        out = sample_frames(self._decoder_step(), self._zero_state(n), feed, steps,
                             temperature, rng)
         out = out.astype(np.uint8)
         if include_primer:

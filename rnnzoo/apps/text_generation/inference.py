@@ -108,7 +108,7 @@ class _TextGenerator(PrimedGenerator):
         if len(ids) == 0:
             return 0.0, 0
         x = np.concatenate([[self.preprocessor.start_id], ids[:-1]]).astype(np.int32)
-        state = self.initial_state(1)
+        state = self._zero_state(1)
         total = 0.0
         for s in range(0, len(x), chunk):
             logits, state = self._run_chunk(x[s:s + chunk], state)
@@ -142,6 +142,51 @@ class _TextGenerator(PrimedGenerator):
         return {"bpc": total / count / LN2, "nats_per_char": total / count, "chars": count,
                 "texts": len(texts), "unknown": unknown}
 
+    @property
+    def vocabulary(self) -> list[str]:
+        """The characters in output order: ``step``'s probabilities are aligned with it (entry
+        0 is the unknown symbol, what characters outside the vocabulary are read as)."""
+        return [self.preprocessor.to_user(c) for c in self.preprocessor.symbols]
+
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The state a text starts from: the zero state after the start symbol (end of line),
+        as ``generate`` and ``evaluate`` begin."""
+        start = np.full((batch, 1), self.preprocessor.start_id, np.int32)
+        return self._feed_ids(start, self._zero_state(batch))[1]
+
+    def _feed_ids(self, ids: np.ndarray, state: dict[str, np.ndarray]
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits ``[B, V]`` after ids ``[B, T]`` from ``state``, and the state after them: one
+        character through the one-step ``decoder`` graph (as ``generate`` samples), a chunk
+        through the ``model`` graph (as ``generate`` primes)."""
+        if ids.shape[1] == 1:
+            return self._decoder_step()(ids[:, 0], state)
+        out = self._runner().run("model", {"chars": ids, **state})
+        return out["logits"][:, -1], {n: out[f"new_{n}"] for n in state}
+
+    def step(self, x: Any, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                   dict[str, np.ndarray]]:
+        """Feed characters ``x`` from ``state`` (from ``initial_state``): a string (batch 1;
+        unknown characters read as the unknown symbol, as ``evaluate`` reads them) or int ids
+        ``[B, T]``. Returns the next-character probabilities after the last one, float32
+        aligned with ``vocabulary`` (``[V]`` for a string, ``[B, V]`` for ids), and the state."""
+        if isinstance(x, str):
+            ids = self.preprocessor.encode(self.preprocessor.from_user(x))[None]
+        else:
+            ids = np.asarray(x)
+            if ids.dtype.kind not in "iu" or ids.ndim != 2:
+                raise DataError(f"step: expected a string or int ids [batch, time], found "
+                                f"{short_repr(x)}")
+            if ids.size and (ids.min() < 0 or ids.max() >= self.preprocessor.size):
+                raise DataError(f"step: ids must be in [0, {self.preprocessor.size})")
+            ids = ids.astype(np.int32)
+        if ids.shape[1] == 0:
+            raise DataError("step: nothing to feed (an empty input)")
+        logits, state = self._feed_ids(ids, state)
+        probs = np.exp(log_softmax(self._masked(logits)))[:, : self.preprocessor.size]
+        probs = probs.astype(np.float32)
+        return (probs[0] if isinstance(x, str) else probs), state
+
     def generate(self, prompt: str = "", steps: int = DEFAULT_STEPS, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  on_text: Callable[[str], Any] | None = None) -> str:
@@ -156,7 +201,7 @@ class _TextGenerator(PrimedGenerator):
         sampler = choose_sampler(temperature, top_k, top_p)
         ids = self._encode_user(prompt, "prompt", strict=True)
         feed = np.concatenate([[self.preprocessor.start_id], ids]).astype(np.int32)
-        logits, state = self._run_chunk(feed, self.initial_state(1))
+        logits, state = self._run_chunk(feed, self._zero_state(1))
         rng = np.random.default_rng(seed)
 
         def choose(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -218,9 +218,9 @@ class TextGenerationTask(_TextGenerator, Task):
         b, _ = candidate.score_ids(ids)
         probe = ids[:200]
         pa = np.exp(log_softmax(reference._masked(reference._run_chunk(
-            probe, reference.initial_state(1))[0])))
+            probe, reference._zero_state(1))[0])))
         pb = np.exp(log_softmax(candidate._masked(candidate._run_chunk(
-            probe, candidate.initial_state(1))[0])))
+            probe, candidate._zero_state(1))[0])))
         drift = float(np.abs(pa - pb).max())
         return int8_report("bpc", "bpc", a / n / LN2, b / n / LN2, drift,
                            ("chars", n, "characters"))
