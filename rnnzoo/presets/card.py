@@ -83,7 +83,9 @@ def _source(meta: Mapping[str, Any]) -> str:
         args = shlex.split(meta["metrics_command"])
     except ValueError:
         return meta["name"]
-    return args[2] if args[:2] == ["rnnzoo", "evaluate"] and len(args) > 2 else meta["name"]
+    if args[:2] != ["rnnzoo", "evaluate"] or len(args) < 3 or {"--run", "--weights"} & set(args):
+        return meta["name"]  # measured from a run directory: the preset goes by its name
+    return args[2]
 
 
 def render_model_card(meta: Mapping[str, Any], directory: Path | None = None) -> str:
