@@ -51,15 +51,6 @@ def evaluate_reports(model: Any, data: Any, split: str,
     return app_cli(task_type_of(model)).evaluate_reports(model, data, split, options)
 
 
-def evaluation_reports(model: Any, directory: str | os.PathLike, data: str | os.PathLike,
-                       split: str, options: Mapping[str, Any] | None = None) -> list[dict]:
-    """Read ``data`` with the readers of the model saved in ``directory`` and score ``model``
-    (loaded from it, on either backend) with :func:`evaluate_reports`."""
-    reader = model if hasattr(model, "load_data") else reader_task(directory)
-    loaded = reader.load_data(data, seed=reader.config.training.seed)
-    return evaluate_reports(model, loaded, split, options)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
