@@ -5,12 +5,16 @@ Task types subclass :class:`BundleRuntime` with their user call
 ``rnnzoo.export.runtime.load`` picks the subclass from the bundle's task. A bundle is a
 directory: ``model.onnx`` (or ``encoder_model.onnx`` + ``decoder_model.onnx``), ``bundle.json``
 (task, family, inputs/outputs, opset, validation result, versions, sha256 of every file) and
-``assets/`` (tokenizer JSON, labels). The tokenizer is the same JSON tokenizer the Keras side
+``assets/`` (tokenizer JSON, labels) and ``SHA256SUMS`` (the sha256 of every file,
+``bundle.json`` included; its own sha256 is the bundle digest: ``rnnzoo.export.integrity``).
+``bundle.json``'s ``stream`` object says which graph inputs are recurrent state and how to carry
+them (``rnnzoo.export.streamspec``). The tokenizer is the same JSON tokenizer the Keras side
 used, and inputs are post-padded, as the fused recurrent operators require.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -18,9 +22,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rnnzoo.export.errors import BundleDigestError, BundleError
+from rnnzoo.export.integrity import (
+    CHECKSUMS_FILE,
+    check_pinned,
+    digest_of,
+    normalise_digest,
+    read_checksums,
+    write_checksums,
+)
+from rnnzoo.export.streamspec import check_stream
 
-from rnnzoo.errors import ConfigError, DataError, RnnzooError, short_repr
-from rnnzoo.io import read_json, resolve_member, unlisted_files, verify_files
+from rnnzoo.errors import ConfigError, DataError, short_repr
+from rnnzoo.io import (
+    atomic_write_text,
+    read_json,
+    resolve_member,
+    sha256_file,
+    unlisted_files,
+    verify_files,
+)
+
+__all__ = ["BUNDLE_FILE", "BUNDLE_FORMAT", "CHECKSUMS_FILE", "BundleDigestError", "BundleError",
+           "BundleRuntime", "bundle_digest", "read_manifest", "write_manifest"]
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "rnnzoo.onnx_bundle.v1"
@@ -29,22 +53,34 @@ ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
 
 
-class BundleError(RnnzooError, ValueError):
-    """A bundle directory is missing, malformed or was modified after export."""
-
-
 _MANIFEST_STRINGS = ("task", "family", "entry")
 
 
-def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
-    """Read ``bundle.json``, check its structure and (by default) every file it lists.
+def read_manifest(path: str | os.PathLike, verify: bool = True,
+                  expected_digest: str | None = None) -> dict:
+    """Read ``bundle.json``, check its structure and (by default) every file of the bundle.
 
     Always: the manifest's file names are plain relative paths inside the bundle (no ``..``,
-    no absolute path, no symbolic link), and every graph file is one of them. With ``verify``:
-    every listed file has its sha256, and the bundle holds no file that is not listed (besides
-    ``bundle.json``), so nothing the runtime opens escapes the check."""
+    no absolute path, no symbolic link), every graph file is one of them, and its ``stream``
+    description matches the graphs. With ``verify``: every listed file has its sha256, the
+    bundle holds no file that is not listed, and ``SHA256SUMS`` (which ``bundle.json`` names
+    under ``checksums``; bundles from before it have none) covers ``bundle.json`` too, so an
+    edited manifest is refused. ``expected_digest`` (implies ``verify``) pins the whole bundle:
+    another digest raises :class:`BundleDigestError`."""
+    manifest, _ = _read_and_verify(path, verify, expected_digest)
+    return manifest
+
+
+def bundle_digest(path: str | os.PathLike) -> str:
+    """The digest of a bundle directory after verifying every file: the sha256 of its
+    ``SHA256SUMS`` listing (computed the same way for a bundle from before that file)."""
+    return _read_and_verify(path, True, None)[1]
+
+
+def _read_and_verify(path: Any, verify: bool, expected_digest: Any) -> tuple[dict, str | None]:
     if not isinstance(path, (str, os.PathLike)):
         raise BundleError(f"expected a bundle directory path, found {type(path).__name__}")
+    pinned = None if expected_digest is None else normalise_digest(expected_digest)
     path = Path(path)
     manifest_path = path / BUNDLE_FILE
     manifest = read_json(manifest_path, BundleError, "expected a directory written by "
@@ -65,6 +101,9 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
         raise BundleError(f"{manifest_path}: 'files' must map file names to sha256")
     for rel in files:
         resolve_member(path, rel, BundleError, BUNDLE_FILE)
+        if rel in (BUNDLE_FILE, CHECKSUMS_FILE):
+            raise BundleError(f"{manifest_path}: 'files' may not list {rel} (it covers the "
+                              "other files); re-export the bundle")
     graphs = manifest.get("graphs")
     if not isinstance(graphs, dict) or not graphs:
         raise BundleError(f"{manifest_path}: 'graphs' must map graph names to their files; "
@@ -75,13 +114,58 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> dict:
             raise BundleError(f"{manifest_path}: graph {_short(name)} names file "
                               f"{_short(file)}, which 'files' does not list (so it cannot be "
                               "verified); re-export the bundle")
-    if verify:
-        verify_files(path, files, BUNDLE_FILE, BundleError, "re-export the bundle")
-        extra = unlisted_files(path, [*files, BUNDLE_FILE])
-        if extra:
-            raise BundleError(f"{path}: {extra[0]} is not listed in {BUNDLE_FILE}, so it cannot "
-                              "be verified; remove it, or re-export the bundle")
-    return manifest
+    checksums = manifest.get("checksums")
+    if checksums not in (None, CHECKSUMS_FILE):
+        raise BundleError(f"{manifest_path}: 'checksums' must be {CHECKSUMS_FILE!r}, found "
+                          f"{_short(checksums)}; re-export the bundle")
+    if "stream" in manifest:
+        check_stream(manifest, str(manifest_path))
+    if not (verify or pinned):
+        return manifest, None
+    fix = "re-export the bundle"
+    has_sums = checksums is not None or (path / CHECKSUMS_FILE).exists() \
+        or (path / CHECKSUMS_FILE).is_symlink()
+    if has_sums:
+        sums = read_checksums(path)
+        want = {**files, BUNDLE_FILE: sums.get(BUNDLE_FILE)}
+        if set(sums) != set(want):
+            odd = sorted(set(sums) ^ set(want))[0]
+            raise BundleError(f"{path}: {CHECKSUMS_FILE} and {BUNDLE_FILE} list different "
+                              f"files ({odd} is in one only); {fix}")
+        verify_files(path, sums, CHECKSUMS_FILE, BundleError, fix)
+        for rel, digest in files.items():  # the same bytes were hashed: the listings agree
+            if sums[rel] != digest:
+                raise BundleError(f"{manifest_path}: the sha256 of {rel} differs from "
+                                  f"{CHECKSUMS_FILE}'s; {fix}")
+    else:  # a bundle from before SHA256SUMS: bundle.json is hashed, not checked
+        sums = {**verify_files(path, files, BUNDLE_FILE, BundleError, fix),
+                BUNDLE_FILE: sha256_file(manifest_path)}
+    extra = unlisted_files(path, [*files, BUNDLE_FILE, CHECKSUMS_FILE])
+    if extra:
+        raise BundleError(f"{path}: {extra[0]} is not listed in {BUNDLE_FILE}, so it cannot "
+                          "be verified; remove it, or re-export the bundle")
+    digest = digest_of(sums)
+    if pinned is not None:
+        check_pinned(path, pinned, digest)
+    return manifest, digest
+
+
+def write_manifest(directory: str | os.PathLike, manifest: dict) -> str:
+    """Write ``bundle.json`` (its ``files`` set to the sha256 of every other file of
+    ``directory``) and then ``SHA256SUMS`` (every file, ``bundle.json`` included); return the
+    bundle digest. Everything that writes or rewrites a bundle's files ends with this."""
+    directory = Path(directory)
+    files = {}
+    for file in sorted(directory.rglob("*")):
+        rel = file.relative_to(directory).as_posix()
+        if file.is_file() and rel not in (BUNDLE_FILE, CHECKSUMS_FILE):
+            files[rel] = sha256_file(file)
+    manifest["files"] = files
+    manifest["checksums"] = CHECKSUMS_FILE
+    text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write_text(directory / BUNDLE_FILE, text)
+    return write_checksums(directory, {**files, BUNDLE_FILE: sha256_file(directory /
+                                                                         BUNDLE_FILE)})
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -181,11 +265,12 @@ class BundleRuntime:
         verify: bool = True,
         spinning: bool = False,
         graph_options: Mapping[str, Mapping[str, Any]] | None = None,
+        expected_digest: str | None = None,
     ) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.manifest = read_manifest(self.path, verify=verify)
+        self.manifest, self._digest = _read_and_verify(self.path, verify, expected_digest)
         providers = _check_providers(providers, ort.get_available_providers())
         graphs = self.manifest["graphs"]
         base = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
@@ -227,6 +312,34 @@ class BundleRuntime:
             self.sessions[name] = self._open(graph["file"], options)
         self.family = self.manifest["family"]
         self.entry = self.manifest["entry"]
+        self._stream = check_stream(self.manifest, str(self.path / BUNDLE_FILE))
+        for name, spec in self._stream.items():  # the manifest against the graphs themselves
+            ins, outs = set(self.input_names(name)), set(self.output_names(name))
+            missing = [s["input"] for s in spec["state"] if s["input"] not in ins] + [
+                s["output"] for s in spec["state"] if s["output"] not in outs]
+            if missing:
+                raise BundleError(f"{self.path / BUNDLE_FILE}: stream.graphs.{name} names "
+                                  f"{missing[0]!r}, which graph {name!r} does not have; "
+                                  "re-export the bundle")
+
+    @property
+    def digest(self) -> str:
+        """The bundle digest (sha256 of ``SHA256SUMS``): what ``rnnzoo export`` prints and
+        ``expected_digest`` pins. Known without extra reads when the bundle was verified at
+        load; otherwise every file is verified now."""
+        if self._digest is None:
+            self._digest = bundle_digest(self.path)
+        return self._digest
+
+    @property
+    def stream_spec(self) -> dict[str, dict]:
+        """The graphs that carry recurrent state, from ``bundle.json``'s ``stream`` (checked
+        against the graphs at load; derived from the inputs and outputs for a bundle exported
+        before it existed): per graph, ``state`` (input, output, dtype, shape, initial),
+        ``inputs``, ``outputs`` and the task's facts (``start``, ``symbols``). A copy."""
+        import copy
+
+        return copy.deepcopy(self._stream)
 
     def _open(self, rel: str, options: Mapping[str, Any]) -> Any:
         import onnxruntime as ort

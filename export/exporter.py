@@ -25,15 +25,14 @@ from typing import Any
 
 from rnnzoo.io import (
     atomic_directory,
-    atomic_write_text,
     check_removable_bundle_dir,
-    sha256_file,
 )
 from rnnzoo.progress import Progress, check_progress, model_label, reporting
 
-from .bundle import BUNDLE_FILE, BUNDLE_FORMAT
+from .bundle import BUNDLE_FORMAT, write_manifest
 from .errors import ExportError, ExportValidationError
 from .specs import GraphSpec
+from .streamspec import describe_stream
 from .validate import check_fused, op_counts, parity
 
 
@@ -48,6 +47,8 @@ class ExportReport:
     graphs: dict[str, dict]
     int8_path: Path | None = None
     int8: dict | None = None
+    digest: str | None = None
+    int8_digest: str | None = None
 
     @property
     def max_abs_diff(self) -> dict[str, dict[str, float]]:
@@ -62,6 +63,8 @@ class ExportReport:
             "graphs": self.graphs,
             "int8_path": str(self.int8_path) if self.int8_path else None,
             "int8": self.int8,
+            "digest": self.digest,
+            "int8_digest": self.int8_digest,
         }
 
     def summary(self) -> str:
@@ -73,8 +76,13 @@ class ExportReport:
                 f"  {info['file']}: fused recurrent ops: {fused}; loops: "
                 f"{info['loop_ops']}; max |diff| vs Keras: {diffs}"
             )
+        if self.digest:
+            lines.append(f"  bundle digest: sha256={self.digest} (pin it: "
+                         "runtime.load(path, expected_digest=...))")
         if self.int8:
             lines.append(f"  int8 -> {self.int8_path}: {self.int8['summary']}")
+        if self.int8_digest:
+            lines.append(f"  int8 bundle digest: sha256={self.int8_digest}")
         return "\n".join(lines)
 
 
@@ -113,20 +121,28 @@ def _export_copy(task: Any) -> Any:
     return copy
 
 
-def _write_bundle(tmp: Path, task: Any, graphs: dict[str, Any], meta: dict) -> None:
-    """Graph files, assets and bundle.json (with the sha256 of every file) into ``tmp``."""
+def _write_bundle(tmp: Path, task: Any, graphs: dict[str, Any], meta: dict) -> str:
+    """Graph files, assets, bundle.json (with the sha256 of every file and the ``stream``
+    description) and SHA256SUMS into ``tmp``; returns the bundle digest."""
     import onnx
 
     for spec_name, (spec, model) in graphs.items():
         onnx.save_model(model, str(tmp / spec.file))
         meta["graphs"][spec_name]["file"] = spec.file
     task.save_assets(tmp / "assets")
-    files = {}
-    for path in sorted(tmp.rglob("*")):
-        if path.is_file() and path.name != BUNDLE_FILE:
-            files[path.relative_to(tmp).as_posix()] = sha256_file(path)
-    meta["files"] = files
-    atomic_write_text(tmp / BUNDLE_FILE, json.dumps(meta, indent=2) + "\n")
+    meta["stream"] = describe_stream(meta["graphs"], stream_hints(task))
+    return write_manifest(tmp, meta)
+
+
+def stream_hints(task: Any) -> dict:
+    """The task type's per-graph facts for the ``stream`` description (how to start, which
+    output positions are symbols): ``Task._stream_manifest()`` where a task type defines it."""
+    hook = getattr(task, "_stream_manifest", None)
+    hints = hook() if callable(hook) else None
+    if hints is not None and not isinstance(hints, dict):
+        raise ExportError(f"{type(task).__name__}._stream_manifest() must return a dict of "
+                          f"graph name -> facts, found {type(hints).__name__}")
+    return hints or {}
 
 
 def _io_meta(model: Any) -> tuple[list[dict], list[dict]]:
@@ -322,13 +338,14 @@ def _export(task: Any, targets: list[Path], opset: int, quantize: str | None, va
 
     def fill(tmp: Path) -> None:
         bar.stage("writing the bundle")
-        _write_bundle(tmp, copy, converted, meta)
+        report.digest = _write_bundle(tmp, copy, converted, meta)
         if quantize == "int8":
             # Built and checked from the fp32 bundle's temporary folder: if quantization or
             # its comparison fails, neither bundle appears.
             report.int8_path = targets[1]
             report.int8 = _quantize_bundle(copy, tmp, targets[1], specs, meta, eval_data,
                                            overwrite, fp32_name=out_dir.name, bar=bar)
+            report.int8_digest = report.int8.pop("digest")
 
     removable = functools.partial(check_removable_bundle_dir, error=ExportError)
     try:
@@ -416,8 +433,8 @@ def _quantize_bundle(
                 "GRU or RNN operator; only matrix multiplies and embeddings are int8 (one-step "
                 "decoder recurrences are written as matrix multiplies and are int8)"
             )
-        m["validation_int8"] = result
-        atomic_write_text(tmp / BUNDLE_FILE, json.dumps(m, indent=2) + "\n")
+        m["validation_int8"] = dict(result)
+        result["digest"] = write_manifest(tmp, m)
 
     removable = functools.partial(check_removable_bundle_dir, error=ExportError)
     atomic_directory(int8_dir, fill, overwrite, ExportError, removable=removable)

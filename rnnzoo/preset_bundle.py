@@ -17,6 +17,10 @@ What was checked is recorded in ``metadata.json`` under ``onnx``:
 * the task's user call (``example_outputs`` on ``example_inputs``) through the bundle equals
   the Keras model's (labels, tokens and frames exactly, probabilities within 1e-5).
 
+Each bundle's digest (``rnnzoo.export.integrity``: the sha256 of its ``SHA256SUMS``) is recorded
+as ``onnx.<precision>.digest``, the value a user pins (``runtime.load(..., expected_digest=)``,
+``rnnzoo serve NAME=PATH#sha256=...``).
+
 Generic over task types: everything goes through the task contract (``_graph_specs``,
 ``_compare_runtimes``, ``example_inputs``/``example_outputs``, ``_int8_rejection``).
 """
@@ -33,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from rnnzoo.apps import app_cli
-from rnnzoo.io import atomic_write_text, sha256_file
+from rnnzoo.export.bundle import bundle_digest, write_manifest
 
 ONNX_DIR = "onnx"
 PRECISIONS = ("fp32", "int8")
@@ -79,7 +83,7 @@ def _run_all(path: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np.nda
 def compact_bundle(directory: Path, specs: list[Any]) -> int:
     """Store exact-float16 weights of every graph in ``directory`` as float16, check that each
     graph's outputs are bit-identical before and after on the specs' sample inputs, and rewrite
-    the sha256 list of ``bundle.json``; return the bytes saved."""
+    the sha256 lists (``bundle.json``, ``SHA256SUMS``); return the bytes saved."""
     import onnx
 
     from rnnzoo.export.compact import compact_initializers
@@ -110,10 +114,9 @@ def compact_bundle(directory: Path, specs: list[Any]) -> int:
                         "without ONNX bundles")
         os.replace(tmp, path)
         saved += gained
-    manifest["files"] = {rel: sha256_file(directory / rel) for rel in manifest["files"]}
     manifest["weight_storage"] = ("float32 weights that are exact float16 values are stored as "
                                   "float16 and cast back on load (identical outputs)")
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    write_manifest(directory, manifest)
     return saved
 
 
@@ -187,11 +190,9 @@ def share_initializers(directory: Path, specs: list[Any], min_bytes: int = 4096)
             raise ExportValidationError(
                 f"{paths[name]}: storing shared weights once changed the outputs; this should "
                 "not happen (report it), or save the preset without ONNX bundles")
-    manifest["files"] = {rel: sha256_file(directory / rel)
-                         for rel in [*manifest["files"], SHARED_FILE]}
     manifest["weight_sharing"] = (f"weights held by several graphs are stored once in "
                                   f"{SHARED_FILE} (ONNX external data; identical outputs)")
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    write_manifest(directory, manifest)
     return saved
 
 
@@ -247,6 +248,7 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
                            "max_abs_diff_vs_keras": r["max_abs_diff"]}
                        for g, r in report.graphs.items()},
             "keras_parity": _user_call_parity(task, fp32),
+            "digest": bundle_digest(fp32),
         },
     }
     if not int8:
@@ -264,5 +266,5 @@ def build_bundles(task: Any, preset_dir: Path, eval_data: str | os.PathLike | No
             compact_bundle(target, specs)
             share_initializers(target, specs)
             info["int8"] = {"path": bundle_relpath("int8"), "bytes": _size(target),
-                            "comparison": _plain(comparison)}
+                            "comparison": _plain(comparison), "digest": bundle_digest(target)}
     return info

@@ -96,7 +96,7 @@ RUN_DIR_NAMES = (
     "diagnostics.json", "diagnostics.png",
 )
 RUN_DIR_MARKERS = ("checksums.json", "history.csv", "backup", "train.log.json", "checkpoints")
-BUNDLE_DIR_NAMES = ("bundle.json", "*.onnx", "assets")
+BUNDLE_DIR_NAMES = ("bundle.json", "SHA256SUMS", "*.onnx", "shared_weights.bin", "assets")
 PRESET_DIR_NAMES = ("config.json", "model.weights.h5", "assets", "metadata.json", "README.md",
                     "checksums.json", "onnx")
 LOCK_FILE = ".lock"

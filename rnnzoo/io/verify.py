@@ -94,9 +94,11 @@ def _quote(value: Any, limit: int = 80) -> str:
 
 
 def verify_files(directory: Path, sums: dict[str, str], listing: str, error: type[Exception],
-                 fix: str) -> None:
+                 fix: str) -> dict[str, str]:
     """Check that every file in ``sums`` (relative path -> sha256) exists under ``directory``
     with that digest; ``listing`` names the file that lists them, ``fix`` says what to do.
+    Returns the verified digests (a copy of ``sums``), so a caller that needs them (a whole
+    bundle's digest) does not read the files twice.
 
     Every entry must be a safe relative path (``resolve_member``) and a lowercase hex sha256;
     any problem, including an unreadable file, raises ``error`` naming the entry."""
@@ -118,6 +120,7 @@ def verify_files(directory: Path, sums: dict[str, str], listing: str, error: typ
         if actual != digest:
             raise error(f"{file}: sha256 mismatch (expected {digest[:12]}..., found "
                         f"{actual[:12]}...); the file is corrupt or was modified: {fix}")
+    return dict(sums)
 
 
 def unlisted_files(directory: str | os.PathLike, listed: Iterable[str],

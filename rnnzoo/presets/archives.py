@@ -54,6 +54,7 @@ def _member_path(name: str, label: str) -> PurePosixPath | None:
 
 
 _Plan = list[tuple[PurePosixPath | None, bool, Callable[[], Any]]]  # (path, is a folder, open)
+MAX_CHECKSUMS_BYTES = 4 << 20  # a preset's checksums.json lists a few dozen files
 
 
 def _refuse_kind(label: str, name: str, what: str) -> PresetError:
@@ -62,36 +63,134 @@ def _refuse_kind(label: str, name: str, what: str) -> PresetError:
                        "archive holds only regular files and folders")
 
 
-def _write_members(dest: Path, plan: _Plan, label: str) -> None:
+class _Budget:
+    """The archive limits (``rnnzoo.limits``), counted as members are listed and as bytes are
+    written: a refusal comes at the limit, never after it."""
+
+    def __init__(self, label: str) -> None:
+        from rnnzoo import limits
+
+        self.label, self.limits = label, limits
+        self.members = self.declared = self.written = 0
+
+    def member(self, size: int) -> None:
+        """One more member, declaring ``size`` bytes (checked before anything is written)."""
+        self.members += 1
+        self.limits.check("max_archive_members", self.members,
+                          f"{self.label}: members in the archive (counted while listing)")
+        self.declared += max(0, int(size))
+        self.limits.check("max_archive_bytes", self.declared,
+                          f"{self.label}: bytes its members declare (counted while listing)")
+
+    def write(self, n: int) -> None:
+        """``n`` more bytes about to be written."""
+        self.limits.check("max_archive_bytes", self.written + n,
+                          f"{self.label}: bytes extracted (counted while extracting)")
+        self.written += n
+
+
+def _copy_counted(src: Any, out: Any, budget: _Budget, block: int = 1 << 20) -> None:
+    """Copy ``src`` to ``out``; each block is counted before it is written."""
+    while data := src.read(block):
+        budget.write(len(data))
+        out.write(data)
+
+
+def _require_listed(plan: _Plan, label: str) -> None:
+    """A preset archive's members against its own ``checksums.json``, before anything is
+    written: a member the preset would refuse after unpacking (an unlisted file, however
+    large) is refused now, and so is an archive without checksums."""
+    from rnnzoo.presets.metadata import _safe_relative
+
+    files = {rel.as_posix(): read for rel, is_dir, read in plan if rel is not None and not is_dir}
+    tops = {rel.parts[0] for rel, _, _ in plan if rel is not None}
+    prefix = ""
+    if CHECKSUMS_FILE not in files and METADATA_FILE not in files and len(tops) == 1:
+        prefix = f"{next(iter(tops))}/"
+    if f"{prefix}{METADATA_FILE}" not in files:
+        raise PresetError(f"{label}: not a preset archive (no {METADATA_FILE} at its top level "
+                          "or in a single top folder)")
+    sums_name = f"{prefix}{CHECKSUMS_FILE}"
+    if sums_name not in files:
+        raise PresetError(f"{label}: no {CHECKSUMS_FILE}; a preset without checksums is refused "
+                          "(re-download it, or re-create it with save_preset)")
+    with files[sums_name]() as f:
+        raw = f.read(MAX_CHECKSUMS_BYTES + 1)
+    try:
+        sums = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_CHECKSUMS_BYTES else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        sums = None
+    if not isinstance(sums, dict) or not all(isinstance(k, str) and _safe_relative(k)
+                                             for k in sums):
+        raise PresetError(f"{label}/{sums_name}: not a JSON object of file -> sha256 (at most "
+                          f"{MAX_CHECKSUMS_BYTES} bytes); re-download the preset")
+    listed = {f"{prefix}{rel}" for rel in sums} | {sums_name}
+    for name in sorted(files):
+        if name not in listed:
+            raise PresetError(f"{label}/{name}: file not listed in {CHECKSUMS_FILE}; a preset "
+                              "holds only listed files: remove it (or re-create the preset)")
+
+
+def _make_folders(folder: Path, dest: Path, created: list[Path]) -> None:
+    """Create ``folder`` and its missing parents below ``dest``, noting each one created."""
+    missing = []
+    while folder != dest and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+        created.append(path)
+
+
+def _write_members(dest: Path, plan: _Plan, label: str, budget: _Budget) -> None:
     """Write an archive's members once all of them passed the checks (so a refused archive
-    writes nothing), the same way for tar and zip."""
-    for rel, is_dir, read in plan:
-        if rel is None:
-            continue
-        target = dest.joinpath(*rel.parts)
-        if is_dir:
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        if not target.resolve().is_relative_to(dest.resolve()):  # cannot happen after the checks
-            raise PresetError(f"{label}: refused archive member {rel.as_posix()!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with read() as src, open(target, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+    writes nothing), the same way for tar and zip, counting bytes as they are written; on any
+    failure (the byte limit, a full disk) what was written is removed again."""
+    created: list[Path] = []
+    try:
+        for rel, is_dir, read in plan:
+            if rel is None:
+                continue
+            target = dest.joinpath(*rel.parts)
+            if not target.resolve().is_relative_to(dest.resolve()):  # cannot happen after checks
+                raise PresetError(f"{label}: refused archive member {rel.as_posix()!r}")
+            _make_folders(target if is_dir else target.parent, dest, created)
+            if is_dir:
+                continue
+            existed = target.exists()
+            with read() as src, open(target, "wb") as out:
+                if not existed:
+                    created.append(target)
+                _copy_counted(src, out, budget)
+    except BaseException:
+        for path in reversed(created):
+            try:
+                path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+            except OSError:
+                pass
+        raise
 
 
-def _extract_tar(archive: Path, dest: Path, label: str) -> None:
+def _extract_tar(archive: Path, dest: Path, label: str, listed_only: bool) -> None:
+    budget = _Budget(label)
     with tarfile.open(archive, "r:*") as tar:
         plan: _Plan = []
-        for m in tar.getmembers():
+        # Member by member (not getmembers()): a header over a limit stops the listing before
+        # the member's data is read, let alone decompressed.
+        while (m := tar.next()) is not None:
             rel = _member_path(m.name, label)
             if not (m.isfile() or m.isdir()):
                 raise _refuse_kind(label, m.name, "a symbolic link" if m.issym() else
                                    "a hard link" if m.islnk() else "a device or special file")
+            budget.member(m.size if m.isfile() else 0)
             plan.append((rel, m.isdir(), lambda m=m: tar.extractfile(m)))
-        _write_members(dest, plan, label)
+        if listed_only:
+            _require_listed(plan, label)
+        _write_members(dest, plan, label, budget)
 
 
-def _extract_zip(archive: Path, dest: Path, label: str) -> None:
+def _extract_zip(archive: Path, dest: Path, label: str, listed_only: bool) -> None:
+    budget = _Budget(label)
     with zipfile.ZipFile(archive) as zf:
         plan: _Plan = []
         for info in zf.infolist():
@@ -100,22 +199,30 @@ def _extract_zip(archive: Path, dest: Path, label: str) -> None:
             if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise _refuse_kind(label, info.filename, "a symbolic link"
                                    if kind == stat.S_IFLNK else "a special file")
+            budget.member(0 if info.is_dir() else info.file_size)
             plan.append((rel, info.is_dir(), lambda info=info: zf.open(info)))
-        _write_members(dest, plan, label)
+        if listed_only:
+            _require_listed(plan, label)
+        _write_members(dest, plan, label, budget)
 
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
-                    label: str | None = None) -> None:
+                    label: str | None = None, *, listed_only: bool = False) -> None:
     """Unpack a ``.tar.gz``/``.tgz``/``.tar``/``.zip`` into the existing folder ``dest``, member
-    by member: absolute paths, '..', links and devices are refused before anything is written.
-    The type is read from the content, so a server's HTML error page is reported as such."""
+    by member: absolute paths, '..', links and devices are refused before anything is written,
+    and so are more members or more declared bytes than ``rnnzoo.limits`` allows
+    (``max_archive_members``, ``max_archive_bytes``); the bytes are counted again while they
+    are written, and writing stops at the limit (``LimitError``) with what was written removed.
+    ``listed_only``: a preset archive, whose members must all be listed in its own
+    ``checksums.json`` (checked before writing). The type is read from the content, so a
+    server's HTML error page is reported as such."""
     archive, dest = Path(archive), Path(dest)
     label = label or str(archive)
     try:
         if zipfile.is_zipfile(archive):
-            _extract_zip(archive, dest, label)
+            _extract_zip(archive, dest, label, listed_only)
         elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, dest, label)
+            _extract_tar(archive, dest, label, listed_only)
         else:
             raise PresetError(f"{label}: not a preset archive (expected a .tar.gz, .tgz or .zip "
                               "file); check the path or URL")
@@ -192,7 +299,7 @@ def _install_archive(archive: Path, label: str, expected_sha256: str | None,
         return hit
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))
     try:
-        extract_archive(archive, tmp, label)
+        extract_archive(archive, tmp, label, listed_only=True)
         top = tmp
         if not (tmp / METADATA_FILE).exists():
             entries = list(tmp.iterdir())

@@ -39,9 +39,37 @@ def open_runtime(directory: str | os.PathLike, meta: Mapping[str, Any],
         raise PresetError(f"{meta['name']}: this preset carries no {precision} ONNX bundle{why}")
     # The preset was verified file by file (bundles included) before this point.
     runtime_options.setdefault("verify", False)
-    model = runtime.load(Path(directory) / meta["onnx"][precision]["path"], **runtime_options)
+    entry = meta["onnx"][precision]
+    if entry.get("digest"):
+        check_recorded_digest(Path(directory), entry["path"], entry["digest"])
+    model = runtime.load(Path(directory) / entry["path"], **runtime_options)
     model.preset_metadata = dict(meta)
     return model
+
+
+def preset_bundle_digest(directory: Path, rel: str) -> str:
+    """The digest of the preset's bundle at ``rel`` from the preset's ``checksums.json`` (which
+    lists every bundle file, ``bundle.json`` included): no file is read twice."""
+    from rnnzoo.export.integrity import CHECKSUMS_FILE as BUNDLE_SUMS
+    from rnnzoo.export.integrity import digest_of
+    from rnnzoo.io import read_json
+    from rnnzoo.presets.metadata import CHECKSUMS_FILE
+
+    sums = read_json(directory / CHECKSUMS_FILE, PresetError, "re-download the preset")
+    prefix = f"{rel}/"
+    listed = {k[len(prefix):]: v for k, v in sums.items()
+              if k.startswith(prefix) and k != prefix + BUNDLE_SUMS}
+    return digest_of(listed)
+
+
+def check_recorded_digest(directory: Path, rel: str, recorded: str) -> None:
+    """Refuse a verified preset whose bundle is not the one ``metadata.json`` records (the
+    digest a user pins comes from there, so it must be what loads)."""
+    found = preset_bundle_digest(directory, rel)
+    if found != recorded:
+        raise PresetError(f"{directory}: metadata.json records bundle digest {recorded[:12]}... "
+                          f"for {rel}, but its files give {found[:12]}...; the preset was "
+                          "assembled from different bundles (re-create it, or re-download it)")
 
 
 def choose_backend(backend: str | None, meta: Mapping[str, Any], needs_keras: bool) -> str:

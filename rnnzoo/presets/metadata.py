@@ -136,6 +136,10 @@ def _check_kind(kind: str, value: Any) -> str | None:
             if entry is not None and (not isinstance(entry, Mapping)
                                       or entry.get("path") != f"onnx/{precision}"):
                 return f"{precision}: expected {{'path': 'onnx/{precision}', ...}}"
+            digest = entry.get("digest") if entry is not None else None
+            if digest is not None and (not isinstance(digest, str)
+                                       or not SHA256_RE.match(digest)):
+                return f"{precision}.digest: expected the bundle digest (64 hex digits)"
         return None
     raise AssertionError(f"unknown metadata kind {kind!r}")
 
