@@ -130,8 +130,19 @@ def applications_table(page: str = "README.md") -> str:
     return "\n".join(rows) + "\n"
 
 
+def limits_table() -> str:
+    """Every limit of ``rnnzoo.limits`` with its default, what it bounds and how to raise it."""
+    from rnnzoo.limits import describe
+
+    rows = ["| Limit | Default | Bounds | Raise it |", "|---|---|---|---|"]
+    for name, default, doc in describe():
+        rows.append(f"| `{name}` | {default:,} | {doc} | `--limit {name}=N` |")
+    return "\n".join(rows) + "\n"
+
+
 # name -> the block's text for a page (a path in the checkout, for relative links)
 GENERATORS: dict[str, Callable[[str], str]] = {
+    "limits-table": lambda page: limits_table(),
     "rnnzoo-list": lambda page: _console_block("list"),
     "rnnzoo-list-pretrained": lambda page: _console_block("list", "--pretrained"),
     "applications-table": applications_table,

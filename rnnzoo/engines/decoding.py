@@ -7,15 +7,16 @@ that step, so every generative task writes its encode/step logic once for both b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from rnnzoo.engines.base import _UNUSED_RNG, GenerationResult, Sampler, State, StepFn
-from rnnzoo.engines.sampling import get_sampler
+from rnnzoo.engines.sampling import TokenSampler, get_sampler
 
-__all__ = ["GenerationResult", "GraphRunner", "State", "StepFn", "generate", "graph_step"]
+__all__ = ["GenerationResult", "GraphRunner", "State", "StepFn", "generate", "generate_stream",
+           "graph_step"]
 
 
 def generate(
@@ -49,6 +50,32 @@ def generate(
         record=record,
         pad_token=pad_token,
     )
+
+
+def generate_stream(
+    step: StepFn,
+    start_token: int,
+    state: State,
+    max_length: int,
+    end_token: int,
+    sampler: str | Sampler = "greedy",
+    seed: int | np.random.Generator | None = None,
+    **sampler_kwargs: Any,
+) -> Iterator[list[int]]:
+    """``generate`` for one sequence (``state`` of batch 1), as it is decoded: the token
+    samplers yield each token as ``[token]`` when it is chosen (the same loop and random draws
+    as ``generate``, so the tokens are the same); beam search, which knows its best sequence
+    only at the end, yields it once. ``end_token`` is included when produced. Closing the
+    iterator stops the decoding (no step runs for tokens nobody reads)."""
+    chosen = get_sampler(sampler, **sampler_kwargs)
+    rng = _UNUSED_RNG if chosen.deterministic else np.random.default_rng(seed)
+    if isinstance(chosen, TokenSampler):
+        for token in chosen.stream(step, start_token, state, max_length, end_token, rng):
+            yield [token]
+        return
+    out = chosen.run(step, np.array([start_token], np.int32), state, max_length=max_length,
+                     end_token=end_token, rng=rng)
+    yield out.sequences()[0]
 
 
 # ---------------------------------------------------------------------------------------------

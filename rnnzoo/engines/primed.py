@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,21 @@ from rnnzoo.engines.decoding import GraphRunner, State, StepFn, graph_step
 from rnnzoo.engines.stream import Stream
 from rnnzoo.errors import DataError, short_repr
 
-__all__ = ["BundleStates", "PrimedGenerator", "add_generation_arguments", "generation_request",
-           "held_out", "int8_gate", "int8_report", "prime_steps", "sample_primed",
+__all__ = ["BundleStates", "PrimedGenerator", "add_generation_arguments", "check_seed",
+           "generation_request",
+           "held_out", "int8_gate", "int8_report", "iter_primed", "prime_steps", "sample_primed",
            "steps_and_temperature"]
 
 Choose = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def check_seed(seed: Any) -> int | None:
+    """A generation call's ``seed``: None or an integer >= 0 (what ``np.random.default_rng``
+    takes), else a ``DataError`` before any work (numpy would raise a TypeError mid-call)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise DataError(f"seed: expected an integer >= 0 or None, found {short_repr(seed)}")
+    return seed
 
 
 def prime_steps(step: StepFn, state: State, feed: np.ndarray) -> tuple[np.ndarray, State]:
@@ -43,21 +53,29 @@ def prime_steps(step: StepFn, state: State, feed: np.ndarray) -> tuple[np.ndarra
     return logits, state
 
 
+def iter_primed(step: StepFn, state: State, logits: np.ndarray, steps: int, choose: Choose,
+                rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The sampling loop, one draw at a time: ``steps`` draws ``choose(logits, rng)`` (one array
+    ``[B, ...]`` each), each fed back through ``step`` except the last (no step is run for
+    logits nobody reads). ``logits`` are those after the prompt. Stopping the iteration stops
+    the loop: what ``generate(stream=True)`` yields from, and ``sample_primed`` collects."""
+    for t in range(steps):
+        chosen = choose(logits, rng)
+        yield chosen
+        if t + 1 < steps:
+            logits, state = step(chosen, state)
+
+
 def sample_primed(step: StepFn, state: State, logits: np.ndarray, steps: int, choose: Choose,
                   rng: np.random.Generator,
                   on_sample: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
-    """The sampling loop: ``steps`` draws ``choose(logits, rng)`` (one array ``[B, ...]`` per
-    step), each fed back through ``step`` except the last (no step is run for logits nobody
-    reads). ``logits`` are those after the prompt. ``on_sample`` sees each draw as it is made
-    (streaming). Returns the draws stacked along axis 1: ``[B, steps, ...]``."""
+    """``iter_primed``'s draws stacked along axis 1: ``[B, steps, ...]``. ``on_sample`` sees
+    each draw as it is made."""
     out = []
-    for t in range(steps):
-        chosen = choose(logits, rng)
+    for chosen in iter_primed(step, state, logits, steps, choose, rng):
         out.append(chosen)
         if on_sample is not None:
             on_sample(chosen)
-        if t + 1 < steps:
-            logits, state = step(chosen, state)
     return np.stack(out, axis=1)
 
 
@@ -94,8 +112,14 @@ class PrimedGenerator(abc.ABC):
         return Stream(self.step, self.initial_state(batch))
 
     def _decoder_step(self) -> StepFn:
-        """The one-step ``decoder`` graph as a ``step(inputs, state)`` function."""
-        return graph_step(self._runner(), "decoder")
+        """The one-step ``decoder`` graph as a ``step(inputs, state)`` function, made once per
+        runner: a stream calls it per step, and a step function checks its feeds only on its
+        first call."""
+        runner = self._runner()
+        cached = getattr(self, "_decoder_step_cache", None)
+        if cached is None or cached[0] is not runner:
+            cached = self._decoder_step_cache = (runner, graph_step(runner, "decoder"))
+        return cached[1]
 
 
 class BundleStates:

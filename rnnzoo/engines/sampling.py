@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import abc
 import difflib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
 from rnnzoo.engines.base import (
+    _UNUSED_RNG,
     GenerationResult,
     Sampler,
+    State,
+    StepFn,
     _categorical,
     _check_int,
     _check_logits,
@@ -26,6 +30,7 @@ from rnnzoo.engines.base import (
     _gathered_log_probs,
     _init_params,
     _log_norm,
+    _prepare,
     _recorded_value,
     log_softmax,
 )
@@ -133,40 +138,66 @@ class TokenSampler(Sampler):
         chosen = np.asarray(self.select(logp, rng), dtype=np.int64)
         return chosen, logp[np.arange(logp.shape[0]), chosen]
 
-    def _run(self, step, start, state, max_length, end_token, rng, record, pad_token):
+    def _loop(self, step: StepFn, start: np.ndarray, state: State, max_length: int,
+              end_token: int, rng: np.random.Generator, record: tuple[str, ...]
+              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+        """The batched decoding loop, one yield per step: the input rows that produced a token
+        (``[k]``), their tokens, their log-probabilities and the ``record`` values. Ends after
+        ``max_length`` steps or once every row has produced ``end_token``. ``_run`` collects
+        it; ``stream`` hands a batch-1 caller each token as it is chosen, so a streamed
+        decode is the same decode."""
         n = start.shape[0]
-        out = np.full((n, max_length), pad_token, dtype=np.int32)
-        lengths = np.zeros(n, dtype=np.int32)
-        log_probs = np.zeros(n, dtype=np.float64)
-        done = np.zeros(n, dtype=bool)
         rows = np.arange(n)  # the input row of each row of the step's batch
         live = np.ones(n, dtype=bool)  # rows of the step's batch still decoding
-        rec_steps: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {k: [] for k in record}
         tokens_in = start
-        steps = 0
         for t in range(max_length):
             logits, state = step(tokens_in, state)
-            steps += 1
             chosen, logp = self._choose(_check_logits(logits, rows.size, t, end_token), t, rng)
             chosen = chosen.astype(np.int32)
-            ids = rows[live]
-            out[ids, t] = chosen[live]
-            lengths[ids] += 1
-            log_probs[ids] += logp[live]
-            for key in record:
-                rec_steps[key].append((t, ids, _recorded_value(state, key)[live]))
+            yield (rows[live], chosen[live], logp[live],
+                   {key: _recorded_value(state, key)[live] for key in record})
             ended = live & (chosen == end_token)
             if ended.any():
-                done[rows[ended]] = True
                 live &= ~ended
                 if not live.any():
-                    break
+                    return
             idle = rows.size - int(live.sum())
             if idle and idle >= self.compact_fraction * rows.size:
                 state = {key: np.asarray(value)[live] for key, value in state.items()}
                 rows, chosen = rows[live], chosen[live]
                 live = np.ones(rows.size, dtype=bool)
             tokens_in = np.where(live, chosen, end_token).astype(np.int32)
+
+    def stream(self, step: StepFn, start_token: int, state: State, max_length: int,
+               end_token: int, rng: np.random.Generator | None = None) -> Iterator[int]:
+        """Decode one sequence (``state`` of batch 1) and yield each token as it is chosen,
+        ``end_token`` included when produced: the loop of ``run``, so the tokens are those
+        ``run`` returns for the same rng. Stopping the iteration stops the decoding."""
+        start, state, max_length, end_token, _ = _prepare(
+            np.array([start_token]), state, max_length, end_token, ())
+        if rng is None:
+            rng = _UNUSED_RNG if self.deterministic else np.random.default_rng()
+        for _, chosen, _, _ in self._loop(step, start, state, max_length, end_token, rng, ()):
+            yield int(chosen[0])
+
+    def _run(self, step, start, state, max_length, end_token, rng, record, pad_token):
+        n = start.shape[0]
+        out = np.full((n, max_length), pad_token, dtype=np.int32)
+        lengths = np.zeros(n, dtype=np.int32)
+        log_probs = np.zeros(n, dtype=np.float64)
+        done = np.zeros(n, dtype=bool)
+        rec_steps: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {k: [] for k in record}
+        steps = 0
+        for ids, chosen, logp, values in self._loop(step, start, state, max_length, end_token,
+                                                    rng, record):
+            t = steps
+            steps += 1
+            out[ids, t] = chosen
+            lengths[ids] += 1
+            log_probs[ids] += logp
+            for key in record:
+                rec_steps[key].append((t, ids, values[key]))
+            done[ids[chosen == end_token]] = True
         recorded = {}
         for key, entries in rec_steps.items():
             like = entries[0][2]

@@ -15,29 +15,35 @@ identical greedy outputs; those live here too, once. TF-free.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from rnnzoo.engines.base import Sampler, State, StepFn
+from rnnzoo import limits
+from rnnzoo.engines.base import Sampler, State, StepFn, log_softmax
 from rnnzoo.engines.beam import BeamSampler
-from rnnzoo.engines.decoding import GraphRunner, generate, graph_step
+from rnnzoo.engines.decoding import GraphRunner, generate, generate_stream, graph_step
 from rnnzoo.engines.sampling import get_sampler
-from rnnzoo.errors import ConfigError, DataError, RnnzooError
+from rnnzoo.engines.stream import Stream
+from rnnzoo.errors import ConfigError, DataError, RnnzooError, short_repr
 from rnnzoo.export.bundle import check_count
 from rnnzoo.progress import Progress, add_progress_argument, progress_wanted
 
 __all__ = [
+    "DecoderStreams",
     "DecodingVerb",
     "add_beam_score_argument",
     "add_decoding_arguments",
+    "check_stream",
     "choose_sampler",
     "compare_greedy",
     "decode",
+    "decode_stream",
     "decoding_kwargs",
     "decoding_options",
     "encode_once",
@@ -61,6 +67,7 @@ def choose_sampler(verb: str, vocab: int, vocab_name: str, beam: int | None,
         if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= vocab:
             raise ConfigError(f"beam: expected an integer in [1, {vocab}] ({vocab_name}), "
                               f"got {beam!r}")
+        limits.check("max_beam_width", beam, "beam")
         if sampler not in (None, "beam"):
             raise ConfigError(f"beam={beam} is beam search: drop sampler={sampler!r}, or "
                               "drop beam to sample")
@@ -72,6 +79,8 @@ def choose_sampler(verb: str, vocab: int, vocab_name: str, beam: int | None,
     if isinstance(chosen, BeamSampler) and chosen.width > vocab:
         raise ConfigError(f"beam width: expected an integer in [1, {vocab}] ({vocab_name}), "
                           f"got {chosen.width}")
+    if isinstance(chosen, BeamSampler):
+        limits.check("max_beam_width", chosen.width, "beam width")
     return chosen
 
 
@@ -83,8 +92,10 @@ def decoding_options(verb: str, vocab: int, vocab_name: str, length_unit: str, *
     order) before the model is touched: a bad option is one clear error, not a traceback from
     the middle of a batch."""
     batch_size = check_count("batch_size", batch_size)
+    limits.check("max_batch_size", batch_size, "batch_size")
     if max_length is not None:
         max_length = check_count("max_length", max_length, length_unit)
+        limits.check("max_decode_length", max_length, "max_length")
     chosen = choose_sampler(verb, vocab, vocab_name, beam, sampler, sampler_kwargs, seed)
     return chosen, batch_size, max_length
 
@@ -97,14 +108,18 @@ def encode_once(runner: GraphRunner, feeds: Mapping[str, np.ndarray]) -> State:
     return {k: v for k, v in runner.run("encoder", feeds).items() if k in wanted}
 
 
-def without_tokens(step: StepFn, banned: Sequence[int]) -> StepFn:
-    """``step`` whose logits never choose ``banned`` (e.g. ``<pad>``, ``<s>``, ``<unk>``)."""
+def without_tokens(step: StepFn, banned: Sequence[int], size: int | None = None) -> StepFn:
+    """``step`` whose logits never choose ``banned`` (e.g. ``<pad>``, ``<s>``, ``<unk>``), nor
+    with ``size`` an id from ``size`` on (outputs beyond the fitted vocabulary: the model is
+    sized by a cap, those ids never were targets and have no text)."""
     banned = list(banned)
 
     def wrapped(tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         logits, new = step(tokens, state)
         logits = np.array(logits, dtype=np.float32, copy=True)
         logits[:, banned] = -1e9
+        if size is not None:
+            logits[:, size:] = -1e9
         return logits, new
 
     return wrapped
@@ -113,16 +128,18 @@ def without_tokens(step: StepFn, banned: Sequence[int]) -> StepFn:
 def decode(verb: str, runner: GraphRunner, batches: Iterable[tuple[Sequence[int], State]],
            count: int, *, bos: int, eos: int, max_length: int, sampler: Sampler,
            seed: int | None, attention: bool, banned: Sequence[int] = (),
-           progress: Progress | None = None
+           size: int | None = None, progress: Progress | None = None
            ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Decode every input: ``batches`` yields ``(input indices, encoder state)`` (built lazily,
     one batch at a time); returns the generated ids per input (up to and with ``</s>``) and,
     with ``attention`` and a decoder that outputs it, the attention per generated token
     ``[tokens, memory]`` (else None). The engine's own checks (bad logits, shapes) become a
-    ``DataError`` naming ``verb``. ``progress`` counts the inputs of each decoded batch."""
+    ``DataError`` naming ``verb``. ``progress`` counts the inputs of each decoded batch.
+    ``banned`` ids and, with ``size`` (the fitted vocabulary's), ids from ``size`` on are
+    never chosen."""
     step = graph_step(runner, "decoder")
-    if banned:
-        step = without_tokens(step, banned)
+    if banned or size is not None:
+        step = without_tokens(step, banned, size)
     record = ("attention",) if attention and "attention" in runner.output_names("decoder") \
         else ()
     tokens: list[Any] = [None] * count
@@ -146,12 +163,153 @@ def decode(verb: str, runner: GraphRunner, batches: Iterable[tuple[Sequence[int]
     return tokens, maps
 
 
+def check_stream(verb: str, stream: Any, single: bool, return_attention: Any,
+                 progress: Any) -> None:
+    """``stream=`` of a ``translate``/``caption`` call: a bool, and a stream decodes one input
+    (a server streams one request) without the attention or a progress line."""
+    if not isinstance(stream, bool):
+        raise ConfigError(f"stream: expected True or False, found {stream!r}")
+    if not stream:
+        return
+    if not single:
+        raise ConfigError(f"{verb}(stream=True) decodes one input: pass one, not a list")
+    if return_attention or progress:
+        raise ConfigError(f"{verb}(stream=True): return_attention and progress are for the "
+                          "non-stream call; drop them")
+
+
+def decode_stream(verb: str, runner: GraphRunner, state: Callable[[], State], *, bos: int,
+                  eos: int, max_length: int, sampler: Sampler, seed: int | None,
+                  text: Callable[[list[int]], str], banned: Sequence[int] = (),
+                  size: int | None = None) -> Iterator[str]:
+    """One input decoded as ``decode`` decodes it, yielded as text deltas: after each token
+    the text of the ids so far (``text(ids)``, the non-stream call's own detokenizer) less
+    what was already yielded; the deltas concatenate to the non-stream result. Greedy and
+    sampling yield token by token, beam search the final text once. ``state()`` runs the
+    encoder (batch 1) when the first delta is asked for; closing the iterator stops the
+    decoding. The engine's own checks become a ``DataError`` naming ``verb``."""
+    step = graph_step(runner, "decoder")
+    if banned or size is not None:
+        step = without_tokens(step, banned, size)
+    ids: list[int] = []
+    shown = ""
+    try:
+        for chunk in generate_stream(step, bos, state(), max_length, eos, sampler, seed):
+            ids.extend(chunk)
+            now = text(ids)
+            # The detokenizers only join at the end of the text (punctuation spacing), so the
+            # text so far is a prefix of every later one; a change that is not is held back
+            # until it is (at worst to the end).
+            if len(now) > len(shown) and now.startswith(shown):
+                delta, shown = now[len(shown):], now
+                yield delta
+    except ValueError as exc:  # the decoding engine's own checks
+        if isinstance(exc, RnnzooError):
+            raise
+        raise DataError(f"{verb}: {exc}") from None
+    if shown != text(ids):  # never for this package's detokenizers (tested)
+        raise DataError(f"{verb}: the streamed text {shown!r} is not a prefix of the result "
+                        f"{text(ids)!r}")
+
+
 def user_result(outputs: list, attentions: list, single: bool, return_attention: bool) -> Any:
     """What ``translate``/``caption`` return: one output for one input, else a list; with
     ``return_attention`` the pair ``(outputs, attentions)``."""
     if return_attention:
         return (outputs[0], attentions[0]) if single else (outputs, attentions)
     return outputs[0] if single else outputs
+
+
+class DecoderStreams(abc.ABC):
+    """``stream(source)``, ``initial_state(source)`` and ``step(x, state)`` of an attention
+    decoder (translation, captioning): the decoder of one input, fed target tokens one at a
+    time (``step("<s>")`` first, then the words chosen), returning the next-token
+    probabilities aligned with ``vocabulary``. The state is the decoder's recurrent state plus
+    the encoder's outputs it attends to, so a stream can be copied to try other words (the
+    decoder graph once per token, as ``translate``/``caption`` decode)."""
+
+    @abc.abstractmethod
+    def _runner(self) -> GraphRunner:
+        """The graphs to decode with."""
+
+    @abc.abstractmethod
+    def _encode_one(self, source: Any) -> State:
+        """The encoder's state (batch 1) for one input, as the non-stream call encodes it."""
+
+    @abc.abstractmethod
+    def _target_ids(self, text: str) -> list[int]:
+        """Target words (no special tokens) -> ids, as the training targets were read."""
+
+    @property
+    @abc.abstractmethod
+    def vocabulary(self) -> list[str]:
+        """The target tokens in output order: ``step``'s probabilities are aligned with it."""
+
+    @abc.abstractmethod
+    def _vocabulary_size(self) -> int:
+        """``len(vocabulary)`` without copying it (per step)."""
+
+    def initial_state(self, source: Any) -> State:
+        """The state before the first target token: the encoder's outputs for ``source``
+        (one input: a text to translate, an image to caption)."""
+        state = self._encode_one(source)
+        return {n: state[n] for n in self._runner().input_names("decoder")[1:]}
+
+    def _ids(self, x: Any) -> tuple[np.ndarray, bool]:
+        """``([B, T] int32 ids, batched)`` of target tokens: words (``<s>``/``</s>`` as
+        themselves) or ids ``[T]`` / ``[B, T]``."""
+        if isinstance(x, str):
+            index = {w: i for i, w in enumerate(self.vocabulary)}
+            ids = []
+            for piece in x.split():
+                ids += [index[piece]] if piece in ("<s>", "</s>") and piece in index \
+                    else self._target_ids(piece)
+            arr, batched = np.asarray([ids], np.int64).reshape(1, -1), False
+        else:
+            arr = np.asarray(x)
+            batched = arr.ndim == 2
+            if arr.ndim == 1:
+                arr = arr[None]
+            if arr.dtype.kind not in "iu" or arr.ndim != 2:
+                raise DataError(f"step: expected target words or int ids [time] / [batch, "
+                                f"time], found {short_repr(x)}")
+        if arr.shape[1] == 0:
+            raise DataError("step: nothing to feed (no target token)")
+        size = self._vocabulary_size()
+        if arr.min() < 0 or arr.max() >= size:
+            raise DataError(f"step: ids must be in [0, {size})")
+        return arr.astype(np.int32), batched
+
+    def step(self, x: Any, state: State) -> tuple[np.ndarray, State]:
+        """Feed target tokens ``x`` (words such as ``"<s> where is"``, or ids) from ``state``
+        (from ``initial_state``): the next-token probabilities after the last one, float32
+        aligned with ``vocabulary`` (``[V]``, or ``[B, V]`` for ids ``[B, T]``), and the state
+        after it. These are the model's probabilities over its vocabulary, as ``translate``
+        reads them; ``caption`` also never picks ``<pad>``, ``<s>`` or (by default)
+        ``<unk>``."""
+        ids, batched = self._ids(x)
+        runner = self._runner()
+        cached = getattr(self, "_stream_step", None)
+        if cached is None or cached[0] is not runner:
+            cached = self._stream_step = (runner, graph_step(runner, "decoder"))
+        keys = list(state)
+        logits = None
+        try:
+            for t in range(ids.shape[1]):
+                logits, state = cached[1](ids[:, t], state)
+        except KeyError as exc:
+            raise DataError(f"step: state has no {exc}; start from initial_state(source)") \
+                from None
+        size = self._vocabulary_size()  # outputs beyond the fitted vocabulary: never chosen
+        logits = np.array(logits, dtype=np.float64)
+        logits[:, size:] = -np.inf
+        probs = np.exp(log_softmax(logits))[:, :size].astype(np.float32)
+        return (probs if batched else probs[0]), {k: state[k] for k in keys}
+
+    def stream(self, source: Any) -> Stream:
+        """A :class:`rnnzoo.engines.stream.Stream` over ``step`` from
+        ``initial_state(source)``."""
+        return Stream(self.step, self.initial_state(source))
 
 
 # -- command line and reports -----------------------------------------------------------------

@@ -78,6 +78,8 @@ def ridge_readout(states: np.ndarray, targets: np.ndarray, ridge: float
 class Task(ForecastingTask):
     """An echo-state forecaster: reservoir states -> ridge readout of the next steps."""
 
+    streams = True  # the forecast is the readout of the reservoir's state
+
     def build_model(self) -> Any:
         import keras
 
@@ -102,6 +104,24 @@ class Task(ForecastingTask):
     @property
     def reservoir(self) -> Any:
         return self.model.get_layer("reservoir")
+
+    def stream_graph(self) -> tuple[Any, list[str]]:
+        """The reservoir from a given state (``state_0``, its ``units`` values) over the rows,
+        then the readout: the forecast after the last row and the state it leaves. The
+        reservoir's recurrence is a GRU or simple RNN layer, whose output is its state."""
+        model = self.model
+        cached = getattr(self, "_stream", None)
+        if cached is None or cached[0] is not model:
+            import keras
+
+            window = keras.Input((None, self.num_inputs), dtype="float32", name="window")
+            state = keras.Input((self.config.model.units,), dtype="float32", name="state_0")
+            states = self.reservoir.rnn(window, initial_state=[state])
+            last = states[:, -1, :]
+            out = model.get_layer("forecast")(model.get_layer("readout")(last))
+            graph = keras.Model([window, state], [out, last], name="esn_step")
+            self._stream = cached = (model, graph)
+        return cached[1], ["forecast", "new_state_0"]
 
     def datasets(self, data: ForecastData, batch_size: int, seed: int, bucketing: bool,
                  fixed_length: bool) -> tuple[Any, Any, int]:

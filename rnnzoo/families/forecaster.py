@@ -57,8 +57,10 @@ class Task(ForecastingTask):
         if m.normalize != "none":
             x, ref = LastValueShift(m.normalize, name="shift")(window)
         seq2seq = m.decoder == "seq2seq"
+        # a streaming forecaster (see stream_graph) returns the encoder's state as well
         encoded = RecurrentStack.from_model_config(m, return_sequences=seq2seq,
-                                                   return_state=seq2seq, name="encoder")(x)
+                                                   return_state=seq2seq or self.streams,
+                                                   name="encoder")(x)
         if seq2seq:
             enc_seq, states = encoded
             queries = HorizonQueries(d.horizon, m.units, name="queries")(window)
@@ -72,7 +74,7 @@ class Task(ForecastingTask):
                 h = keras.layers.Dropout(m.dropout, name="dropout")(h)
             out = keras.layers.Dense(n_out, dtype="float32", name="forecast_steps")(h)
         else:
-            h = encoded
+            h = encoded[0] if self.streams else encoded
             if m.dropout:
                 h = keras.layers.Dropout(m.dropout, name="dropout")(h)
             if m.hidden_units:
@@ -83,6 +85,37 @@ class Task(ForecastingTask):
             out = AddReference(self.target_index, name="unshift")(out, ref)
         out = keras.layers.Identity(name="forecast", dtype="float32")(out)
         return keras.Model(window, out, name=self.config.name)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the forecast is a function of the encoder's state alone: no per-window
+        normalisation (the rows are z-scored with the training split's statistics) and the
+        direct head. Then a series can be fed one observation at a time."""
+        m = self.config.model
+        return m.normalize == "none" and m.decoder == "direct"
+
+    def stream_graph(self) -> tuple[Any, list[str]] | None:
+        """With ``streams``: the encoder from given states over the rows, then the head."""
+        if not self.streams:
+            return None
+        model = self.model
+        cached = getattr(self, "_stream", None)
+        if cached is None or cached[0] is not model:
+            import keras
+
+            m = self.config.model
+            encoder = model.get_layer("encoder")
+            window = keras.Input((None, self.num_inputs), dtype="float32", name="window")
+            states = [keras.Input((m.units,), dtype="float32", name=f"state_{i}")
+                      for i in range(encoder.states_per_layer * m.num_layers)]
+            h, new = encoder(window, initial_state=states)
+            names = {layer.name for layer in model.layers}
+            for name in ("hidden", "forecast_flat", "forecast_steps", "forecast"):
+                if name in names:  # dropout is inert at inference
+                    h = model.get_layer(name)(h)
+            graph = keras.Model([window, *states], [h, *new], name="forecaster_step")
+            self._stream = cached = (model, graph, len(states))
+        return cached[1], ["forecast", *[f"new_state_{i}" for i in range(cached[2])]]
 
 
 # -- test support: the registry-generated tests build every entry with these ---------------------

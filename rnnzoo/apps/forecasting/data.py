@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from rnnzoo import limits
 from rnnzoo.config import rule
 from rnnzoo.data.splits import HeldOutFractions
 from rnnzoo.errors import ConfigError, DataError, short_repr
@@ -146,6 +147,9 @@ class Series(NamedTuple):
     first_line: int
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def read_series(path: str | os.PathLike, columns_for: Any, date_column: str = "date") -> Series:
     """Read a CSV time series; ``columns_for(header) -> columns`` picks the value columns.
 
@@ -177,6 +181,7 @@ def read_series(path: str | os.PathLike, columns_for: Any, date_column: str = "d
         index = [header.index(c) for c in columns]
         date_index = header.index(date_column) if date_column else None
         rows: list[list[float]] = []
+        max_rows = limits.current().max_series_length
         dates: list[dt.datetime] = []
         line = 1
         try:
@@ -201,6 +206,10 @@ def read_series(path: str | os.PathLike, columns_for: Any, date_column: str = "d
                         raise DataError(f"{path}, line {line}, column {col!r}: missing value "
                                         f"({text or 'empty'}); fill or drop the gap (forecasting "
                                         "needs evenly spaced complete rows)")
+                    if abs(value) > FLOAT32_MAX:  # 1e308 would become inf in the model
+                        raise DataError(f"{path}, line {line}, column {col!r}: {text} is "
+                                        "outside the float32 range (magnitude at most 3.4e+38) "
+                                        "the model computes in; fix the value")
                     values.append(value)
                 if date_index is not None:
                     when = parse_date(row[date_index])
@@ -214,6 +223,8 @@ def read_series(path: str | os.PathLike, columns_for: Any, date_column: str = "d
                             f"than the previous row's {dates[-1]}; sort the file by date and "
                             "drop duplicate rows")
                     dates.append(when)
+                if len(rows) >= max_rows:  # stop at the limit, before reading on
+                    limits.check("max_series_length", len(rows) + 1, f"{path}: rows")
                 rows.append(values)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"{path}, line {line + 1}: not a UTF-8 CSV line ({exc})") from None

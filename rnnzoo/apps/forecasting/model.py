@@ -8,6 +8,7 @@ graph. TensorFlow is imported inside functions only.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,9 @@ from rnnzoo.apps.forecasting.data import (
     load_forecast_data,
     windows,
 )
-from rnnzoo.apps.forecasting.inference import _Forecaster
+from rnnzoo.apps.forecasting.inference import STEP_FILE, STREAM_GRAPH, _Forecaster, no_stream
 from rnnzoo.config import EntryConfig
-from rnnzoo.errors import DataError, RunDirError
+from rnnzoo.errors import ConfigError, DataError, RunDirError
 from rnnzoo.export.bundle import MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.io import atomic_write_text
@@ -141,15 +142,43 @@ class ForecastingTask(_Forecaster, Task):
     def metrics(self) -> list:
         return ["mae"]
 
+    # Whether ``stream_graph`` gives a graph (read from the config alone: no model is built).
+    streams: bool = False
+
+    def stream_graph(self) -> tuple[Any, list[str]] | None:
+        """``(Keras model, output names)`` of the exported ``step`` graph: ``window`` (z-scored
+        rows ``[batch, time, columns]``, one or more) and the recurrent states ``state_<i>``
+        ``[batch, width]`` -> ``forecast`` after the last row and ``new_state_<i>``; the state
+        goes on where the rows stop, so a series is fed one observation at a time. None (the
+        default) where a forecast reads the whole window at once (per-window normalisation,
+        an attention decoder over the window)."""
+        return None
+
     # -- inference and evaluation ---------------------------------------------------------------
     def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
         self.require_fitted()
         return self.keras_graphs().run("model", {"window": x})["forecast"]
 
+    def _stream_graph(self) -> tuple[Callable[[dict], dict], dict[str, int]]:
+        self.require_fitted()
+        graphs = self.keras_graphs()
+        spec = graphs.specs.get(STREAM_GRAPH)
+        if spec is None:
+            raise ConfigError(no_stream(self.name))
+        widths = {i.name: int(i.shape[1]) for i in spec.inputs if i.kind == "state"}
+        return lambda feeds: graphs.run(STREAM_GRAPH, feeds), widths
+
     # -- export ---------------------------------------------------------------------------------
     def _graph_specs(self) -> list[GraphSpec]:
         window = InputSpec("window", "features", ("batch", "time", self.num_inputs))
-        return [GraphSpec("model", MODEL_FILE, self.model, [window], ["forecast"])]
+        specs = [GraphSpec("model", MODEL_FILE, self.model, [window], ["forecast"])]
+        stream = self.stream_graph()
+        if stream is not None:
+            fn, outputs = stream
+            states = [InputSpec(t.name, "state", ("batch", int(t.shape[-1])))
+                      for t in fn.inputs[1:]]
+            specs.append(GraphSpec(STREAM_GRAPH, STEP_FILE, fn, [window, *states], outputs))
+        return specs
 
     def _export_preprocessing(self) -> dict:
         return {"preprocessor": f"assets/{ASSET_FILE}", "lookback": self.lookback,

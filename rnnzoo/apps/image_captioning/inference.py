@@ -17,10 +17,18 @@ from typing import Any
 import numpy as np
 
 from rnnzoo.apps.image_captioning.data import ASSET_TOKENIZER, CaptionerPreprocessor, as_images
-from rnnzoo.data.captions import require_pillow
+from rnnzoo.data.captions import decode_image, require_pillow
 from rnnzoo.data.tokenizer import BOS, EOS, UNK, WordTokenizer
 from rnnzoo.engines.decoding import GraphRunner
-from rnnzoo.engines.seq2seq import decode, decoding_options, encode_once, user_result
+from rnnzoo.engines.seq2seq import (
+    DecoderStreams,
+    check_stream,
+    decode,
+    decode_stream,
+    decoding_options,
+    encode_once,
+    user_result,
+)
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleError, BundleRuntime
 from rnnzoo.extras import require_module
@@ -55,9 +63,9 @@ def score_captions(hyps: Sequence[str], refs: Sequence[Sequence[str]], label: st
     return report
 
 
-class _Captioner(abc.ABC):
-    """``caption``, ``encode_features`` and ``evaluate`` written once over a
-    :class:`GraphRunner` (Keras graphs or a bundle)."""
+class _Captioner(DecoderStreams):
+    """``caption``, ``encode_features``, ``evaluate`` and the decoder's stream written once
+    over a :class:`GraphRunner` (Keras graphs or a bundle)."""
 
     preprocessor: CaptionerPreprocessor
 
@@ -65,11 +73,32 @@ class _Captioner(abc.ABC):
     def _runner(self) -> GraphRunner:
         """The graphs to decode with."""
 
+    # -- the decoder's stream (rnnzoo.engines.seq2seq.DecoderStreams) ---------------------------
+    @property
+    def vocabulary(self) -> list[str]:
+        """The caption tokens in output order (``step``'s probabilities are aligned with it)."""
+        return list(self.preprocessor.tokenizer.vocab)
+
+    def _vocabulary_size(self) -> int:
+        return len(self.preprocessor.tokenizer.vocab)
+
+    def _encode_one(self, source: Any) -> dict[str, np.ndarray]:
+        items, single = as_images(source, "source")
+        if not single:
+            raise DataError("source: expected one image (a path, a Pillow image or pixels "
+                            "[H, W, 3])")
+        runner = self._runner()
+        return encode_once(runner, {"image": self.preprocessor.pixels(items)})
+
+    def _target_ids(self, text: str) -> list[int]:
+        index = self.preprocessor.tokenizer.index
+        return [index.get(w, 1) for w in self.preprocessor.words(text)]
+
     def caption(self, images: Any, beam: int | None = None, sampler: str | None = None,
                 max_length: int | None = None, batch_size: int = 32,
                 return_attention: bool = False, seed: int | None = None,
                 allow_unk: bool = False, progress: bool | Progress = False,
-                **sampler_kwargs: Any) -> Any:
+                stream: bool = False, **sampler_kwargs: Any) -> Any:
         """Caption images (file paths, Pillow images or pixel arrays); ``beam=k`` uses beam
         search, else ``sampler`` (default greedy). One image in, one string out. Decoding
         never picks ``<unk>`` unless ``allow_unk=True`` (then it is left out of the text):
@@ -78,9 +107,12 @@ class _Captioner(abc.ABC):
 
         With ``return_attention=True`` returns ``(captions, [attention [words+1, grid] per
         image])`` (None for a model without attention). ``progress=True``: a progress line on
-        stderr."""
+        stderr. ``stream=True`` (one image): an iterator of the caption's text as it is
+        decoded (word by word; beam search yields the final caption once) whose pieces join
+        to the non-stream result."""
         pre = self.preprocessor
         items, single = as_images(images)
+        check_stream("caption", stream, single, return_attention, progress)
         chosen, batch_size, max_length = decoding_options(
             "caption", pre.tokenizer.vocab_size, "the caption vocabulary", "words per caption",
             beam=beam, sampler=sampler, sampler_kwargs=sampler_kwargs, seed=seed,
@@ -96,11 +128,17 @@ class _Captioner(abc.ABC):
                 yield range(start, start + len(pixels)), encode_once(runner, {"image": pixels})
 
         banned = [0, bos] + ([] if allow_unk else [pre.tokenizer.index[UNK]])
+        if stream:
+            pixels = pre.pixels(items)
+            return decode_stream("caption", runner, lambda: encode_once(runner, {"image": pixels}),
+                                 bos=bos, eos=eos, max_length=(max_length or pre.max_length) + 1,
+                                 sampler=chosen, seed=seed, text=pre.decode, banned=banned,
+                                 size=len(pre.tokenizer.vocab))
         with reporting(progress, model_label(self, "caption"), len(items), "images") as bar:
             ids, maps = decode("caption", runner, batches(), len(items), bos=bos, eos=eos,
                                max_length=(max_length or pre.max_length) + 1,  # words, </s>
                                sampler=chosen, seed=seed, attention=return_attention,
-                               banned=banned, progress=bar)
+                               banned=banned, size=len(pre.tokenizer.vocab), progress=bar)
         return user_result([pre.decode(row) for row in ids], maps, single, return_attention)
 
     def encode_features(self, images: Any, batch_size: int = 32,
@@ -164,25 +202,23 @@ class CaptionerRuntime(_Captioner, BundleRuntime):
         and the words. Other options go to ``caption`` (``beam``, ``sampler``, ...). File
         paths are refused (a server must not read its own files for a client)."""
         import base64
-        import io
 
         options = dict(options)
         attention = options.pop("attention", False)
         if not isinstance(attention, bool):
             raise ConfigError(f"attention: expected true or false, found {attention!r}")
-        Image = require_pillow("captioning")
+        require_pillow("captioning")
         images = []
         for i, item in enumerate(instances):
             if isinstance(item, dict) and isinstance(item.get("b64"), str):
                 try:
                     raw = base64.b64decode(item["b64"], validate=True)
-                    with Image.open(io.BytesIO(raw)) as opened:
-                        opened.load()
-                        images.append(opened.copy())
-                except (ValueError, OSError, SyntaxError) as exc:
-                    raise DataError(f"instances[{i}]: cannot decode the image ({exc})") from None
+                except ValueError:
+                    raise DataError(f"instances[{i}]: b64 is not base64") from None
+                # The size is checked from the header before decoding (max_image_pixels).
+                images.append(decode_image(raw, f"instances[{i}]"))
             elif isinstance(item, list):
-                images.append(np.asarray(item))
+                images.append(item)  # checked (shape, size, numbers) by preprocess_image
             else:
                 raise DataError(f"instances[{i}]: expected {{\"b64\": <base64 image file>}} or "
                                 f"a nested list of pixels, found {type(item).__name__}")

@@ -13,6 +13,7 @@ happen inside the functions that need them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from rnnzoo.config import rule
 from rnnzoo.data.splits import HeldOutFractions, Splits
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.extras import require_module
+from rnnzoo.io.inputs import midi_within_limits
 
 NUM_KEYS = 88
 LOWEST_PITCH = 21  # A0; key k is MIDI pitch 21 + k
@@ -213,8 +215,13 @@ def read_midi(path: str | os.PathLike, steps_per_quarter: int = 4, program: int 
     covers the steps from its rounded start to its rounded end (at least one step)."""
     pretty_midi = _pretty_midi()
     path = Path(path)
+    # Length in seconds and frames from the event times, before pretty_midi builds its tick
+    # table and this function a roll (rnnzoo.limits: a tiny file can hold hour-long notes).
+    midi = midi_within_limits(path, steps_per_quarter)
     try:
-        pm = pretty_midi.PrettyMIDI(str(path))
+        pm = (pretty_midi.PrettyMIDI(mido_object=midi) if "mido_object" in
+              inspect.signature(pretty_midi.PrettyMIDI).parameters
+              else pretty_midi.PrettyMIDI(str(path)))
     except Exception as exc:  # noqa: BLE001 - mido/pretty_midi raise many types on bad bytes
         raise DataError(f"{path}: not a MIDI file pretty_midi can read ({_short(exc)}); give a "
                         "Standard MIDI File (.mid)") from None

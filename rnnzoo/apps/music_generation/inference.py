@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from rnnzoo import limits
 from rnnzoo.apps.music_generation.data import (
     NUM_KEYS,
     MusicPreprocessor,
@@ -37,7 +38,9 @@ from rnnzoo.engines.decoding import StepFn
 from rnnzoo.engines.primed import (
     BundleStates,
     PrimedGenerator,
+    check_seed,
     generation_request,
+    iter_primed,
     prime_steps,
     sample_primed,
 )
@@ -178,9 +181,17 @@ class _MusicGenerator(PrimedGenerator):
                                                                    dict[str, np.ndarray]]:
         """Feed piano-roll frames ``x`` from ``state`` (from ``initial_state``), through the
         one-step ``decoder`` graph as ``generate`` does: one frame ``[88]`` or a chunk
-        ``[n, 88]`` (batch 1), or ``[B, n, 88]``; binary values. Returns the next-frame key
-        probabilities (float32 ``[88]``, ``[B, 88]`` for a batch) and the state."""
-        arr = np.asarray(x)
+        ``[n, 88]`` (batch 1), or ``[B, n, 88]``; binary values; or, as a primer, a list of
+        pitch lists (one per frame). Returns the next-frame key probabilities (float32
+        ``[88]``, ``[B, 88]`` for a batch) and the state."""
+        if isinstance(x, (list, tuple)) and x and all(isinstance(r, (list, tuple)) for r in x) \
+                and not all(len(r) == NUM_KEYS for r in x):
+            x = pitches_to_roll(list(x), "step(x)")
+        try:
+            arr = np.asarray(x)
+        except ValueError:
+            raise DataError("step(x): expected a frame [88], frames [n, 88], a batch "
+                            "[batch, n, 88] or pitch lists, found ragged rows") from None
         batched = arr.ndim == 3
         if arr.ndim == 1:
             arr = arr[None]
@@ -192,25 +203,44 @@ class _MusicGenerator(PrimedGenerator):
 
     def generate(self, steps: int = DEFAULT_STEPS, primer: Any = None, temperature: float = 1.0,
                  seed: int | None = None, include_primer: bool = False,
-                 num_samples: int | None = None) -> np.ndarray:
+                 num_samples: int | None = None, stream: bool = False
+                 ) -> np.ndarray | Iterator[np.ndarray]:
         """Sample ``steps`` frames (uint8 roll ``[steps, 88]``; ``[num_samples, steps, 88]``
         when ``num_samples`` is given), Bernoulli per key at ``temperature`` from
         ``np.random.default_rng(seed)``, after the start frame and the ``primer`` (a roll, pitch
-        lists or a MIDI file). The primer is returned too only with ``include_primer``."""
+        lists or a MIDI file). The primer is returned too only with ``include_primer``.
+        ``stream=True``: an iterator of the frames as they are sampled (uint8 ``[88]``, or
+        ``[num_samples, 88]``; stacked, the roll the call returns without it); closing it
+        stops the sampling."""
+        if not isinstance(stream, bool):
+            raise DataError(f"stream: expected True or False, found {stream!r}")
         steps = _check_int("steps", steps, 1)
+        limits.check("max_generation_steps", steps, "steps")
         temperature = _check_temperature(temperature)
         n = 1 if num_samples is None else _check_int("num_samples", num_samples, 1)
+        limits.check("max_batch_size", n, "num_samples")
+        check_seed(seed)
         prime = (np.zeros((0, NUM_KEYS), np.uint8) if primer is None
                  else self.as_roll(primer))
         feed = np.concatenate([np.zeros((1, NUM_KEYS), np.int32), prime.astype(np.int32)])
         feed = np.ascontiguousarray(np.broadcast_to(feed, (n, *feed.shape)))
-        rng = np.random.default_rng(seed)
-        out = sample_frames(self._decoder_step(), self._zero_state(n), feed, steps,
-                            temperature, rng)
-        out = out.astype(np.uint8)
-        if include_primer:
-            out = np.concatenate([np.broadcast_to(prime, (n, *prime.shape)), out], axis=1)
-        return out[0] if num_samples is None else out
+
+        single = num_samples is None
+
+        def frames() -> Iterator[np.ndarray]:  # [88], or [n, 88] with num_samples
+            if include_primer:
+                for frame in prime:
+                    yield frame.copy() if single else np.repeat(frame[None], n, axis=0)
+            step = self._decoder_step()
+            logits, state = prime_steps(step, self._zero_state(n), feed)
+            rng = np.random.default_rng(seed)
+            for chosen in iter_primed(step, state, logits, steps,
+                                      lambda z, rng: sample_keys(z, temperature, rng), rng):
+                yield chosen[0].astype(np.uint8) if single else chosen.astype(np.uint8)
+
+        if stream:
+            return frames()
+        return np.stack(list(frames()), axis=-2)
 
 
 class MusicGeneratorRuntime(BundleStates, _MusicGenerator, BundleRuntime):
@@ -261,6 +291,11 @@ class MusicGeneratorRuntime(BundleStates, _MusicGenerator, BundleRuntime):
                     primer.write_bytes(data)
                 try:
                     roll = self.generate(primer=primer, **args)
+                except limits.LimitError as exc:  # the same error (413), naming the field
+                    if isinstance(primer, Path):
+                        exc.args = (str(exc).replace(str(primer),
+                                                     f"{where}: primer_midi_base64"),)
+                    raise
                 except DataError as exc:  # name the field, not the temporary file
                     if not isinstance(primer, Path):
                         raise

@@ -138,6 +138,19 @@ class MusicGenerationTask(_MusicGenerator, Task):
                 "steps_per_quarter": self.preprocessor.steps_per_quarter,
                 "program": self.preprocessor.program}
 
+    def _stream_manifest(self) -> dict:
+        """Facts for ``bundle.json``'s ``stream`` (rnnzoo.export.streamspec): a piece starts
+        from the all-zero frame, and each logit is one key's own sigmoid (not a softmax)."""
+        return {"decoder": {
+            "start": {"input": "frame", "feed": "zeros",
+                      "note": "from the initial state, feed the all-zero start frame, then "
+                              "each frame (multi-hot, 1 = key held)"},
+            "keys": {"input": "frame", "output": "logits", "count": NUM_KEYS,
+                     "lowest_pitch": LOWEST_PITCH, "activation": "sigmoid",
+                     "note": "position k is MIDI pitch lowest_pitch + k; sigmoid(logit) is the "
+                             "probability that the key is held in the next frame"},
+        }}
+
     def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes the model: frame NLL of both (on ``eval_data``'s test split
         when given, else on random sparse rolls) and the largest probability drift."""

@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from rnnzoo import limits
 from rnnzoo.apps.text_generation.data import ASSET_FILE, LN2, CharVocab
-from rnnzoo.engines.primed import BundleStates, PrimedGenerator, generation_request, sample_primed
+from rnnzoo.engines.primed import (
+    BundleStates,
+    PrimedGenerator,
+    check_seed,
+    generation_request,
+    iter_primed,
+)
 from rnnzoo.engines.sampling import (
     GreedySampler,
     TemperatureSampler,
@@ -35,6 +42,7 @@ from rnnzoo.engines.sampling import (
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts
 from rnnzoo.io import read_json
+from rnnzoo.io.inputs import check_text
 from rnnzoo.progress import Progress, model_label, reporting
 
 DEFAULT_STEPS = 200
@@ -68,6 +76,7 @@ def _check_steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise DataError(f"steps: expected an integer >= 1 (characters to generate), got "
                         f"{steps!r}")
+    limits.check("max_generation_steps", int(steps), "steps")
     return int(steps)
 
 
@@ -90,6 +99,7 @@ class _TextGenerator(PrimedGenerator):
         return out["logits"][0], {n: out[f"new_{n}"] for n in state}
 
     def _encode_user(self, text: str, where: str, strict: bool) -> np.ndarray:
+        check_text(text, where)
         text = self.preprocessor.from_user(text)
         if strict:
             unknown = self.preprocessor.unknown(text)
@@ -189,31 +199,52 @@ class _TextGenerator(PrimedGenerator):
 
     def generate(self, prompt: str = "", steps: int = DEFAULT_STEPS, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 on_text: Callable[[str], Any] | None = None) -> str:
+                 on_text: Callable[[str], Any] | None = None,
+                 stream: bool = False) -> str | Iterator[str]:
         """``steps`` characters continuing ``prompt`` (returned without the prompt), sampled
         with the shared samplers (temperature 0: greedy; ``top_k``; ``top_p``) from
         ``np.random.default_rng(seed)``: the same seed gives the same text, on Keras and on
-        the runtime. ``on_text`` receives each character as it is generated (streaming).
+        the runtime. ``on_text`` receives each character as it is generated.
+        ``stream=True``: an iterator of the characters as they are sampled (joined, the text
+        the call returns without it); closing it stops the sampling.
         A prompt character outside the vocabulary is a DataError."""
+        if not isinstance(stream, bool):
+            raise DataError(f"stream: expected True or False, found {stream!r}")
+        pieces = self._pieces(prompt, steps, temperature, top_k, top_p, seed)
+        if stream:
+            return pieces
+        out = []
+        for piece in pieces:
+            out.append(piece)
+            if on_text is not None:
+                on_text(piece)
+        return "".join(out)
+
+    def _pieces(self, prompt: Any, steps: Any, temperature: Any, top_k: Any, top_p: Any,
+                seed: Any) -> Iterator[str]:
+        """``generate``'s characters one at a time: the arguments are checked now, the
+        prompt is run and the characters sampled as the iterator is read."""
         if not isinstance(prompt, str):
             raise DataError(f"prompt: expected a string, found {type(prompt).__name__}")
         steps = _check_steps(steps)
+        check_seed(seed)
         sampler = choose_sampler(temperature, top_k, top_p)
         ids = self._encode_user(prompt, "prompt", strict=True)
         feed = np.concatenate([[self.preprocessor.start_id], ids]).astype(np.int32)
-        logits, state = self._run_chunk(feed, self._zero_state(1))
-        rng = np.random.default_rng(seed)
+        pre = self.preprocessor
 
         def choose(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             return np.asarray(sampler.select(log_softmax(self._masked(logits)), rng),
                               dtype=np.int32)
 
-        def show(chosen: np.ndarray) -> None:
-            on_text(self.preprocessor.to_user(self.preprocessor.decode([int(chosen[0])])))
+        def sample() -> Iterator[str]:
+            logits, state = self._run_chunk(feed, self._zero_state(1))
+            rng = np.random.default_rng(seed)
+            for chosen in iter_primed(self._decoder_step(), state, logits[-1:], steps, choose,
+                                      rng):
+                yield pre.to_user(pre.decode([int(chosen[0])]))
 
-        out = sample_primed(self._decoder_step(), state, logits[-1:], steps, choose, rng,
-                            show if on_text is not None else None)
-        return self.preprocessor.to_user(self.preprocessor.decode(out[0].tolist()))
+        return sample()
 
 
 class TextGeneratorRuntime(BundleStates, _TextGenerator, BundleRuntime):

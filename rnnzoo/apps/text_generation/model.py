@@ -206,6 +206,28 @@ class TextGenerationTask(_TextGenerator, Task):
         return {"charlm": f"assets/{ASSET_FILE}", "vocab_size": self.config.model.vocab_size,
                 "start_symbol": "end of line", "unknown_id": 0}
 
+    def _stream_manifest(self) -> dict:
+        """Facts for ``bundle.json``'s ``stream`` (rnnzoo.export.streamspec) that a caller
+        outside rnnzoo needs: a text starts by feeding the start symbol, and only the first
+        ``count`` logits are characters (the model is sized by ``vocab_size``, a cap), so a
+        user's own softmax slices them off."""
+        vocabulary = f"assets/{ASSET_FILE}"
+        start = self.preprocessor.start_id
+        facts = {}
+        for graph, feed in (("model", "chars"), ("decoder", "char")):
+            facts[graph] = {
+                "start": {"input": feed, "feed": start,
+                          "symbol": self.preprocessor.symbols[start],
+                          "note": "from the initial state, feed this id first (texts begin "
+                                  "after an end of line), then the prompt's ids"},
+                "symbols": {"input": feed, "output": "logits",
+                            "count": self.preprocessor.size, "vocabulary": vocabulary,
+                            "key": "symbols", "unknown_id": 0,
+                            "note": "ids in and output positions index vocabulary[key]; "
+                                    "positions from count on are never characters"},
+            }
+        return facts
+
     def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """bpc of both on up to 20,000 characters of ``eval_data``'s test (else dev) split,
         or on a fixed sample of the vocabulary, and the largest probability drift."""

@@ -20,10 +20,19 @@ from rnnzoo.data.batching import length_sorted_batches
 from rnnzoo.data.parallel import normalize
 from rnnzoo.data.tokenizer import BOS, EOS, WordTokenizer
 from rnnzoo.engines.decoding import GraphRunner
-from rnnzoo.engines.seq2seq import decode, decoding_options, encode_once, user_result
+from rnnzoo.engines.seq2seq import (
+    DecoderStreams,
+    check_stream,
+    decode,
+    decode_stream,
+    decoding_options,
+    encode_once,
+    user_result,
+)
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts, check_tokens
 from rnnzoo.extras import require_module
+from rnnzoo.io.inputs import check_texts
 from rnnzoo.progress import Progress, model_label, reporting
 
 __all__ = ["RUNTIME_CLASS", "TranslatorRuntime", "encode_sources", "score_translations"]
@@ -54,9 +63,9 @@ def score_translations(hyps: Sequence[str], refs: Sequence[str], lowercase: bool
             "examples": [{"hyp": h, "ref": r} for h, r in list(zip(hyps, refs))[:5]]}
 
 
-class _Translator(abc.ABC):
-    """``translate`` and ``evaluate`` written once over a :class:`GraphRunner` (Keras graphs
-    or a bundle)."""
+class _Translator(DecoderStreams):
+    """``translate``, ``evaluate`` and the decoder's stream written once over a
+    :class:`GraphRunner` (Keras graphs or a bundle)."""
 
     preprocessor: TranslatorPreprocessor
 
@@ -64,31 +73,63 @@ class _Translator(abc.ABC):
     def _runner(self) -> GraphRunner:
         """The graphs to decode with."""
 
+    # -- the decoder's stream (rnnzoo.engines.seq2seq.DecoderStreams) ---------------------------
+    @property
+    def vocabulary(self) -> list[str]:
+        """The target tokens in output order (``step``'s probabilities are aligned with it)."""
+        return list(self.preprocessor.target.vocab)
+
+    def _vocabulary_size(self) -> int:
+        return len(self.preprocessor.target.vocab)
+
+    def _encode_one(self, source: Any) -> dict[str, np.ndarray]:
+        if not isinstance(source, str):
+            raise DataError(f"source: expected the text to translate, found "
+                            f"{type(source).__name__}")
+        pre = self.preprocessor
+        tokens = np.asarray([pre.encode_source(source)[: pre.max_length * 2]], np.int32)
+        return encode_sources(self._runner(), tokens)
+
+    def _target_ids(self, text: str) -> list[int]:
+        return self.preprocessor.target.encode(normalize(text, self.preprocessor.lowercase))
+
     def translate(self, texts: Sequence[str] | str, beam: int | None = None,
                   sampler: str | None = None, max_length: int | None = None,
                   batch_size: int = 64, return_attention: bool = False, seed: int | None = None,
-                  progress: bool | Progress = False, **sampler_kwargs: Any) -> Any:
+                  progress: bool | Progress = False, stream: bool = False,
+                  **sampler_kwargs: Any) -> Any:
         """Translate strings; ``beam=k`` uses beam search, else ``sampler`` (default greedy).
 
         With ``return_attention=True`` returns ``(translations, [attention [T, S] per text])``.
-        ``progress=True``: a progress line on stderr.
+        ``progress=True``: a progress line on stderr. ``stream=True`` (one text): an iterator
+        of the translation's text as it is decoded (token by token; beam search yields the
+        final text once) whose pieces join to the non-stream result.
         """
         pre = self.preprocessor
         single = isinstance(texts, str)
+        check_stream("translate", stream, single, return_attention, progress)
         texts = as_texts(texts, "translate")
+        check_texts(texts, "translate")
         chosen, batch_size, max_length = decoding_options(
             "translate", pre.target.vocab_size, "the target vocabulary", "tokens per translation",
             beam=beam, sampler=sampler, sampler_kwargs=sampler_kwargs, seed=seed,
             batch_size=batch_size, max_length=max_length)
         runner = self._runner()
         seqs = [pre.encode_source(t)[: pre.max_length * 2] for t in texts]
+        if stream:
+            tokens = np.asarray([seqs[0]], np.int32)
+            return decode_stream("translate", runner, lambda: encode_sources(runner, tokens),
+                                 bos=pre.target.index[BOS], eos=pre.target.index[EOS],
+                                 max_length=max_length or pre.max_length + 10, sampler=chosen,
+                                 seed=seed, text=pre.decode_target, size=len(pre.target.vocab))
         batches = ((idx, encode_sources(runner, tokens))
                    for idx, tokens in length_sorted_batches(seqs, batch_size))
         with reporting(progress, model_label(self, "translate"), len(texts), "sentences") as bar:
             ids, maps = decode("translate", runner, batches, len(texts),
                                bos=pre.target.index[BOS], eos=pre.target.index[EOS],
                                max_length=max_length or pre.max_length + 10, sampler=chosen,
-                               seed=seed, attention=return_attention, progress=bar)
+                               seed=seed, attention=return_attention,
+                               size=len(pre.target.vocab), progress=bar)
         results = [pre.decode_target(row) for row in ids]
         maps = [m if m is None else m[:, : len(s)] for m, s in zip(maps, seqs)]
         return user_result(results, maps, single, return_attention)

@@ -1,0 +1,205 @@
+"""Generated stream parity (issue #39), from the registry: every entry whose application
+streams (character LMs, music generators, the translators' and captioners' decoders, the
+forecasters that take one observation at a time), built tiny and untrained, exported once.
+On Keras and on the exported ONNX bundle, stepping one element at a time through the graph
+that carries the state gives the whole sequence's outputs (within 1e-4), and a stream's greedy
+continuation equals ``generate(temperature=0)`` / ``translate()`` / ``caption()`` /
+``forecast()``, and ``stream=True`` output joins to the non-stream call's. A new entry of these
+applications is covered without editing this file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnzoo
+from rnnzoo.data.parallel import detokenize
+from rnnzoo.engines.decoding import graph_step
+from rnnzoo.families import family_spec
+from rnnzoo.registry import get_entry, task_from_config
+
+ATOL = 1e-4
+# Speech recognition streams too; its streaming CTC entry has its own parity tests.
+ELSEWHERE = {"speech-recognition"}
+
+
+def _streams(name: str) -> bool:
+    entry = get_entry(name)
+    if entry.task in ("text-generation", "music-generation", "translation",
+                      "image-captioning"):
+        return True
+    return entry.task == "forecasting" and task_from_config(entry).streams
+
+
+ENTRIES = [n for n in rnnzoo.list_models() if _streams(n)]
+
+
+def test_every_streaming_entry_is_covered():
+    """An entry whose model offers ``stream()`` is in ENTRIES (or tested elsewhere): a new
+    streaming application must add its parity check here."""
+    for name in rnnzoo.list_models():
+        entry = get_entry(name)
+        task = task_from_config(entry)
+        if hasattr(task, "stream") and getattr(task, "streams", True) \
+                and entry.task not in ELSEWHERE:
+            assert name in ENTRIES, f"{name} ({entry.task}) streams but has no parity check"
+    assert {"esn_forecaster", "forecaster_lstm_stream", "charlm_lstm"} <= set(ENTRIES)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """``built(name) -> (tiny Keras task, its ONNX runtime)``, each exported once."""
+    from rnnzoo.export import runtime, to_onnx
+
+    root = tmp_path_factory.mktemp("stream_parity")
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            spec = family_spec(get_entry(name).family)
+            task = rnnzoo.create_model(name, **spec.tiny_overrides)
+            data = task.load_data(spec.synthetic_dataset(root / f"{name}_data", n=40), 0)
+            task.adapt(data)
+            if hasattr(task, "fit_readout"):  # an echo-state readout starts at zero
+                task.fit_readout(task.preprocessor.scale(data.split("train")))
+            to_onnx(task, root / name, validate=False)
+            cache[name] = (task, runtime.load(root / name))
+        return cache[name]
+
+    return get
+
+
+def _stepped(runner, graph: str, inputs: np.ndarray, state: dict) -> tuple[list, dict]:
+    """Logits after each of ``inputs[:, t]`` fed one at a time through a one-step graph."""
+    step = graph_step(runner, graph)
+    out = []
+    for t in range(inputs.shape[1]):
+        logits, state = step(inputs[:, t], state)
+        out.append(np.asarray(logits))
+    return out, state
+
+
+def _text(task, model, rng):
+    runner = model._runner()
+    ids = rng.integers(1, model.preprocessor.size, size=(2, 12)).astype(np.int32)
+    zero = model._zero_state(2)
+    whole = runner.run("model", {"chars": ids, **zero})
+    stepped, state = _stepped(runner, "decoder", ids, zero)
+    np.testing.assert_allclose(np.stack(stepped, 1), whole["logits"], atol=ATOL)
+    for n in zero:
+        np.testing.assert_allclose(state[n], whole[f"new_{n}"], atol=ATOL)
+    # the stream's greedy continuation is generate(temperature=0)
+    prompt = "".join(model.vocabulary[i] for i in (1, 2, 1))
+    s = model.stream()
+    p = s.step(prompt)
+    out = []
+    for _ in range(15):
+        out.append(model.vocabulary[int(np.argmax(p))])
+        p = s.step(out[-1])
+    assert "".join(out) == model.generate(prompt, 15, temperature=0)
+    pieces = list(model.generate(prompt, 10, temperature=0.9, seed=1, stream=True))
+    assert len(pieces) == 10 and "".join(pieces) == model.generate(prompt, 10, 0.9, seed=1)
+
+
+def _music(task, model, rng):
+    runner = model._runner()
+    frames = (rng.random((2, 10, 88)) < 0.1).astype(np.int32)
+    feed = np.concatenate([np.zeros((2, 1, 88), np.int32), frames[:, :-1]], axis=1)
+    whole = runner.run("model", {"frames": feed.astype(np.float32)})["logits"]
+    stepped, _ = _stepped(runner, "decoder", feed, model._zero_state(2))
+    np.testing.assert_allclose(np.stack(stepped, 1), whole, atol=ATOL)
+    s = model.stream()
+    p = s.step(frames[0, :3])
+    out = []
+    for _ in range(8):
+        out.append((p > 0.5).astype(np.uint8))
+        p = s.step(out[-1])
+    np.testing.assert_array_equal(np.stack(out),
+                                  model.generate(8, primer=frames[0, :3], temperature=0))
+    streamed = list(model.generate(6, primer=frames[0, :3], seed=2, stream=True))
+    np.testing.assert_array_equal(np.stack(streamed),
+                                  model.generate(6, primer=frames[0, :3], seed=2))
+
+
+def _greedy(model, stream, banned, limit: int) -> list[str]:
+    """The words of a decoder stream's greedy continuation after ``<s>`` (never ``banned``
+    ids, as ``caption`` never picks them), up to ``</s>`` or ``limit`` tokens."""
+    p = stream.step("<s>")
+    words = []
+    for _ in range(limit):
+        p = p.copy()
+        p[list(banned)] = -1
+        word = model.vocabulary[int(np.argmax(p))]
+        if word in ("</s>", "<pad>"):
+            break
+        words.append(word)
+        p = stream.step(np.array([model.vocabulary.index(word)]))
+    return words
+
+
+def _translation(task, model, rng):
+    from rnnzoo.apps.translation.inference import encode_sources
+
+    m = task.config.model
+    source = rng.integers(1, m.src_vocab_size, size=(1, 7)).astype(np.int32)
+    target_in = rng.integers(3, m.tgt_vocab_size, size=(1, 6)).astype(np.int32)
+    target_in[:, 0] = model.preprocessor.target.index["<s>"]
+    whole = np.asarray(task.model([source, target_in], training=False))
+    runner = model._runner()
+    stepped, _ = _stepped(runner, "decoder", target_in, encode_sources(runner, source))
+    np.testing.assert_allclose(np.stack(stepped, 1), whole, atol=ATOL)
+    text = " ".join(model.preprocessor.source.vocab[3:8])
+    assert "".join(model.translate(text, stream=True)) == model.translate(text)
+    sampled = {"sampler": "top_k", "k": 3, "seed": 4}
+    assert "".join(model.translate(text, stream=True, **sampled)) == model.translate(
+        text, **sampled)
+    words = _greedy(model, model.stream(text), banned=(),
+                    limit=model.preprocessor.max_length + 10)
+    shown = [w for w in words if w != "<s>"]  # decode_target leaves the start token out
+    assert detokenize(" ".join(shown)) == model.translate(text)
+
+
+def _captioning(task, model, rng):
+    from rnnzoo.engines.seq2seq import encode_once
+
+    m = task.config.model
+    image = rng.uniform(0, 255, size=(1, m.image_size, m.image_size, 3)).astype(np.float32)
+    target_in = rng.integers(3, m.vocab_size, size=(1, 6)).astype(np.int32)
+    target_in[:, 0] = model.preprocessor.tokenizer.index["<s>"]
+    whole = np.asarray(task.model([target_in, image], training=False))
+    runner = model._runner()
+    stepped, _ = _stepped(runner, "decoder", target_in, encode_once(runner, {"image": image}))
+    np.testing.assert_allclose(np.stack(stepped, 1), whole, atol=ATOL)
+    picture = image[0].astype(np.uint8)
+    assert "".join(model.caption(picture, stream=True)) == model.caption(picture)
+    vocab = model.vocabulary
+    words = _greedy(model, model.stream(picture), banned=(0, 1, vocab.index("<s>")),
+                    limit=model.preprocessor.max_length + 1)
+    assert " ".join(words) == model.caption(picture)
+
+
+def _forecasting(task, model, rng):
+    columns = len(model.preprocessor.columns)
+    window = rng.normal(size=(model.lookback, columns))
+    want = model.forecast(window)
+    s = model.stream()
+    for row in window:
+        got = s.step(row)
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    # a chunk goes on from the state as its rows one at a time do
+    batch = rng.normal(size=(2, model.lookback, columns))
+    y, state = model.step(batch[:, :5], model.initial_state(2))
+    y, state = model.step(batch[:, 5:], state)
+    np.testing.assert_allclose(y, model.forecast(batch), atol=ATOL)
+
+
+CHECKS = {"text-generation": _text, "music-generation": _music, "translation": _translation,
+          "image-captioning": _captioning, "forecasting": _forecasting}
+
+
+@pytest.mark.parametrize("backend", ["keras", "onnx"])
+@pytest.mark.parametrize("name", ENTRIES)
+def test_step_by_step_equals_whole_sequence(name, backend, built):
+    task, bundle = built(name)
+    model = task if backend == "keras" else bundle
+    CHECKS[get_entry(name).task](task, model, np.random.default_rng(0))
