@@ -3,7 +3,8 @@
 
 Numpy only, so the Keras task and the onnxruntime runtime decode with the same code:
 
-* ``ctc_greedy_decode`` and ``ctc_prefix_beam_search``: the decoders;
+* ``ctc_greedy_decode`` and ``ctc_prefix_beam_search``: the decoders; ``ctc_greedy_continue``
+  the best path one piece of frames at a time (streaming), carrying the last frame's label;
 * ``encode_labels``/``decode_labels`` (text <-> ids, 0 the blank), ``check_alphabet``,
   ``score_transcripts`` (label/character error rate and string accuracy of transcripts);
 * ``ctc_training_batches``: length-grouped padded batches of ``(features, mask)`` and labels
@@ -22,15 +23,21 @@ from typing import Any
 
 import numpy as np
 
+from rnnzoo import limits
 from rnnzoo.data.batching import length_sorted_batches
-from rnnzoo.errors import ConfigError, DataError, short_repr
+from rnnzoo.errors import ConfigError, DataError, RnnzooError, short_repr
 from rnnzoo.export.bundle import check_count
 from rnnzoo.metrics import label_error_rate
 from rnnzoo.progress import Progress
 
-__all__ = ["CTCRecognizer", "check_alphabet", "check_beam_width", "ctc_greedy_decode",
-           "ctc_prefix_beam_search", "ctc_training_batches", "decode_labels", "encode_labels",
-           "score_transcripts"]
+__all__ = ["CTCRecognizer", "NotStreamableError", "check_alphabet", "check_beam_width",
+           "ctc_greedy_continue", "ctc_greedy_decode", "ctc_prefix_beam_search",
+           "ctc_training_batches", "decode_labels", "encode_labels", "score_transcripts"]
+
+
+class NotStreamableError(RnnzooError, TypeError):
+    """``stream()`` on a model whose outputs read the whole input (a bidirectional recognizer):
+    it cannot emit anything until the input has ended."""
 
 
 def ctc_greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
@@ -45,6 +52,23 @@ def ctc_greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
     keep = np.ones(len(best), dtype=bool)
     keep[1:] = best[1:] != best[:-1]
     return [int(c) for c in best[keep] if c != blank]
+
+
+def ctc_greedy_continue(log_probs: np.ndarray, last: int = 0, blank: int = 0
+                        ) -> tuple[list[int], int]:
+    """The best path over the next frames of an utterance: ``(labels they add, the last
+    frame's label)``. ``last`` is the label of the frame before them (``blank`` at the start),
+    so a label held across two pieces is emitted once. Over any split of the frames the labels
+    concatenate to ``ctc_greedy_decode`` of all of them: the decoder state of a stream."""
+    lp = np.asarray(log_probs)
+    if lp.ndim != 2:
+        raise ValueError(f"ctc_greedy_continue: expected [frames, classes], got shape "
+                         f"{lp.shape}")
+    if not len(lp):
+        return [], int(last)
+    best = lp.argmax(axis=-1)
+    prev = np.concatenate([[last], best[:-1]])
+    return [int(c) for c, p in zip(best, prev) if c != blank and c != p], int(best[-1])
 
 
 def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: int = 0,
@@ -120,6 +144,7 @@ def check_beam_width(beam_width: Any) -> int:
             or beam_width < 0:
         raise ConfigError(f"beam_width: expected an integer >= 0 (0: best path), found "
                           f"{short_repr(beam_width, 120)}")
+    limits.check("max_beam_width", int(beam_width), "beam_width")
     return int(beam_width)
 
 
@@ -207,15 +232,22 @@ class CTCRecognizer(abc.ABC):
         of its valid frames (column 0 is the blank); batched by length with a frame mask.
         ``progress`` counts the sequences of each batch run."""
         batch_size = check_count("batch_size", batch_size)
+        limits.check("max_batch_size", batch_size, "batch_size")
         s = self.frame_stride
         out: list[Any] = [None] * len(feats)
-        for idx, batch in length_sorted_batches(feats, batch_size, dtype=np.float32,
-                                                progress=progress):
-            lengths = np.array([len(feats[i]) for i in idx])
+        # A signal shorter than one hop has no causal frame: nothing to read, no label.
+        full = [i for i, f in enumerate(feats) if len(f)]
+        for i in set(range(len(feats))) - set(full):
+            out[i] = np.zeros((0, len(self.alphabet) + 1), np.float32)
+        if len(full) < len(feats) and progress is not None:
+            progress.update(len(feats) - len(full))
+        for idx, batch in length_sorted_batches([feats[i] for i in full], batch_size,
+                                                dtype=np.float32, progress=progress):
+            lengths = np.array([len(feats[full[i]]) for i in idx])
             mask = (np.arange(batch.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
             lp = np.asarray(self._log_probs_of(batch, mask))
             for row, i in enumerate(idx):
-                out[i] = lp[row, : -(-int(lengths[row]) // s)]
+                out[full[i]] = lp[row, : -(-int(lengths[row]) // s)]
         return out
 
     def decode(self, log_probs: np.ndarray, beam_width: int = 0) -> str:

@@ -1,11 +1,19 @@
-"""CTC recognizer: log-mel frames -> optional strided convolution -> bidirectional recurrent
-stack -> per-frame softmax over the alphabet plus blank (Graves et al. 2006).
+"""CTC recognizer: log-mel frames -> optional strided convolution -> recurrent stack -> per-frame
+softmax over the alphabet plus blank (Graves et al. 2006).
 
 Data, features, ``transcribe``, decoding, metrics, export and the runtime come from the
-``speech-recognition`` task type; this family only builds the Keras model. The convolution
+``speech-recognition`` task type; this family only builds the Keras models. The convolution
 (``conv_filters > 0``) shortens the sequence by ``conv_stride`` before the recurrent layers,
-which is most of the training time; its window is centred on every ``conv_stride``-th frame
-with explicit zero padding, so a row gives the same outputs alone as in a padded batch.
+which is most of the training time. Two layouts:
+
+* ``streaming: false`` (``ctc_bilstm``, ``ctc_bigru``): centred log-mel frames, a convolution
+  window centred on every ``conv_stride``-th frame with explicit zero padding, a bidirectional
+  stack: every output frame reads the whole utterance;
+* ``streaming: true`` (``ctc_lstm_stream``): causal log-mel frames, a convolution window that
+  *ends* on every ``conv_stride``-th frame (``conv_kernel - 1`` zero frames on the left only),
+  a unidirectional stack: no output reads ahead, so audio can be transcribed as it arrives.
+  Besides the training ``model`` it builds the ``stream`` graph: new frames, the convolution's
+  left context and the recurrent states in, log-probabilities and the new states out.
 """
 
 from __future__ import annotations
@@ -35,10 +43,13 @@ class ModelConfig:
     reset_after: bool = True  # GRU only
     input_dropout: float = rule(0.1, min=0.0, max=1.0, max_exclusive=True)
     dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
+    # Causal features, convolution and a unidirectional stack: model.stream() transcribes
+    # audio chunk by chunk (false: bidirectional, every frame reads the whole utterance).
+    streaming: bool = False
 
     def check(self) -> list[str]:
         problems = []
-        if self.conv_kernel % 2 == 0:
+        if self.conv_kernel % 2 == 0 and not self.streaming:
             problems.append(f"conv_kernel: must be odd (centred on the kept frames), found "
                             f"{self.conv_kernel}")
         if self.conv_stride > 1 and not self.conv_filters:
@@ -48,7 +59,8 @@ class ModelConfig:
 
 
 class Task(SpeechRecognitionTask):
-    """A CTC recognizer. ``transcribe(["a.wav", "b.wav"])`` returns their transcripts."""
+    """A CTC recognizer. ``transcribe(["a.wav", "b.wav"])`` returns their transcripts; with
+    ``streaming: true`` also ``stream()`` and ``transcribe(audio, stream=True)``."""
 
     def build_model(self) -> Any:
         import keras
@@ -58,6 +70,8 @@ class Task(SpeechRecognitionTask):
 
         m = self.config.model
         L = keras.layers
+        if m.streaming:
+            return self._build_streaming()
         features = keras.Input((None, self.config.data.n_mels), name="features")
         mask = keras.Input((None,), name="mask")
         # Padded frames are zeroed, so the convolution sees what a lone row's padding gives.
@@ -76,6 +90,84 @@ class Task(SpeechRecognitionTask):
         logits = L.Dense(m.num_labels + 1, dtype="float32", name="logits")(x)
         log_probs = MaskedLogSoftmax(name="log_probs")(logits, frames)
         return keras.Model([features, mask], log_probs, name=self.config.name)
+
+    # -- streaming ----------------------------------------------------------------------------
+    def _build_streaming(self) -> Any:
+        """The training/whole-utterance model of a streaming recognizer, its layers kept for
+        the ``stream`` graph (which shares them)."""
+        import keras
+
+        from rnnzoo.layers import RecurrentStack
+        from rnnzoo.layers.ctc import FrameSubsample, MaskedLogSoftmax
+
+        m = self.config.model
+        L = keras.layers
+        lay = self.__dict__["stream_layers_"] = {
+            "conv": L.Conv1D(m.conv_filters, m.conv_kernel, strides=m.conv_stride,
+                             activation="relu", name="conv") if m.conv_filters else None,
+            "encoder": RecurrentStack.from_model_config(m, bidirectional=False,
+                                                        return_sequences=True,
+                                                        return_state=True, name="encoder"),
+            "logits": L.Dense(m.num_labels + 1, dtype="float32", name="logits"),
+        }
+        self.__dict__["_stream_graph"] = None
+        features = keras.Input((None, self.config.data.n_mels), name="features")
+        mask = keras.Input((None,), name="mask")
+        x = L.Multiply(name="masked_features")([features, L.Reshape((-1, 1))(mask)])
+        frames = mask
+        if lay["conv"] is not None:
+            # Left padding only: output j reads frames j*stride - (kernel - 1) .. j*stride.
+            x = L.ZeroPadding1D((m.conv_kernel - 1, 0), name="conv_pad")(x)
+            x = lay["conv"](x)
+            frames = FrameSubsample(m.conv_stride, name="frame_mask")(mask)
+        x = L.Dropout(m.input_dropout, name="input_dropout")(x)
+        x, _ = lay["encoder"](x, mask=keras.ops.cast(frames, "bool"))
+        x = L.Dropout(m.dropout, name="dropout")(x)
+        log_probs = MaskedLogSoftmax(name="log_probs")(lay["logits"](x), frames)
+        return keras.Model([features, mask], log_probs, name=self.config.name)
+
+    def stream_graph(self) -> tuple[Any, list[str]]:
+        """``(Keras model, output names)`` of the ``stream`` graph: ``features [B, t, n_mels]``
+        (the next frames, ``t`` a multiple of ``conv_stride`` except at a stream's end),
+        ``state_0`` the last ``conv_kernel - 1`` frames before them (with a convolution) and
+        the recurrent states -> ``log_probs [B, ceil(t / stride), 1 + K]`` and
+        ``new_state_<i>``. Run over a signal's frames in pieces it gives the ``model``
+        graph's log-probabilities of the whole signal."""
+        from rnnzoo.errors import ConfigError
+
+        m = self.config.model
+        if not m.streaming:
+            raise ConfigError(f"{self.name}: the stream graph needs streaming: true")
+        model = self.model
+        cached = self.__dict__.get("_stream_graph")
+        if cached is None or cached[0] is not model:
+            import keras
+
+            lay = self.__dict__["stream_layers_"]
+            n = self.config.data.n_mels
+            features = keras.Input((None, n), name="features")
+            inputs, new = [features], []
+            x = features
+            if lay["conv"] is not None:
+                if m.conv_kernel > 1:
+                    context = keras.Input((m.conv_kernel - 1, n), name="state_0")
+                    inputs.append(context)
+                    x = keras.layers.Concatenate(axis=1, name="with_context")([context, x])
+                    # (a fixed shape, so the exported new_state_0 says it is state_0's)
+                    new.append(keras.layers.Reshape((m.conv_kernel - 1, n), name="new_context")(
+                        x[:, -(m.conv_kernel - 1):]))
+                x = lay["conv"](x)
+            first = len(inputs) - 1
+            states = [keras.Input((m.units,), name=f"state_{first + i}")
+                      for i in range(lay["encoder"].states_per_layer * m.num_layers)]
+            x, rnn_states = lay["encoder"](x, initial_state=states)
+            log_probs = keras.ops.log_softmax(lay["logits"](x), axis=-1)
+            outputs = [log_probs, *new, *rnn_states]
+            names = ["log_probs", *[f"new_state_{i}" for i in range(len(outputs) - 1)]]
+            graph = keras.Model([*inputs, *states], outputs, name=f"{self.config.name}_stream")
+            cached = (model, graph, names)
+            self.__dict__["_stream_graph"] = cached
+        return cached[1], cached[2]
 
 
 # -- test support -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Speech recognition on the command line: ``rnnzoo transcribe NAME a.wav b.wav [--beam 8]
-[--plot out.png]``, and the reports of ``rnnzoo evaluate`` (best path, then prefix beam search),
-computed through the public ``evaluate`` of the Keras task or the runtime alike. TF-free."""
+[--plot out.png] [--stream]``, and the reports of ``rnnzoo evaluate`` (best path, then prefix
+beam search), computed through the public ``evaluate`` of the Keras task or the runtime
+alike. TF-free."""
 
 from __future__ import annotations
 
@@ -45,11 +46,53 @@ def add_verb_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PNG", help="write the spectrogram with the "
                         "per-frame label probabilities (one file: PNG; several: "
                         "PNG stem + _<n>)")
+    parser.add_argument("--stream", action="store_true",
+                        help="a streaming model (ctc_lstm_stream): feed each file in chunks "
+                        "and print the transcript each time it grows, with the audio time")
+    parser.add_argument("--chunk-ms", dest="chunk_ms", type=float, default=100.0,
+                        help="--stream: milliseconds of audio per chunk (default 100)")
     add_progress_argument(parser)
+
+
+def run_stream(model: Any, args: argparse.Namespace) -> int:
+    """``--stream``: per file, one line per change of the transcript (the audio time it was
+    heard by), then the final line as without ``--stream``."""
+    from rnnzoo.errors import ConfigError
+
+    if args.beam:
+        raise ConfigError("--stream decodes by best path; drop --beam")
+    if args.plot:
+        raise ConfigError("--stream prints transcripts as they grow; drop --plot")
+    if not args.chunk_ms > 0:
+        raise ConfigError(f"--chunk-ms: expected milliseconds > 0, found {args.chunk_ms:g}")
+    files = list(args.files)
+    rate = model.preprocessor.params.sample_rate
+    audio = [read_wav(f, rate)[0] for f in files]  # all checked before output
+    chunk = max(1, int(round(args.chunk_ms * rate / 1000)))
+    for f, a in zip(files, audio):
+        s = model.stream()
+        shown = ""
+        for start in range(0, len(a), chunk):
+            text = s.step(a[start:start + chunk])
+            if text != shown:
+                shown = text
+                seconds = min(start + chunk, len(a)) / rate
+                if args.json:
+                    print(json.dumps({"file": f, "seconds": round(seconds, 3), "partial": text},
+                                     ensure_ascii=False), flush=True)
+                else:
+                    print(f"{seconds:7.2f}s  {text}", flush=True)
+        if args.json:
+            print(json.dumps({"file": f, "text": shown}, ensure_ascii=False))
+        else:
+            print(f"{shown}\t{f}")
+    return 0
 
 
 def run_verb(model: Any, args: argparse.Namespace) -> int:
     """Transcribe the files (every one read before any output), one line each."""
+    if getattr(args, "stream", False):
+        return run_stream(model, args)
     files = list(args.files)
     rate = model.preprocessor.params.sample_rate
     with reporting(progress_wanted(args), model_label(model, "transcribe"), len(files),

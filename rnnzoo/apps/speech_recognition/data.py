@@ -34,11 +34,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rnnzoo import limits
 from rnnzoo.config import rule
 from rnnzoo.data.splits import HeldOutFractions, Splits
 from rnnzoo.engines.ctc import check_alphabet, decode_labels, encode_labels
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.io import read_json
+from rnnzoo.io.inputs import check_finite, wav_seconds
 
 ASSET_FILE = "speech.json"
 ASSET_FORMAT = "rnnzoo.speech_preprocessor.v1"
@@ -123,13 +125,15 @@ def to_float_audio(data: np.ndarray, where: str) -> np.ndarray:
                         f"{audio.shape}")
     if not audio.size:
         raise DataError(f"{where}: the audio is empty (0 samples)")
-    if not np.isfinite(audio).all():
-        raise DataError(f"{where}: the audio holds NaN or infinite samples")
+    check_finite(audio, where, dtype=None, axes=("sample",))
     return audio
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     """``audio`` at ``rate`` Hz resampled to ``target`` Hz (scipy's polyphase filter)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate < 1:
+        raise DataError(f"sample_rate: expected an integer >= 1 (Hz), found {_short(rate)}")
+    limits.check("max_audio_seconds", round(len(audio) / rate, 3), "seconds of audio")
     if rate == target:
         return audio
     from scipy.signal import resample_poly
@@ -146,6 +150,9 @@ def read_wav(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[n
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such audio file")
+    seconds = wav_seconds(path)  # from the header, before the samples are read
+    if seconds is not None:
+        limits.check("max_audio_seconds", round(seconds, 3), f"{path}: seconds of audio")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown chunks: the samples are still read
@@ -181,14 +188,19 @@ class FeatureParams(NamedTuple):
     hop_length: int
     fmin: float
     fmax: float
+    # False: frames centred on every hop (librosa's center=True; they read 12.5 ms ahead).
+    # True: frame t is the window that *ends* at sample (t + 1) * hop_length, so it can be
+    # computed as soon as that sample arrives (streaming; files saved before this field
+    # existed read as False).
+    causal: bool = False
 
     @classmethod
-    def from_config(cls, d: DataConfig) -> FeatureParams:
+    def from_config(cls, d: DataConfig, causal: bool = False) -> FeatureParams:
         win = int(round(d.sample_rate * d.win_ms / 1000))
         hop = max(1, int(round(d.sample_rate * d.hop_ms / 1000)))
         n_fft = 1 << max(0, (win - 1).bit_length())
         return cls(d.sample_rate, d.n_mels, n_fft, win, hop, float(d.fmin),
-                   float(d.fmax or d.sample_rate / 2))
+                   float(d.fmax or d.sample_rate / 2), bool(causal))
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -222,11 +234,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
 _FILTERS: dict[FeatureParams, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def log_mel(audio: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """float32 ``[frames, n_mels]`` natural-log mel power spectrogram (+1e-6), frames centred
-    every ``hop_length`` samples (``1 + n // hop`` frames, zero padding at the edges): what
-    ``log(librosa.feature.melspectrogram(..., center=True, pad_mode="constant") + 1e-6)``
-    computes. One function for training, Keras inference and the runtime."""
+def _window_and_filters(params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
+    """The Hann window (``n_fft`` long, the ``win_length`` window centred in it) and the mel
+    filters of ``params``, built once."""
     from scipy.signal import get_window
 
     if params not in _FILTERS:
@@ -236,7 +246,33 @@ def log_mel(audio: np.ndarray, params: FeatureParams) -> np.ndarray:
                                                           fftbins=True)
         _FILTERS[params] = (window, mel_filterbank(params.sample_rate, params.n_fft,
                                                    params.n_mels, params.fmin, params.fmax))
-    window, filters = _FILTERS[params]
+    return _FILTERS[params]
+
+
+def _log_mel_of_frames(frames: np.ndarray, window: np.ndarray, n_fft: int,
+                       filters: np.ndarray) -> np.ndarray:
+    """float32 ``log(mel power + 1e-6)`` of windowed frames, one row at a time through the same
+    FFT and dot products whatever the row count, so a frame computed in a chunk is bitwise the
+    frame computed with the whole signal."""
+    if not len(frames):
+        return np.zeros((0, filters.shape[0]), np.float32)
+    spec = np.abs(np.fft.rfft(frames * window, n=n_fft, axis=-1)) ** 2
+    mel = np.einsum("tf,mf->tm", spec, filters, optimize=False)
+    return np.log(mel + 1e-6).astype(np.float32)
+
+
+def log_mel(audio: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """float32 ``[frames, n_mels]`` natural-log mel power spectrogram (+1e-6).
+
+    Centred framing (``params.causal`` False): frames centred every ``hop_length`` samples
+    (``1 + n // hop`` frames, zero padding at the edges), what
+    ``log(librosa.feature.melspectrogram(..., center=True, pad_mode="constant") + 1e-6)``
+    computes. Causal framing: ``n // hop`` frames, frame t the window ending at sample
+    ``(t + 1) * hop`` (zeros before the start), exactly what :class:`CausalLogMel` yields
+    chunk by chunk. One function for training, Keras inference and the runtime."""
+    if params.causal:
+        return CausalLogMel(params).frames(np.asarray(audio, np.float32))
+    window, filters = _window_and_filters(params)
     x = np.asarray(audio, dtype=np.float64)
     half = params.n_fft // 2
     x = np.pad(x, (half, half))
@@ -244,6 +280,47 @@ def log_mel(audio: np.ndarray, params: FeatureParams) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(x, params.n_fft)[::params.hop_length]
     spec = np.abs(np.fft.rfft(frames[:n_frames] * window, axis=-1)) ** 2
     return np.log(spec @ filters.T + 1e-6).astype(np.float32)
+
+
+class CausalLogMel:
+    """Causal log-mel frames of audio that arrives in pieces: frame t is the ``win_length``
+    window ending at sample ``(t + 1) * hop_length``, so it is complete once that sample has
+    arrived; no frame reads ahead. ``frames(chunk, tail, seen)`` returns the frames the chunk
+    completes and the new ``tail`` (the last ``win_length`` samples, zeros before the start):
+    the stream's feature state with ``seen``, the sample count. Feeding a signal in any pieces
+    gives bitwise the frames of ``log_mel`` on the whole signal (the partial last hop waits for
+    more samples, as the whole signal drops it)."""
+
+    def __init__(self, params: FeatureParams) -> None:
+        self.params = params
+        window, self.filters = _window_and_filters(params)
+        lpad = (params.n_fft - params.win_length) // 2
+        self.window = window[lpad:lpad + params.win_length]  # the Hann window itself
+
+    def initial_tail(self, batch: int | None = None) -> np.ndarray:
+        shape = (self.params.win_length,) if batch is None else (batch, self.params.win_length)
+        return np.zeros(shape, np.float32)
+
+    def frames(self, chunk: np.ndarray, tail: np.ndarray | None = None, seen: int = 0
+               ) -> np.ndarray:
+        """The frames completed by ``chunk`` after ``seen`` samples whose last ``win_length``
+        are ``tail`` (zeros: the start of a signal)."""
+        return self.advance(chunk, tail, seen)[0]
+
+    def advance(self, chunk: np.ndarray, tail: np.ndarray | None = None, seen: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """``(frames [k, n_mels] float32, new tail)`` for one signal's next ``chunk``."""
+        p = self.params
+        win, hop = p.win_length, p.hop_length
+        tail = self.initial_tail() if tail is None else np.asarray(tail, np.float32)
+        buf = np.concatenate([tail, np.asarray(chunk, np.float32)])
+        # buf[i] is sample seen - win + i; frame t ends at sample (t + 1) * hop.
+        first, end = seen // hop, (seen + len(chunk)) // hop
+        starts = np.arange(first, end) * hop + hop - seen  # buf index of each frame's start
+        idx = starts[:, None] + np.arange(win)[None, :]
+        frames = buf.astype(np.float64)[idx]
+        return (_log_mel_of_frames(frames, self.window, p.n_fft, self.filters),
+                buf[len(buf) - win:].copy())
 
 
 # -- examples and data ---------------------------------------------------------------------------
@@ -284,19 +361,33 @@ class StringExample:
         return "+".join(self.bank.names[i] for i in self.ids)
 
     def audio(self, sample_rate: int) -> np.ndarray:
+        return self.compose(sample_rate)[0]
+
+    def segments(self, sample_rate: int) -> list[tuple[int, int]]:
+        """``(start, end)`` sample of each utterance in :meth:`audio` (the end exclusive):
+        where each digit begins and ends, for measuring a streaming recognizer's latency."""
+        return self.compose(sample_rate)[1]
+
+    def compose(self, sample_rate: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The string's audio and each utterance's ``(start, end)`` sample in it."""
         rng = np.random.default_rng(self.seed)
         gap = int(self.max_gap_s * sample_rate)
         pieces = [np.zeros(int(rng.integers(0, gap // 2 + 1)), np.float32)]
+        bounds = []
+        at = len(pieces[0])
         for k, i in enumerate(self.ids):
             gain = 10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0)
             pieces.append(self.bank.audio(i, sample_rate) * np.float32(gain))
+            bounds.append((at, at + len(pieces[-1])))
+            at += len(pieces[-1])
             if k + 1 < len(self.ids):
                 pieces.append(np.zeros(int(rng.integers(gap // 5, gap + 1)), np.float32))
+                at += len(pieces[-1])
         pieces.append(np.zeros(int(rng.integers(0, gap // 2 + 1)), np.float32))
         audio = np.concatenate(pieces)
         noise = 10.0 ** (rng.uniform(-70.0, -50.0) / 20.0)
         audio = audio + rng.normal(0.0, noise, size=audio.shape).astype(np.float32)
-        return np.clip(audio, -1.0, 1.0)
+        return np.clip(audio, -1.0, 1.0), bounds
 
 
 class UtteranceBank:
@@ -474,7 +565,12 @@ class SpeechPreprocessor:
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """Normalised log-mel frames ``[T, n_mels]`` of mono audio at the model's rate."""
-        return ((log_mel(audio, self.params) - self.mean) / self.std).astype(np.float32)
+        return self.normalise(log_mel(audio, self.params))
+
+    def normalise(self, frames: np.ndarray) -> np.ndarray:
+        """Log-mel frames normalised with the training set's per-band statistics (the same for
+        every utterance, so frames computed as audio arrives need nothing from the future)."""
+        return ((frames - self.mean) / self.std).astype(np.float32)
 
     def encode(self, text: str) -> np.ndarray:
         return encode_labels(text, self.alphabet)

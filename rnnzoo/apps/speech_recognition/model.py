@@ -36,6 +36,8 @@ from rnnzoo.export.specs import GraphSpec, InputSpec
 from rnnzoo.io import atomic_write_text
 from rnnzoo.task import Task
 
+STREAM_FILE = "stream_model.onnx"  # the stream graph of a streaming recognizer
+
 
 class SpeechRecognitionTask(_Recognizer, Task):
     """Keras side of a CTC recognizer; a family adds ``build_model`` (inputs ``features`` and
@@ -48,8 +50,15 @@ class SpeechRecognitionTask(_Recognizer, Task):
     head_layers = ("logits",)
 
     def new_preprocessor(self) -> SpeechPreprocessor:
-        return SpeechPreprocessor(FeatureParams.from_config(self.config.data),
+        # A streaming model reads causal frames: none of them looks past the audio so far.
+        return SpeechPreprocessor(FeatureParams.from_config(self.config.data,
+                                                            causal=self.streaming_model),
                                   self.config.data.alphabet)
+
+    @property
+    def streaming_model(self) -> bool:
+        """Whether the family builds a streaming model (``model.streaming``)."""
+        return bool(getattr(self.config.model, "streaming", False))
 
     def save_assets(self, directory: Path) -> None:
         atomic_write_text(directory / ASSET_FILE, self.preprocessor.to_json() + "\n")
@@ -141,6 +150,21 @@ class SpeechRecognitionTask(_Recognizer, Task):
         return self.keras_graphs().run("model", {"features": features,
                                                  "mask": mask})["log_probs"]
 
+    # -- streaming (the calls are in inference.py) ----------------------------------------------
+    @property
+    def can_stream(self) -> bool:
+        return self.streaming_model
+
+    def _stream_state_shapes(self) -> dict[str, tuple[int, ...]]:
+        self.require_fitted()
+        spec = {s.name: s for s in self._graph_specs()}["stream"]
+        return {i.name: tuple(int(d) for d in i.shape[1:]) for i in spec.inputs
+                if i.kind == "state"}
+
+    def _stream_run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.require_fitted()
+        return self.keras_graphs().run("stream", feeds)
+
     def head_overrides(self, data: SpeechData) -> dict[str, Any]:
         """Another alphabet than the model's: a fresh output layer for it."""
         if data.alphabet == self.alphabet:
@@ -151,12 +175,45 @@ class SpeechRecognitionTask(_Recognizer, Task):
     def _graph_specs(self) -> list[GraphSpec]:
         features = InputSpec("features", "features", ("batch", "time", self.config.data.n_mels))
         mask = InputSpec("mask", "mask", ("batch", "time"))
-        return [GraphSpec("model", MODEL_FILE, self.model, [features, mask], ["log_probs"])]
+        specs = [GraphSpec("model", MODEL_FILE, self.model, [features, mask], ["log_probs"])]
+        if self.streaming_model:
+            graph, outputs = self.stream_graph()
+            states = [InputSpec(t.name, "state", ("batch", *(int(d) for d in t.shape[1:])))
+                      for t in graph.inputs[1:]]
+            specs.append(GraphSpec("stream", STREAM_FILE, graph, [features, *states], outputs))
+        return specs
+
+    def stream_graph(self) -> tuple[Any, list[str]]:
+        """``(Keras model, output names)`` of the ``stream`` graph (streaming families)."""
+        raise NotImplementedError(f"{type(self).__name__} builds no stream graph")
 
     def _export_preprocessing(self) -> dict:
         return {"speech": f"assets/{ASSET_FILE}", "frame_stride": self.frame_stride,
                 "sample_rate": self.preprocessor.params.sample_rate,
                 "num_labels": len(self.alphabet), "blank": 0}
+
+    def _stream_manifest(self) -> dict:
+        """What a caller outside rnnzoo needs besides the state names to stream audio through
+        the ``stream`` graph (bundle.json ``stream.graphs.stream``)."""
+        if not self.streaming_model:
+            return {}
+        p = self.preprocessor.params
+        return {"stream": {
+            "features": {
+                "input": "features", "asset": f"assets/{ASSET_FILE}",
+                "about": (f"causal log-mel frames: frame t is the {p.win_length}-sample Hann "
+                          f"window ending at sample (t + 1) * {p.hop_length} (zeros before the "
+                          f"start), |rfft(n={p.n_fft})|^2, the asset's mel filters "
+                          "(Slaney, fmin/fmax there), log(x + 1e-6), then (x - mean) / std "
+                          "with the asset's training-set statistics")},
+            "frames_per_call": {"multiple_of": self.frame_stride,
+                                "about": ("feed whole groups of frame_stride frames; a partial "
+                                          "group only at the end of the audio")},
+            "decode": {"output": "log_probs", "blank": 0,
+                       "about": ("per output frame, argmax; drop blanks and a label equal to "
+                                 "the previous frame's (carry the last frame's argmax across "
+                                 "calls; blank at the start); label k is the asset's "
+                                 "alphabet[k - 1]")}}}
 
     def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         """How much int8 changes the recognizer: label error rate of both on ``eval_data``'s
