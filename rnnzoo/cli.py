@@ -436,15 +436,29 @@ def _threads_arg(value: str) -> int | str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Presets and bundles behind an HTTP API and a demo page (rnnzoo/serving/, TF-free)."""
-    from rnnzoo.serving import ServeConfig, serve
+    from rnnzoo import limits
+    from rnnzoo.serving import PortInUseError, ServeConfig, serve
 
+    changed = dict(limits.parse_limit(text) for text in args.serve_limits)
+    if args.request_timeout is not None:
+        changed["request_timeout_s"] = args.request_timeout
+    limits.configure(**changed)
     config = ServeConfig(batching=not args.no_batching, max_batch_size=args.max_batch_size,
                          max_delay_ms=args.max_delay_ms, threads=args.threads,
                          max_body_bytes=args.max_body_bytes, max_queue=args.max_queue,
-                         precision=args.precision,
-                         intra_op_threads=_threads_arg(args.intra_op_threads))
-    serve(args.models, config, host=args.host, port=args.port, workers=args.workers,
-          log_level="info" if args.verbose else "warning")
+                         max_instances=args.max_instances, body_timeout_s=args.body_timeout,
+                         header_timeout_s=args.header_timeout, precision=args.precision,
+                         intra_op_threads=_threads_arg(args.intra_op_threads),
+                         allowed_hosts=tuple(h for given in args.allowed_hosts
+                                             for h in given.split(",") if h.strip()),
+                         cors_origins=tuple(args.cors_origins))
+    try:
+        serve(args.models, config, host=args.host, port=args.port, workers=args.workers,
+              log_level="info" if args.verbose else "warning",
+              graceful_timeout_s=args.graceful_timeout)
+    except PortInUseError as exc:  # not a mistake in the command: status 1, as servers exit
+        print(f"rnnzoo: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

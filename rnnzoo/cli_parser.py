@@ -275,6 +275,36 @@ def _add_serve_command(sub: Any, on: Handlers) -> None:
     p.add_argument("--intra-op-threads", dest="intra_op_threads", default="1",
                    help="onnxruntime threads per runtime call: N, or 'auto' (1 below 8 rows, "
                    "every granted core from 8: merged batches use them; default 1)")
+    # Limits and safety (issue #31): what one request may cost, and what a web page may do.
+    p.add_argument("--limit", dest="serve_limits", action="append", default=[],
+                   metavar="NAME=VALUE",
+                   help="raise or lower a limit of rnnzoo.limits for this server, e.g. "
+                   "--limit max_decode_length=4096 (repeatable; the README's Safety section "
+                   "lists them); over a limit a request gets 413 or 422 naming it")
+    p.add_argument("--request-timeout", dest="request_timeout", type=float, metavar="S",
+                   help="seconds a request may run (queued or working) before it is stopped "
+                   "and answered 504 (default: the limit request_timeout_s, 60)")
+    p.add_argument("--max-instances", dest="max_instances", type=int, default=256,
+                   help="instances per request (default 256; more: 413)")
+    p.add_argument("--body-timeout", dest="body_timeout", type=float, default=10.0,
+                   metavar="S", help="seconds a client has to send its request body "
+                   "(default 10; slower: 408)")
+    p.add_argument("--header-timeout", dest="header_timeout", type=float, default=10.0,
+                   metavar="S", help="seconds a client has to send its request headers "
+                   "(default 10; slower: 408 and the connection is closed)")
+    p.add_argument("--graceful-timeout", dest="graceful_timeout", type=float, default=30.0,
+                   metavar="S", help="on SIGTERM/Ctrl-C, seconds the requests in flight may "
+                   "take to finish before their work is stopped (default 30)")
+    p.add_argument("--allowed-hosts", dest="allowed_hosts", action="append", default=[],
+                   metavar="HOST[,HOST...]",
+                   help="more names the Host header may carry besides loopback names, IP "
+                   "addresses and --host (a proxy's or LAN name; .example.com: it and its "
+                   "subdomains; *: any; comma-separated or repeated). Others get 421 "
+                   "(DNS-rebinding protection)")
+    p.add_argument("--cors-origin", dest="cors_origins", action="append", default=[],
+                   metavar="ORIGIN",
+                   help="let pages of ORIGIN (e.g. http://localhost:3000) call the API "
+                   "(repeatable; * for any). By default no other origin may: 403")
 
 
 def build_parser(on: Handlers) -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ pytest.importorskip("starlette", reason="the serve extra is not installed: pip i
                     "'rnnzoo[serve]'")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (serve extra)")
 
+import httpx  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from rnnzoo.serving import (  # noqa: E402
@@ -46,7 +47,11 @@ SST2 = "sentiment_bilstm.sst2"
 SPA = "translator_gru_attention.spa_eng"
 JSB = "music_lstm.jsb"
 ETT = "forecaster_lstm.etth1"
+CHARLM = "charlm_lstm.shakespeare"
 REPO = Path(__file__).resolve().parents[1]
+# The server answers Host names of its own only (DNS-rebinding protection): Starlette's test
+# client names it "testserver" unless told.
+LOCAL = "http://localhost"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def models():
 @pytest.fixture(scope="module")
 def client(models):
     config = ServeConfig(max_body_bytes=64 * 1024, max_instances=16)
-    with TestClient(create_app(models, config)) as c:
+    with TestClient(create_app(models, config), base_url=LOCAL) as c:
         yield c
 
 
@@ -243,7 +248,8 @@ def test_v2_bad_requests(client):
     (json.dumps({"instances": ["a" * 70000]}).encode(), 413, "body_too_large"),
 ])
 def test_bad_requests_get_typed_json_errors(client, body, status, code):
-    r = client.post(f"/v1/models/{SST2}:predict", content=body)
+    r = client.post(f"/v1/models/{SST2}:predict", content=body,
+                    headers={"Content-Type": "application/json"})
     assert r.status_code == status and r.json()["code"] == code, r.text
     assert r.json()["error"]
 
@@ -391,7 +397,7 @@ def test_the_server_imports_no_tensorflow():
     code = ("import sys\nfrom rnnzoo.serving import ServeConfig, create_app, load_models\n"
             f"app = create_app(load_models({[SST2, SPA, JSB]!r}, ServeConfig()))\n"
             "from starlette.testclient import TestClient\n"
-            "with TestClient(app) as c:\n"
+            "with TestClient(app, base_url='http://localhost') as c:\n"
             f"    assert c.post('/v1/models/{SST2}:predict', json={{'instances': ['ok']}})"
             ".status_code == 200\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
@@ -408,13 +414,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(*models: str) -> tuple[subprocess.Popen, int]:
+def _start_server(*args: str) -> tuple[subprocess.Popen, int]:
     import tempfile
 
     port = _free_port()
     log = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnzoo.cli", "serve", *models, "--port", str(port)],
+        [sys.executable, "-m", "rnnzoo.cli", "serve", *args, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 90
     while True:
@@ -438,7 +444,10 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def server():
     """``rnnzoo serve`` in a subprocess: ``(base_url, port, process)``."""
-    proc, port = _start_server(SST2, SPA, JSB, ETT)
+    # Short deadlines so that the tests of slow or hostile clients take a second, not ten:
+    # request 3 s, body 1 s, headers 1 s.
+    proc, port = _start_server(SST2, SPA, JSB, ETT, CHARLM, "--request-timeout", "3",
+                               "--body-timeout", "1", "--header-timeout", "1")
     yield f"http://127.0.0.1:{port}", port, proc
     _stop(proc)
 
@@ -452,7 +461,7 @@ def _rss_mb(pid: int) -> float:
 
 async def _post(port: int, path: str, payload: dict, clients: int, count: int) -> list[int]:
     body = json.dumps(payload).encode()
-    req = (b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    req = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
     statuses: list[int] = []
 
@@ -489,10 +498,8 @@ def test_bounded_load_no_errors_no_memory_growth(server):
 
 def test_slow_client_gets_408_and_does_not_block_others(server):
     base, port, _ = server
-    import httpx
-
     slow = socket.create_connection(("127.0.0.1", port))
-    slow.sendall(b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: t\r\nContent-Type: "
+    slow.sendall(b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                  b"application/json\r\nContent-Length: 100\r\n\r\n{\"inst" % SST2.encode())
     t0 = time.time()
     # Served while the slow client holds its request open.
@@ -509,44 +516,151 @@ def test_slow_client_gets_408_and_does_not_block_others(server):
     assert b" 408 " in reply.split(b"\r\n")[0] and b"body_timeout" in reply
 
 
-def test_sigterm_finishes_in_flight_requests():
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rnnzoo.cli", "serve", JSB, "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import httpx
+# -- hostile clients (issue #31) on the real server -------------------------------------------
 
-    try:
-        deadline = time.time() + 90
+LONG_MUSIC = {"instances": [{"steps": 1024, "seed": i} for i in range(16)]}  # seconds of work
+
+
+def _post_async(url: str, body: dict, out: dict, key: str) -> threading.Thread:
+    def run() -> None:
+        t0 = time.monotonic()
+        r = httpx.post(url, json=body, timeout=60)
+        out[key] = (r.status_code, r.json(), time.monotonic() - t0)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _stats(base: str, model: str) -> dict:
+    return httpx.get(f"{base}/stats").json()["models"][model]
+
+
+def _wait_running(base: str, model: str, requests: int) -> None:
+    """Until the model has seen ``requests`` requests (they are queued or running)."""
+    deadline = time.monotonic() + 10
+    while _stats(base, model)["requests"] < requests:
+        assert time.monotonic() < deadline, "the request did not arrive"
+        time.sleep(0.02)
+
+
+def _wait_stopped(base: str, model: str, before: dict) -> None:
+    """Until the model's stats say a client left and its work was stopped midway."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        now = _stats(base, model)
+        if now["client_gone"] > before["client_gone"] and now["stopped"] > before["stopped"]:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the work went on after the client left: {before} -> {now}")
+
+
+def test_a_runaway_is_refused_at_once_and_long_work_ends_at_the_deadline(server):
+    """The issue's 109 s case: a request behind a runaway one. The runaway (max_length
+    1000000) is refused at once; a long but allowed request is stopped at its deadline, and a
+    request queued behind it on the same model is answered right after, not starved."""
+    base, _, _ = server
+    music = f"{base}/v1/models/{JSB}:predict"
+    before = _stats(base, JSB)
+    out: dict = {}
+    long = _post_async(music, LONG_MUSIC, out, "long")
+    _wait_running(base, JSB, before["requests"] + 1)
+    t0 = time.monotonic()
+    r = httpx.post(f"{base}/v1/models/{SPA}:predict", timeout=10,
+                   json={"instances": ["tengo hambre ."], "max_length": 1_000_000})
+    assert r.status_code == 422 and r.json()["limit"] == "max_decode_length"
+    r = httpx.post(music, json={"instances": [{"steps": 10**6}]}, timeout=10)
+    assert r.status_code == 422 and r.json()["limit"] == "max_generation_steps"
+    assert time.monotonic() - t0 < 1.5, "the refusals waited for the running work"
+    queued = _post_async(music, {"instances": [{"steps": 8, "seed": 1}]}, out, "queued")
+    long.join(30)
+    queued.join(30)
+    status, reply, took = out["long"]
+    assert status == 504 and reply["code"] == "deadline_exceeded" and took < 6, out["long"]
+    status, reply, took = out["queued"]
+    assert status == 200 and len(reply["predictions"][0]["pitches"]) == 8
+    assert took < 6, f"the queued request waited {took:.1f} s"
+    assert _stats(base, JSB)["stopped"] == before["stopped"] + 1
+
+
+def test_a_client_that_disconnects_stops_its_work(server):
+    base, port, _ = server
+    for model, route, body in ((JSB, "predict", LONG_MUSIC),
+                               (CHARLM, "stream", {"instances": [{"steps": 4096}]})):
+        before = _stats(base, model)
+        raw = json.dumps(body).encode()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /v1/models/%s:%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (model.encode(), route.encode(), len(raw), raw))
+            if route == "stream":  # leave once the events flow
+                s.settimeout(10)
+                head = s.recv(65536)
+                assert b" 200 " in head.split(b"\r\n")[0] and b"text/event-stream" in head
+            else:
+                _wait_running(base, model, before["requests"] + 1)
+                time.sleep(0.2)  # running
+        _wait_stopped(base, model, before)
+    t0 = time.monotonic()
+    r = httpx.post(f"{base}/v1/models/{JSB}:predict", json={"instances": [{"steps": 4}]})
+    assert r.status_code == 200 and time.monotonic() - t0 < 1.5
+
+
+def test_request_headers_are_bounded_in_time_and_size(server):
+    _, port, _ = server
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(5)
+        t0 = time.monotonic()
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        reply = b""
+        try:
+            for _ in range(40):  # one header byte every 0.1 s, never the end of the headers
+                s.sendall(b"X")
+                time.sleep(0.1)
+        except OSError:  # closed by the server
+            pass
         while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail("server did not start")
-                time.sleep(0.2)
-        result: dict = {}
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408 ") and b"header_timeout" in reply, reply
+    assert time.monotonic() - t0 < 3.5
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(5)
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for _ in range(20):
+                s.sendall(b"X-Big: " + b"a" * 8000 + b"\r\n")
+        except OSError:
+            pass
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 431 "), reply
 
-        def long_request() -> None:
-            items = [{"steps": 1024, "seed": i} for i in range(16)]  # ~3 s on 2 cores
-            r = httpx.post(f"http://127.0.0.1:{port}/v1/models/{JSB}:predict",
-                           json={"instances": items}, timeout=120)
-            result["status"] = r.status_code
-            result["steps"] = [len(p["pitches"]) for p in r.json()["predictions"]]
 
-        t = threading.Thread(target=long_request)
-        t.start()
-        time.sleep(0.3)  # the generation is running
-        assert "status" not in result, "the request finished before SIGTERM; make it longer"
-        proc.send_signal(signal.SIGTERM)
-        t.join(timeout=120)
-        assert result == {"status": 200, "steps": [1024] * 16}
-        proc.wait(timeout=30)
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+def test_browser_checks_on_the_real_server(server):
+    base, _, _ = server
+    url = f"{base}/v1/models/{SPA}:predict"
+    body = {"instances": ["hola"]}
+    assert httpx.post(url, json=body, headers={"Host": "evil.example"}).status_code == 421
+    r = httpx.post(url, json=body, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    r = httpx.options(url, headers={"Origin": "http://evil.example",
+                                    "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    r = httpx.post(url, content=json.dumps(body), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+
+
+def test_port_in_use_or_out_of_range_is_one_line(server):
+    _, port, _ = server
+    r = subprocess.run([sys.executable, "-m", "rnnzoo.cli", "serve", SST2, "--port",
+                        str(port)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and f"port {port} on 127.0.0.1 is in use" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "rnnzoo.cli", "serve", SST2, "--port", "99999"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "--port must be an integer from 1 to 65535, found 99999" in r.stderr
 
 
 def test_docs_curl_examples_work_as_written(server):
@@ -598,7 +712,7 @@ def test_speech_bundle_serves_base64_wav_and_samples(speech_bundle):
     rt = runtime.load(bundle)
     want = rt.transcribe([str(w) for w in wavs], beam_width=2)
     b64 = [base64.b64encode(w.read_bytes()).decode() for w in wavs]
-    with TestClient(create_app(models)) as c:
+    with TestClient(create_app(models), base_url=LOCAL) as c:
         r = c.post("/v1/models/asr:predict", json={"instances": b64, "beam_width": 2})
         assert r.status_code == 200, r.text
         assert [p["text"] for p in r.json()["predictions"]] == want
@@ -617,6 +731,45 @@ def test_speech_bundle_serves_base64_wav_and_samples(speech_bundle):
             assert r.status_code == 400 and text in r.json()["error"], r.text
         meta = c.get("/v2/models/asr").json()
         assert [i["name"] for i in meta["inputs"]] == ["features", "mask"]
+        # A bidirectional recognizer reads the whole utterance first: it does not stream.
+        r = c.post("/v1/models/asr:stream", json={"instances": b64[:1]})
+        assert r.status_code == 400 and r.json()["code"] == "not_streamable", r.text
+
+
+def test_a_streaming_recognizer_streams_partial_transcripts(speech_bundle, tmp_path):
+    """The unidirectional ``ctc_lstm_stream`` entry (untrained, tiny: what is checked is the
+    serving, not the recognition): ``:stream`` sends the transcript so far each time it changes
+    and ends on what ``:predict`` answers."""
+    from rnnzoo.export import to_onnx
+
+    import rnnzoo
+    from rnnzoo.apps.speech_recognition.data import log_mel
+    from rnnzoo.families.ctc import TINY_OVERRIDES
+
+    _, wavs = speech_bundle  # after the speech bundle: the train extra is there
+    model = {**TINY_OVERRIDES["model"], "conv_kernel": 4, "num_layers": 1}
+    task = rnnzoo.create_model("ctc_lstm_stream", **{**TINY_OVERRIDES, "model": model})
+    from rnnzoo.apps.speech_recognition.data import read_wav
+
+    signals = [read_wav(w)[0] for w in wavs]
+    task.preprocessor.alphabet = "abc"
+    task.preprocessor.fit([log_mel(a, task.preprocessor.params) for a in signals])
+    to_onnx(task, tmp_path / "stream")
+    models = load_models([f"live={tmp_path / 'stream'}"], ServeConfig())
+    b64 = base64.b64encode(wavs[0].read_bytes()).decode()
+    with TestClient(create_app(models), base_url=LOCAL) as c:
+        assert c.get("/v1/models").json()["models"][0]["stream"] == "transcript"
+        for instance in (b64, {"samples": signals[1].tolist(), "sample_rate": 8000}):
+            body = {"instances": [instance]}
+            r = c.post("/v1/models/live:stream", json=body)
+            assert r.status_code == 200, r.text
+            events = [json.loads(line[5:]) for line in r.text.splitlines()
+                      if line.startswith("data:")]
+            want = c.post("/v1/models/live:predict", json=body).json()
+            assert events[-1] == want and len(events) >= 2
+            partials = [e["partial"] for e in events[:-1]]
+            assert partials[-1] == want["predictions"][0]["text"]
+            assert all(a != b for a, b in zip(partials, partials[1:]))  # sent when it changes
 
 
 # -- the demo page in a browser ----------------------------------------------------------------
@@ -690,7 +843,7 @@ def test_demo_page_in_headless_chromium(server, tmp_path):
         page.goto(f"{base}/")
         page.wait_for_selector("#run:not([disabled])")
         options = page.eval_on_selector_all("#model option", "els => els.map(e => e.value)")
-        assert options == [SST2, SPA, JSB, ETT]
+        assert options == [SST2, SPA, JSB, ETT, CHARLM]
 
         # Classifier: type, run, class bars.
         page.select_option("#model", SST2)
@@ -741,6 +894,25 @@ def test_demo_page_in_headless_chromium(server, tmp_path):
         assert page.eval_on_selector_all("#series polyline", "els => els.length") == 2
         assert "24 steps ahead after 96 given" in page.inner_text("#result")
         page.screenshot(path=str(tmp_path / "forecast.png"))
+
+        # Char LM (issue #39): the text appears piece by piece as the :stream events arrive.
+        request = {"prompt": "ROMEO:", "steps": 1000, "temperature": 0.8, "seed": 0}
+        want = httpx.post(f"{base}/v1/models/{CHARLM}:predict",
+                          json={"instances": [request]}).json()["predictions"][0]["text"]
+        page.select_option("#model", CHARLM)
+        page.fill("#input", json.dumps(request))
+        page.evaluate("""() => { window.seen = [];
+            new MutationObserver(() => { const s = document.getElementById('stream-text');
+              if (s) window.seen.push(s.textContent.length); })
+            .observe(document.getElementById('result'), {subtree: true, childList: true,
+                                                         characterData: true}); }""")
+        page.click("#run")
+        page.wait_for_selector("#transcript")
+        assert page.eval_on_selector("#transcript", "e => e.textContent") == want
+        growing = sorted({n for n in page.evaluate("window.seen") if 0 < n < len(want)})
+        assert len(growing) >= 10, f"the text did not appear piece by piece: {growing}"
+        status = page.inner_text("#status")
+        assert "first piece after" in status and "1000 pieces" in status, status
         browser.close()
     assert not errors, errors
     if os.environ.get("RNNZOO_SCREENSHOTS"):
@@ -815,7 +987,7 @@ def test_every_task_type_is_served_without_a_server_edit(task, tmp_path):
     if isinstance(x, np.ndarray):
         candidates.append(x[0].tolist())
     answered = []
-    with TestClient(create_app(models)) as c:
+    with TestClient(create_app(models), base_url=LOCAL) as c:
         listed = c.get("/v1/models").json()["models"][0]
         assert listed["task"] == task and listed["verb"] == app_cli(task).VERB
         assert c.get("/v2/models/m").json()["inputs"]
@@ -880,10 +1052,11 @@ def test_models_survive_an_app_restart():
     event loop) starts fresh ones instead of hanging or failing."""
     models = load_models([SST2], ServeConfig())
     for _ in range(2):
-        with TestClient(create_app(models)) as c:
+        with TestClient(create_app(models), base_url=LOCAL) as c:
             r = c.post(f"/v1/models/{SST2}:predict", json={"instances": ["ok"]})
             assert r.status_code == 200, r.text
-    plain_client = TestClient(create_app(models))  # no lifespan: a new loop per request
+    # No lifespan: a new loop per request.
+    plain_client = TestClient(create_app(models), base_url=LOCAL)
     for _ in range(2):
         assert plain_client.post(f"/v1/models/{SST2}:predict",
                                  json={"instances": ["ok"]}).status_code == 200

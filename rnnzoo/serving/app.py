@@ -1,5 +1,6 @@
-"""The ASGI application: Starlette routes, with the two hot routes (v1 predict, v2 infer) answered
-before its routing; the OpenAPI description."""
+"""The ASGI application: Starlette routes, with the hot routes (v1 predict and stream, v2 infer)
+answered before its routing, behind the browser-safety checks (``safety``); the OpenAPI
+description."""
 
 from __future__ import annotations
 
@@ -7,14 +8,31 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.errors import RnnzooError, short_repr
-from rnnzoo.serving.config import MODEL_VERSION, ServeConfig, ServeError, require_serve_extra
+from rnnzoo import limits
+from rnnzoo.errors import RnnzooError
+from rnnzoo.serving.config import (
+    MODEL_VERSION,
+    ClientGone,
+    ServeConfig,
+    ServeError,
+    require_serve_extra,
+)
 from rnnzoo.serving.data import dumps, loads
-from rnnzoo.serving.models import ServedModel, client_error
+from rnnzoo.serving.models import (
+    EXPIRED,
+    GONE,
+    ServedModel,
+    StreamEnd,
+    client_error,
+    deadline_error,
+)
+from rnnzoo.serving.safety import BrowserGuard
+from rnnzoo.serving.streaming import Final, producer
 from rnnzoo.serving.v2 import v2_feeds, v2_metadata, v2_outputs
 
 log = logging.getLogger("rnnzoo.serve")
@@ -23,10 +41,6 @@ DEMO_PAGE = Path(__file__).parent.parent / "serve_demo.html"
 
 
 # -- the HTTP application ----------------------------------------------------------------------
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its body arrived: there is no one to answer."""
 
 
 async def read_body(scope: Mapping[str, Any], receive: Any, config: ServeConfig) -> bytes:
@@ -66,22 +80,29 @@ async def read_body(scope: Mapping[str, Any], receive: Any, config: ServeConfig)
                          f"{config.body_timeout_s:g} s") from None
 
 
-def error_reply(exc: Exception) -> tuple[int, dict]:
-    """``(status, {"error", "code"})`` for what a request raised: a ``ServeError`` as it says,
-    a typed rnnzoo error on bad input as a 400, anything else as a logged 500 (a bug)."""
-    if isinstance(exc, ServeError):
-        return exc.status, {"error": exc.message, "code": exc.code}
+def error_reply(exc: BaseException) -> tuple[int, dict]:
+    """``(status, {"error", "code", ...})`` for what a request raised: a ``ServeError`` as it
+    says, a typed rnnzoo error on bad input as a 4xx (a limit: 413/422), anything else as a
+    500 (a server fault: a bug, or a bundle that cannot run) logged with a traceback under an
+    id that the answer gives, and without the server's internals."""
     if isinstance(exc, RnnzooError):
         found = client_error(exc)
         if found is not None:
-            return found.status, {"error": found.message, "code": found.code}
-        log.exception("request failed", exc_info=exc)
-        return 500, {"error": f"{type(exc).__name__}: {exc}", "code": "internal"}
-    log.exception("request failed", exc_info=exc)
-    return 500, {"error": f"{type(exc).__name__}: {short_repr(exc, 200)}", "code": "internal"}
+            exc = found
+    if isinstance(exc, ServeError):
+        return exc.status, {"error": exc.message, "code": exc.code, **exc.extra}
+    error_id = uuid.uuid4().hex[:12]
+    log.error("request failed [error id %s]", error_id, exc_info=exc)
+    return 500, {"error": f"internal server error ({type(exc).__name__}); the server log has "
+                          f"the details under error id {error_id}",
+                 "code": "internal", "id": error_id}
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+# Server-sent events: no caching, and no buffering by a proxy (nginx) that would hold the
+# events back until the end.
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
 async def send_json(send: Any, status: int, body: bytes) -> None:
@@ -89,6 +110,12 @@ async def send_json(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]})
     await send({"type": "http.response.body", "body": body})
+
+
+# What a request still running when a shutdown's graceful timeout ends is answered (its work
+# is stopped): the server, not the request, is at fault, and a retry elsewhere may succeed.
+SHUTTING_DOWN = ServeError(503, "shutting_down", "the server is shutting down and stopped this "
+                           "request's work (it ran past the graceful timeout); retry")
 
 
 def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = None) -> Any:
@@ -125,12 +152,9 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
     # The two hot routes (v1 predict, v2 infer) are raw ASGI: no Request object, no response
     # class, no middleware; the routing shortcut in ``app`` below reaches them without
     # Starlette's router (what one request costs bounds requests/s on a small machine).
-    async def v1_predict(target: str, receive: Any, scope: Mapping[str, Any]) -> dict:
-        # /v1/models/{name}:predict with a ':' Starlette cannot split from the name.
-        name, sep, verb = target.rpartition(":")
-        if not sep or verb != "predict":
-            raise ServeError(404, "unknown_route", "use POST /v1/models/{name}:predict")
-        model = get_model(name)
+    async def v1_request(model: ServedModel, receive: Any, scope: Mapping[str, Any]
+                         ) -> tuple[list, dict]:
+        """The instances and options of a v1 request body, checked (limits included)."""
         body = loads(await read_body(scope, receive, config))
         if not isinstance(body, dict) or "instances" not in body:
             raise ServeError(400, "invalid_request", 'expected a JSON object {"instances": '
@@ -141,18 +165,31 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
             raise ServeError(400, "invalid_request", "'instances' must be a non-empty list")
         if len(instances) > config.max_instances:
             raise ServeError(413, "too_many_instances", f"{len(instances)} instances; the "
-                             f"limit per request is {config.max_instances}")
-        options = model.check_options(body)
-        return {"predictions": await model.predict(instances, options)}
+                             f"limit per request is {config.max_instances} (rnnzoo serve "
+                             "--max-instances)")
+        return instances, model.check_request(instances, body)
+
+    def v1_target(target: str) -> tuple[ServedModel, str]:
+        # /v1/models/{name}:predict with a ':' Starlette cannot split from the name.
+        name, sep, verb = target.rpartition(":")
+        if not sep or verb not in ("predict", "stream"):
+            raise ServeError(404, "unknown_route", "use POST /v1/models/{name}:predict or "
+                             "/v1/models/{name}:stream")
+        return get_model(name), verb
+
+    async def v1_predict(model: ServedModel, receive: Any, scope: Mapping[str, Any]) -> dict:
+        instances, options = await v1_request(model, receive, scope)
+        return {"predictions": await model.predict(instances, options, receive)}
 
     async def v2_infer(name: str, receive: Any, scope: Mapping[str, Any]) -> dict:
         model = get_model(name)
         body = loads(await read_body(scope, receive, config))
         graph, feeds, wanted = v2_feeds(model, body)
         try:
-            results = await model.run_job(model.runtime.run, graph, feeds)
+            results = await model.run_job(model.runtime.run, graph, feeds, receive=receive)
         except RnnzooError as exc:
-            raise ServeError(400, "invalid_input", str(exc)) from None
+            error = client_error(exc)
+            raise (error or exc) from None
         reply: dict[str, Any] = {"model_name": model.name, "model_version": MODEL_VERSION,
                                  "outputs": v2_outputs(results, wanted)}
         if isinstance(body.get("id"), str):
@@ -164,9 +201,94 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
             status, reply = 200, await fn(name, receive, scope)
         except ClientGone:
             return
+        except asyncio.CancelledError:  # shutdown past its graceful timeout: work stopped
+            status, reply = error_reply(SHUTTING_DOWN)
         except Exception as exc:  # noqa: BLE001 - typed 4xx, or a logged JSON 500
             status, reply = error_reply(exc)
         await send_json(send, status, dumps(reply))
+
+    async def v1(target: str, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            model, verb = v1_target(target)
+        except ServeError as exc:
+            status, reply = error_reply(exc)
+            return await send_json(send, status, dumps(reply))
+        if verb == "stream":
+            return await v1_stream(model, scope, receive, send)
+        await hot(v1_predict, model, scope, receive, send)
+
+    async def v1_stream(model: ServedModel, scope: Any, receive: Any, send: Any) -> None:
+        """Server-sent events of one instance's output (``rnnzoo.serving.streaming``): an
+        error before the first event is a JSON answer with its status, one after it an
+        ``error`` event."""
+        started = False
+        finish = None
+        try:
+            instances, options = await v1_request(model, receive, scope)
+            if model.stream_kind is None:
+                raise ServeError(400, "not_streamable", f"{model.name} ({model.task}) does not "
+                                 "stream; streaming models: generators, translators, "
+                                 "captioners and streaming recognizers. Use :predict")
+            if len(instances) != 1:
+                raise ServeError(400, "invalid_request", f":stream takes one instance, found "
+                                 f"{len(instances)}; send the others as their own requests")
+            item, finish = model.start_stream(producer(model, instances[0], options), receive)
+
+            async def flush(chunks: list[bytes]) -> None:
+                nonlocal started
+                if not chunks:
+                    return
+                if not started:
+                    await send({"type": "http.response.start", "status": 200,
+                                "headers": _SSE_HEADERS})
+                    started = True
+                await send({"type": "http.response.body", "body": b"".join(chunks),
+                            "more_body": True})
+                chunks.clear()
+
+            while True:
+                # Every event waiting goes out in one write: when the model produces faster
+                # than the connection takes them, they are not written one call each.
+                waiting = [await item.events.get()]
+                while not item.events.empty():
+                    waiting.append(item.events.get_nowait())
+                chunks: list[bytes] = []
+                for event in waiting:
+                    if event is GONE:
+                        model.stats["client_gone"] += 1
+                        return
+                    if event is EXPIRED:
+                        await flush(chunks)
+                        raise deadline_error(limits.current().request_timeout_s)
+                    if isinstance(event, StreamEnd):
+                        await flush(chunks)
+                        if event.error is not None:
+                            raise event.error
+                        break
+                    if isinstance(event, Final):
+                        chunks.append(b"event: result\ndata: " + dumps(
+                            {"predictions": [event.prediction]}) + b"\n\n")
+                    else:
+                        chunks.append(b"data: " + dumps(event) + b"\n\n")
+                else:
+                    await flush(chunks)
+                    continue
+                break
+        except ClientGone:
+            return
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - typed 4xx, or 500
+            status, reply = error_reply(SHUTTING_DOWN if isinstance(
+                exc, asyncio.CancelledError) else exc)
+            if not started:
+                return await send_json(send, status, dumps(reply))
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": b"event: error\ndata: " + dumps({**reply, "status": status})
+                        + b"\n\n"})
+        finally:
+            if finish is not None:
+                finish()
+        if started:
+            await send({"type": "http.response.body", "body": b""})
 
     class HotRoute:
         """The hot handler as a Starlette route endpoint (an ASGI app), so that a request the
@@ -176,6 +298,8 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
             self.fn, self.param = fn, param
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if self.fn is v1:
+                return await v1(scope["path_params"][self.param], scope, receive, send)
             await hot(self.fn, scope["path_params"][self.param], scope, receive, send)
 
     async def v1_status(request: Request) -> Response:
@@ -189,7 +313,7 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
 
     async def v1_get(request: Request) -> Response:
         target = request.path_params["target"]
-        if target.endswith(":predict"):
+        if target.endswith((":predict", ":stream")):
             raise ServeError(405, "method_not_allowed", f"POST {request.url.path} with "
                              '{"instances": [...]}')
         request.path_params["name"] = target
@@ -235,7 +359,7 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
                      f"{exc.detail}; see /openapi.json")
 
     routes = [  # the hot route first (routes are matched in order)
-        Route("/v1/models/{target}", HotRoute(v1_predict, "target"), methods=["POST"]),
+        Route("/v1/models/{target}", HotRoute(v1, "target"), methods=["POST"]),
         Route("/", handler(demo)),
         Route("/demo/{name}", handler(demo)),
         Route("/openapi.json", handler(openapi)),
@@ -267,15 +391,16 @@ def create_app(models: Mapping[str, ServedModel], config: ServeConfig | None = N
             if path.startswith("/v1/models/"):
                 target = path[11:]
                 if target and "/" not in target:
-                    return await hot(v1_predict, target, scope, receive, send)
+                    return await v1(target, scope, receive, send)
             elif path.startswith("/v2/models/") and path.endswith("/infer"):
                 name = path[11:-6]
                 if name and "/" not in name:
                     return await hot(v2_infer, name, scope, receive, send)
         await routed(scope, receive, send)
 
-    app.starlette = routed  # type: ignore[attr-defined]
-    return app
+    guarded = BrowserGuard(app, config)
+    guarded.starlette = routed  # type: ignore[attr-defined]
+    return guarded
 
 
 def openapi_spec(models: Mapping[str, ServedModel]) -> dict:
@@ -286,6 +411,10 @@ def openapi_spec(models: Mapping[str, ServedModel]) -> dict:
         "type": "object", "properties": {"error": {"type": "string"},
                                          "code": {"type": "string"}}}}}}
     ok = {"description": "OK", "content": {"application/json": {}}}
+    # 400 bad input, 403 another origin, 404 no such model, 408 body too slow, 413 input over
+    # a size limit, 415 not JSON, 421 Host not allowed, 422 work over a limit, 503 queue full,
+    # 504 deadline.
+    errors = {str(code): err for code in (400, 403, 404, 408, 413, 415, 421, 422, 503, 504)}
     tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
         "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
         "datatype": {"type": "string"}, "data": {"type": "array"}}}
@@ -304,8 +433,24 @@ def openapi_spec(models: Mapping[str, ServedModel]) -> dict:
                     "type": "object", "required": ["instances"],
                     "properties": {"instances": {"type": "array", "minItems": 1}},
                     "additionalProperties": True}}}},
-                "responses": {"200": ok, "400": err, "404": err, "408": err, "413": err,
-                              "503": err}}},
+                "responses": {"200": ok, **errors}}},
+            "/v1/models/{name}:stream": {"post": {
+                "summary": "one instance's output as server-sent events while it is produced "
+                           "(generators, translators, captioners, streaming recognizers)",
+                "description": "The body is :predict's with one instance. Events: one "
+                               "'data: {json}' per piece ({\"delta\": text}, {\"frame\": "
+                               "[pitches]} or {\"partial\": transcript}), then 'event: "
+                               "result' with what :predict answers; a failure after the first "
+                               "event is an 'event: error'.",
+                "parameters": [name],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["instances"],
+                    "properties": {"instances": {"type": "array", "minItems": 1,
+                                                 "maxItems": 1}},
+                    "additionalProperties": True}}}},
+                "responses": {"200": {"description": "server-sent events",
+                                      "content": {"text/event-stream": {
+                                          "schema": {"type": "string"}}}}, **errors}}},
             "/v1/models/{name}": {"get": {"summary": "model status", "parameters": [name],
                                           "responses": {"200": ok, "404": err}}},
             "/v2": {"get": {"summary": "server metadata", "responses": {"200": ok}}},
@@ -326,7 +471,7 @@ def openapi_spec(models: Mapping[str, ServedModel]) -> dict:
                                        "properties": {"graph": {"type": "string"}}},
                         "inputs": {"type": "array", "items": tensor},
                         "outputs": {"type": "array", "items": {"type": "object"}}}}}}},
-                "responses": {"200": ok, "400": err, "404": err, "413": err}}},
+                "responses": {"200": ok, **errors}}},
             "/stats": {"get": {"summary": "requests, runtime calls and largest batch per model",
                                "responses": {"200": ok}}},
         },

@@ -15,21 +15,37 @@ from rnnzoo.serving.models import ServedModel
 # -- loading -----------------------------------------------------------------------------------
 
 
+def split_pin(spec: str, source: str) -> tuple[str, str | None]:
+    """``(source, digest)`` of ``SOURCE#sha256=DIGEST``: the whole-bundle digest the bundle must
+    have (``rnnzoo export`` prints it; presets record it), or None without a pin."""
+    base, sep, fragment = source.rpartition("#")
+    if not sep or not fragment.lower().startswith(("sha256=", "sha256:")):
+        return source, None
+    from rnnzoo.export.integrity import normalise_digest
+
+    return base, normalise_digest(fragment, where=f"serve {spec}: #sha256=DIGEST")
+
+
 def load_model(spec: str, config: ServeConfig) -> tuple[str, Any, str]:
-    """``(name, runtime, source)`` for ``[NAME=]PRESET_OR_BUNDLE``: a directory holding
-    ``bundle.json`` is opened as a bundle (named by its entry), anything else as a preset
-    (name, directory, archive or URL; its own validated ONNX bundle, named as the preset)."""
+    """``(name, runtime, source)`` for ``[NAME=]PRESET_OR_BUNDLE[#sha256=DIGEST]``: a directory
+    holding ``bundle.json`` is opened as a bundle (named by its entry), anything else as a
+    preset (name, directory, archive or URL; its own validated ONNX bundle, named as the
+    preset). With ``#sha256=DIGEST`` the bundle must have that whole-bundle digest (its
+    manifest included): a bundle edited or replaced together with its file hashes is refused
+    (``BundleDigestError``)."""
     head, sep, tail = spec.partition("=")
     if sep and re.fullmatch(r"[A-Za-z0-9_.-]+", head) and not Path(spec).exists():
         name, source = head, tail
     else:
         name, source = "", spec
+    source, digest = split_pin(spec, source)
+    pin = {"expected_digest": digest} if digest is not None else {}
     from rnnzoo.export import runtime as rt
     from rnnzoo.export.bundle import BUNDLE_FILE
 
     path = Path(source).expanduser()
     if path.is_dir() and (path / BUNDLE_FILE).is_file():
-        model = rt.load(path, intra_op_threads=config.intra_op_threads)
+        model = rt.load(path, intra_op_threads=config.intra_op_threads, **pin)
         return name or model.entry, model, str(path)
     from rnnzoo.presets import _resolve, has_bundle, open_runtime, preset_info
 
@@ -37,7 +53,7 @@ def load_model(spec: str, config: ServeConfig) -> tuple[str, Any, str]:
     opened = source if has_bundle(meta) else str(bundled_preset(source, meta))
     directory, verified = _resolve(opened)  # every file's sha256 checked
     model = open_runtime(directory, verified, config.precision,
-                         intra_op_threads=config.intra_op_threads)
+                         intra_op_threads=config.intra_op_threads, **pin)
     return name or str(meta.get("name") or source), model, source
 
 

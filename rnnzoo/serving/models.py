@@ -1,21 +1,27 @@
-"""A served model: the task-type hooks (with their defaults) and the request queue its worker
-threads batch from."""
+"""A served model: the task-type hooks (with their defaults), the limits every request is checked
+against before it is queued, and the request queue its worker threads batch from, with the
+deadline and client-disconnect cancellation of queued and running work."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import json
 import queue
+import re
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from rnnzoo import limits
 from rnnzoo.errors import RnnzooError, short_repr
-from rnnzoo.serving.config import ServeConfig, ServeError
+from rnnzoo.serving.config import ClientGone, ServeConfig, ServeError
 from rnnzoo.serving.data import _rows, plain, split_predictions
+from rnnzoo.serving.streaming import stream_kind
 
 # -- the task-type hooks and their defaults ----------------------------------------------------
 
@@ -85,13 +91,170 @@ def run_predict(runtime: Any, instances: list, options: Mapping[str, Any]) -> li
 
 
 def client_error(exc: BaseException) -> ServeError | None:
-    """A typed rnnzoo error raised by a user call on bad input, as a 400 (None: not the
-    client's fault)."""
+    """A typed rnnzoo error raised by a user call on bad input, as a 4xx (None: not the
+    client's fault): a limit as 413 (an input too large) or 422 (too much work asked), naming
+    the limit and how to raise it; any other as 400."""
     from rnnzoo.export.bundle import BundleError
 
+    if isinstance(exc, limits.LimitError):
+        return limit_error(exc)
     if isinstance(exc, RnnzooError) and not isinstance(exc, BundleError):
-        return ServeError(400, "invalid_input", str(exc))
+        return ServeError(400, "invalid_input", hide_temporary_paths(str(exc)))
     return None
+
+
+_TEMPORARY = re.compile(re.escape(tempfile.gettempdir().rstrip("/\\")) + r"[/\\][^\s:,;'\"]+")
+
+
+def hide_temporary_paths(message: str) -> str:
+    """A message for a client without the server's temporary files (an upload written to a
+    temporary file for a reader is named in its errors)."""
+    return _TEMPORARY.sub("the uploaded file", message)
+
+
+# Limits on the work a request asks for (a length to decode, beams, steps): 422. Every other
+# limit bounds the size of an input: 413 (Payload Too Large).
+WORK_LIMITS = frozenset({"max_decode_length", "max_beam_width", "max_generation_steps",
+                         "request_timeout_s"})
+
+
+def limit_error(exc: limits.LimitError) -> ServeError:
+    """A :class:`rnnzoo.limits.LimitError` as the HTTP error it is (see ``WORK_LIMITS``)."""
+    status = 422 if exc.limit in WORK_LIMITS else 413
+    return ServeError(status, "limit_exceeded", hide_temporary_paths(str(exc)),
+                      {"limit": exc.limit, "maximum": exc.maximum})
+
+
+# -- limits checked before a request is queued -------------------------------------------------
+
+# Request fields (beside the instances, or inside an instance object) that ask for work, and
+# the limit each is checked against. Every task names them so: translate/caption max_length
+# and beam, speech beam_width, generate steps.
+FIELD_LIMITS = {"max_length": "max_decode_length", "beam": "max_beam_width",
+                "beam_width": "max_beam_width", "beam_size": "max_beam_width",
+                "steps": "max_generation_steps"}
+# Fields holding one text input (a generator's prompt, a text inside an instance object).
+TEXT_FIELDS = ("prompt", "text", "sentence", "source")
+
+
+# Keyword arguments of the user calls that are the server's to choose, never a request's: how
+# it batches, whether it streams or writes progress lines to its own stderr, the shape of what
+# the call returns. Refused for every model (a **kwargs call would take them).
+RESERVED_OPTIONS = frozenset({"batch_size", "progress", "stream", "return_attention",
+                              "on_text", "include_primer", "num_samples"})
+
+
+def check_fields(fields: Mapping[str, Any], where: str) -> None:
+    """``LimitError`` for a work field over its limit or a text field over
+    ``max_text_chars``; a 400 for a ``seed`` that is not a seed (numpy's generators take an
+    integer >= 0)."""
+    seed = fields.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed < 2 ** 63):
+        raise ServeError(400, "invalid_input", f"{where}seed: expected an integer from 0 to "
+                         f"2**63 - 1 (or null for a random one), found {short_repr(seed)}")
+    for key, name in FIELD_LIMITS.items():
+        value = fields.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            limits.check(name, value, f"{where}{key}")
+    for key in TEXT_FIELDS:
+        value = fields.get(key)
+        if isinstance(value, str):
+            limits.check("max_text_chars", len(value), f"{where}{key} (characters)")
+
+
+def check_request_limits(instances: list, options: Mapping[str, Any],
+                         text_instances: bool) -> None:
+    """The limits of ``rnnzoo.limits`` a request can be checked against before any work: the
+    number of instances, the work its fields ask for, the length of its texts (string
+    instances when the model reads texts). Raises ``LimitError``."""
+    limits.check("max_batch_size", len(instances), "instances")
+    if options:
+        check_fields(options, "")
+    cap = limits.current().max_text_chars
+    for i, item in enumerate(instances):
+        if isinstance(item, str):
+            if text_instances and len(item) > cap:
+                limits.check("max_text_chars", len(item), f"instances[{i}] (characters)")
+        elif isinstance(item, Mapping):
+            check_fields(item, f"instances[{i}].")
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+
+class Cancelled(BaseException):
+    """Raised inside a worker thread's runtime call whose requests were all cancelled (deadline,
+    client gone, shutdown): a BaseException, so that no ``except Exception`` of a runtime
+    swallows it. Caught by the worker."""
+
+
+_local = threading.local()  # .items: the requests the worker thread is running now
+
+
+class GuardedSession:
+    """An onnxruntime session whose ``run`` first checks that someone still waits for the work
+    of the calling worker thread (``Cancelled`` otherwise). Every graph run of a runtime goes
+    through its sessions, one per decoding or generation step, so a cancelled request stops
+    within one step, without the runtimes knowing about servers."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Any) -> None:
+        object.__setattr__(self, "_session", session)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        items = getattr(_local, "items", None)
+        if items and all(i.cancelled for i in items):
+            raise Cancelled
+        return self._session.run(*args, **kwargs)
+
+
+def guard_sessions(runtime: Any) -> None:
+    """Route the runtime's graph runs through :class:`GuardedSession` (idempotent): the
+    sessions it holds and those it opens later (``intra_op_threads="auto"`` opens a wide one
+    on the first large batch)."""
+    sessions = getattr(runtime, "sessions", None)
+    if isinstance(sessions, dict):
+        for name, session in list(sessions.items()):
+            if not isinstance(session, GuardedSession):
+                sessions[name] = GuardedSession(session)
+    opener = getattr(runtime, "_open", None)
+    if opener is not None and not getattr(opener, "_guarded", False):
+        def guarded_open(*args: Any, **kwargs: Any) -> Any:
+            return GuardedSession(opener(*args, **kwargs))
+        guarded_open._guarded = True  # type: ignore[attr-defined]
+        runtime._open = guarded_open
+
+
+def check_cancelled() -> None:
+    """``Cancelled`` when the requests of this worker thread are gone (for loops between graph
+    runs, such as a stream's)."""
+    items = getattr(_local, "items", None)
+    if items and all(i.cancelled for i in items):
+        raise Cancelled
+
+
+class _Marker:
+    """Why a request ended without a result (set as its result by the event loop)."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+EXPIRED, GONE = _Marker("deadline"), _Marker("client gone")
+
+
+def deadline_error(timeout: float) -> ServeError:
+    return ServeError(504, "deadline_exceeded", f"the request ran over the limit "
+                      f"request_timeout_s={timeout:g} s and was stopped; raise it with "
+                      f"rnnzoo serve --request-timeout S (or --limit request_timeout_s=S)",
+                      {"limit": "request_timeout_s", "maximum": timeout})
 
 
 # -- models and batching -----------------------------------------------------------------------
@@ -99,20 +262,64 @@ def client_error(exc: BaseException) -> ServeError | None:
 
 class _Pending:
     """A request waiting for a runtime call: its instances and options, or (``job``) a
-    function to run alone, such as a v2 infer; the event loop's future that gets the result."""
+    function to run alone, such as a v2 infer or a stream; the event loop's future that gets
+    the result (or ``events``, the queue a stream's events go to). ``cancelled``: nobody waits
+    any more (deadline, client gone, shutdown); workers skip it and stop its work."""
 
-    __slots__ = ("instances", "options", "key", "future", "loop", "job")
+    __slots__ = ("instances", "options", "key", "future", "loop", "job", "cancelled",
+                 "events")
 
     def __init__(self, instances: list, options: dict, future: asyncio.Future,
-                 job: Any = None) -> None:
+                 job: Any = None, events: asyncio.Queue | None = None) -> None:
         self.instances, self.options, self.future, self.job = instances, options, future, job
         self.key = _options_key(options)
         self.loop = future.get_loop()
+        self.cancelled = False
+        self.events = events
+
+    def settle(self, value: Any) -> None:
+        """On the event loop: end the wait with ``value`` (a result or a marker)."""
+        if isinstance(value, _Marker):
+            self.cancelled = True
+        if self.events is not None:
+            self.events.put_nowait(value)
+        elif not self.future.done():
+            self.future.set_result(value)
 
 
 def _options_key(options: dict) -> str:
     """Requests are merged only when their options are equal."""
     return json.dumps(options, sort_keys=True, default=str) if options else ""
+
+
+class _DisconnectWatch:
+    """Ends a request whose client disconnects (its work is stopped). Started only when the
+    answer takes longer than ``DELAY`` s: most answers come sooner, and the watch costs a task.
+    """
+
+    DELAY = 0.05
+    __slots__ = ("receive", "item", "handle", "task")
+
+    def __init__(self, receive: Any, item: _Pending) -> None:
+        self.receive, self.item, self.task = receive, item, None
+        self.handle = item.loop.call_later(self.DELAY, self._start)
+
+    def _start(self) -> None:
+        self.handle = None
+        self.task = self.item.loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        # After the body, an ASGI server's receive() returns only http.disconnect (when the
+        # client goes, or once the response is sent: the watch is stopped before that).
+        message = await self.receive()
+        if message.get("type") == "http.disconnect":
+            self.item.settle(GONE)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 _STOP = object()  # tells a worker thread to end
@@ -126,7 +333,12 @@ class ServedModel:
     ``max_batch_size`` instances, waiting at most ``max_delay_ms`` for more) as soon as its
     previous call returns, so requests that arrive while the model runs form the next batch
     without a round trip through the event loop; without batching, one request per call. Both
-    modes run the same code. Results go back to the event loop with one wake-up per call."""
+    modes run the same code. Results go back to the event loop with one wake-up per call.
+
+    Every request has a deadline (``rnnzoo.limits`` ``request_timeout_s``) and, while it runs
+    long, a watch on its client: past the deadline it is answered 504, a client gone gets
+    nothing, and either way its work stops (a queued request is skipped; a running call stops
+    at its next graph run once every request merged into it is gone)."""
 
     def __init__(self, name: str, runtime: Any, source: str, config: ServeConfig) -> None:
         self.name = name
@@ -137,15 +349,28 @@ class ServedModel:
         self.verb = task_verb(runtime)
         self.options = options_of(runtime)
         self.demo = demo_of(runtime)
+        self.text_instances = self.demo.get("input") == "text"
+        guard_sessions(runtime)
+        self.stream_kind = stream_kind(runtime, self.verb)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._queued = 0  # instances waiting or running (counted on the event loop)
         self._in_flight = 0  # requests waiting or running
-        self.stats = {"requests": 0, "instances": 0, "runtime_calls": 0, "largest_batch": 0}
+        self._pending: set[_Pending] = set()
+        # deadline_exceeded, client_gone: requests ended so; stopped: runtime calls stopped
+        # midway because nobody waited for them any more.
+        self.stats = {"requests": 0, "instances": 0, "runtime_calls": 0, "largest_batch": 0,
+                      "deadline_exceeded": 0, "client_gone": 0, "stopped": 0}
 
     # -- request checks ----------------------------------------------------------------------
     def check_options(self, options: dict) -> dict:
+        reserved = sorted(RESERVED_OPTIONS.intersection(options))
+        if reserved:
+            raise ServeError(400, "unknown_option", f"{self.name}: option(s) "
+                             f"{', '.join(reserved)} are the server's to choose, not a "
+                             "request's" + ("" if "stream" not in reserved else
+                                            "; to stream, POST :stream"))
         if self.options is not None:
             unknown = sorted(set(options) - set(self.options))
             if unknown:
@@ -155,13 +380,22 @@ class ServedModel:
                                  f"'instances'; this model accepts: {allowed}")
         return options
 
+    def check_request(self, instances: list, options: dict) -> dict:
+        """The options, checked; the request's limits checked (413/422) before it is queued."""
+        options = self.check_options(options)
+        try:
+            check_request_limits(instances, options, self.text_instances)
+        except limits.LimitError as exc:
+            raise limit_error(exc) from None
+        return options
+
     def info(self) -> dict:
         meta = getattr(self.runtime, "preset_metadata", None) or {}
         return {"name": self.name, "task": self.task, "verb": self.verb,
                 "family": self.runtime.family, "entry": self.runtime.entry,
                 "precision": self.runtime.manifest.get("precision"), "source": self.source,
                 "description": meta.get("description") if isinstance(meta, Mapping) else None,
-                "options": self.options, "demo": self.demo,
+                "options": self.options, "demo": self.demo, "stream": self.stream_kind,
                 "graphs": list(self.runtime.sessions)}
 
     # -- running -----------------------------------------------------------------------------
@@ -188,18 +422,16 @@ class ServedModel:
             start += len(g)
         return out
 
-    async def predict(self, instances: list, options: dict) -> list:
-        """Predictions for one request, batched with concurrent ones when batching is on."""
-        if self._queued + len(instances) > self.config.max_queue:
-            raise ServeError(503, "overloaded",
-                             f"{self.name}: {self._queued} instances are already waiting "
-                             f"(limit {self.config.max_queue}); retry later")
+    async def predict(self, instances: list, options: dict, receive: Any = None) -> list:
+        """Predictions for one request, batched with concurrent ones when batching is on.
+        ``receive``: the request's ASGI receive, to stop its work if the client goes."""
+        self._admit(len(instances))
         self.stats["requests"] += 1
         self.stats["instances"] += len(instances)
         self._queued += len(instances)
         try:
             result = await self._submit(_Pending(
-                instances, options, asyncio.get_running_loop().create_future()))
+                instances, options, asyncio.get_running_loop().create_future()), receive)
         finally:
             self._queued -= len(instances)
         if isinstance(result, BaseException):
@@ -209,24 +441,85 @@ class ServedModel:
             raise result
         return result
 
-    async def run_job(self, fn: Any, *args: Any) -> Any:
+    def _admit(self, count: int) -> None:
+        if self._queued + count > self.config.max_queue:
+            raise ServeError(503, "overloaded",
+                             f"{self.name}: {self._queued} instances are already waiting "
+                             f"(limit {self.config.max_queue}); retry later")
+
+    async def run_job(self, fn: Any, *args: Any, receive: Any = None) -> Any:
         """``fn(*args)`` in a worker thread, alone (a v2 infer): the model's threads bound all
         of its runtime calls, batched or not."""
-        result = await self._submit(_Pending([], {}, asyncio.get_running_loop().create_future(),
-                                             job=(fn, args)))
+        self._admit(1)
+        self._queued += 1
+        try:
+            result = await self._submit(_Pending(
+                [], {}, asyncio.get_running_loop().create_future(), job=(fn, args)), receive)
+        finally:
+            self._queued -= 1
         if isinstance(result, BaseException):
             raise result
         return result
 
-    async def _submit(self, item: _Pending) -> Any:
+    def start_stream(self, produce: Any, receive: Any) -> tuple[_Pending, Any]:
+        """Queue a stream job: ``produce(emit)`` runs in a worker thread and calls ``emit(event)``
+        for each event (each goes to the returned item's ``events`` queue, then a final
+        ``StreamEnd``). Returns the item and a ``stop()`` to call when the stream is over."""
+        self._admit(1)
+        loop = asyncio.get_running_loop()
+        item = _Pending([], {}, loop.create_future(), job=("stream", produce),
+                        events=asyncio.Queue())
+        self.stats["requests"] += 1
+        self.stats["instances"] += 1
+        self._queued += 1
+        stop = self._enqueue(item, receive)
+
+        def finish() -> None:
+            self._queued -= 1
+            stop()
+        return item, finish
+
+    def _enqueue(self, item: _Pending, receive: Any) -> Any:
+        """Queue ``item`` with its deadline and disconnect watch; returns ``stop()``, which
+        ends them (and marks the item cancelled if it has not finished)."""
         if len(self._workers) < self.config.threads:
             self._start_workers()
+        timeout = limits.current().request_timeout_s
+        timer = item.loop.call_later(timeout, self._expire, item)
+        watch = _DisconnectWatch(receive, item) if receive is not None else None
         self._in_flight += 1
-        try:
-            self._queue.put(item)
-            return await item.future
-        finally:
+        self._pending.add(item)
+        self._queue.put(item)
+
+        def stop() -> None:
             self._in_flight -= 1
+            self._pending.discard(item)
+            timer.cancel()
+            if watch is not None:
+                watch.stop()
+            if not item.future.done():  # nobody reads the result any more
+                item.cancelled = True
+        return stop
+
+    def _expire(self, item: _Pending) -> None:
+        self.stats["deadline_exceeded"] += 1
+        item.settle(EXPIRED)
+
+    async def _submit(self, item: _Pending, receive: Any = None) -> Any:
+        stop = self._enqueue(item, receive)
+        try:
+            result = await item.future
+        except asyncio.CancelledError:  # the server cancels the request (shutdown)
+            item.cancelled = True
+            raise
+        finally:
+            stop()
+        if result is EXPIRED:
+            raise deadline_error(limits.current().request_timeout_s)
+        if result is GONE:
+            self.stats["client_gone"] += 1
+            raise ClientGone
+        return result
 
     def _start_workers(self) -> None:
         with self._start_lock:
@@ -247,6 +540,8 @@ class ServedModel:
             carry = None
             if first is _STOP:
                 return
+            if first.cancelled:  # its deadline passed or its client left while it waited
+                continue
             if first.job is not None:
                 self._run_job(first)
                 continue
@@ -263,6 +558,8 @@ class ServedModel:
                         item = get(block=False)
                 except queue.Empty:
                     break
+                if item is not _STOP and item.cancelled:
+                    continue
                 if item is _STOP or item.job is not None \
                         or size + len(item.instances) > limit:
                     carry = item  # the next call's first
@@ -276,37 +573,109 @@ class ServedModel:
         for item in batch:
             groups.setdefault(item.key, []).append(item)
         for items in groups.values():
+            _local.items = items
             try:
                 results = self.call([i.instances for i in items], items[0].options)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter
                 results = [exc] * len(items)
+            finally:
+                _local.items = None
+            if any(isinstance(r, Cancelled) for r in results):
+                self.stats["stopped"] += 1
             _deliver(items, results)
 
     def _run_job(self, item: _Pending) -> None:
         fn, args = item.job
+        _local.items = [item]
         try:
-            result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-            result = exc
-        _deliver([item], [result])
+            if fn == "stream":
+                self._run_stream(item, args)
+                return
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                result = exc
+                if isinstance(exc, Cancelled):
+                    self.stats["stopped"] += 1
+            _deliver([item], [result])
+        finally:
+            _local.items = None
+
+    def _run_stream(self, item: _Pending, produce: Any) -> None:
+        """A stream job: each event to the item's queue as it is made; then ``StreamEnd``
+        (with the exception that ended it, if any)."""
+        loop, events = item.loop, item.events
+        # Events wait in a deque. The first wakes the event loop at once; then the loop is
+        # woken at most every STREAM_FLUSH_S for all the events made meanwhile (one wake-up,
+        # and one GIL hand-over, per character would cost more than the character).
+        waiting: collections.deque = collections.deque()
+        woken = [False]
+
+        def drain() -> None:
+            while waiting:
+                events.put_nowait(waiting.popleft())
+
+        def move() -> None:  # on the event loop
+            drain()
+            loop.call_later(STREAM_FLUSH_S, rearm)
+
+        def rearm() -> None:  # on the event loop
+            woken[0] = False  # first: an event appended from now on wakes the loop again
+            drain()
+
+        def emit(event: Any) -> None:
+            check_cancelled()
+            waiting.append(event)
+            if not woken[0]:
+                woken[0] = True
+                with contextlib.suppress(RuntimeError):  # a loop closed meanwhile
+                    loop.call_soon_threadsafe(move)
+
+        try:
+            produce(emit)
+            end = StreamEnd(None)
+        except Cancelled:
+            self.stats["stopped"] += 1
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the stream
+            end = StreamEnd(exc)
+        self.stats["runtime_calls"] += 1
+        waiting.append(end)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(move)
 
     async def close(self) -> None:
-        """Stop the worker threads once the requests in flight are answered."""
-        deadline = time.monotonic() + 60
-        while self._in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        """Stop the worker threads: uvicorn has drained (or, past its graceful timeout,
+        cancelled) the requests; whatever still runs is cancelled and stops at its next graph
+        run. Daemon threads: a call that does not return in time does not hold up the exit."""
+        for item in list(self._pending):
+            item.cancelled = True
         workers, self._workers = self._workers, []
         for _ in workers:
             self._queue.put(_STOP)
         loop = asyncio.get_running_loop()
         for t in workers:
-            await loop.run_in_executor(None, t.join)
+            await loop.run_in_executor(None, t.join, 5.0)
+
+
+STREAM_FLUSH_S = 0.005  # a stream's events reach the event loop at most this much later
+
+
+class StreamEnd:
+    """The last item of a stream's event queue: ``error`` is None, or what ended it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
 
 
 def _deliver(items: list[_Pending], results: list) -> None:
     """Results to the requests' futures, one event-loop wake-up per loop (from a worker)."""
     by_loop: dict[Any, list] = {}
     for item, result in zip(items, results):
+        if isinstance(result, Cancelled):
+            continue  # nobody waits
         by_loop.setdefault(item.loop, []).append((item.future, result))
     for loop, pairs in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: no one waits

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from rnnzoo.errors import short_repr
+from rnnzoo.io.inputs import first_bad_number
 from rnnzoo.serving.config import MODEL_VERSION, ServeError
 from rnnzoo.serving.data import plain
 from rnnzoo.serving.models import ServedModel
@@ -114,9 +115,16 @@ def v2_feeds(model: ServedModel, body: Any) -> tuple[str, dict[str, np.ndarray],
         if data.size != math.prod(shape):
             raise ServeError(400, "wrong_shape", f"input {name!r}: shape {shape} needs "
                              f"{math.prod(shape)} values, found {data.size}")
-        if not np.isfinite(data.astype(np.float64)).all():
-            raise ServeError(400, "invalid_input", f"input {name!r}: values must be finite")
         np_type = _NUMPY[want]
+        # NaN, infinities and values the tensor's type cannot hold (1e308 as FP32 is inf).
+        bad = first_bad_number(data.reshape(shape),
+                               np_type if np.dtype(np_type).kind == "f" else None)
+        if bad is not None:
+            index, value = bad
+            what = "not a finite number" if not math.isfinite(value) else \
+                f"outside the {want} range"
+            raise ServeError(400, "invalid_input", f"input {name!r}: the value at index "
+                             f"{list(index)} is {value:g}, {what}; values must be finite")
         if np.dtype(np_type).kind in "iu" and data.size and data.min() < 0:
             # onnxruntime's Gather reads negative token ids from the end of the table.
             raise ServeError(400, "invalid_input", f"input {name!r}: integer inputs (token ids, "
