@@ -681,6 +681,9 @@ def test_docs_curl_examples_work_as_written(server):
                              text=True, timeout=60)
         body, _, code = out.stdout.rpartition(" ")
         assert code == "200", (line, out.stdout)
+        if ":stream" in line:  # server-sent events, the last one the :predict answer
+            assert "event: result\ndata: " in body, body
+            body = body.rsplit("data: ", 1)[1]
         json.loads(body)
 
 
