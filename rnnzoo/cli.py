@@ -486,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     from rnnzoo.registry import verification
 
     try:
+        if args.global_limits:
+            from rnnzoo import limits
+
+            limits.configure(**dict(limits.parse_limit(t) for t in args.global_limits))
         with verification(not getattr(args, "no_verify", False)):
             return int(args.func(args) or 0)
     except RnnzooError as exc:  # config, data, run directory, storage, lock, bundle, export

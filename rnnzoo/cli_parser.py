@@ -315,6 +315,11 @@ def build_parser(on: Handlers) -> argparse.ArgumentParser:
         description="A model zoo of recurrent networks: list models, train, evaluate, run and "
         "export them.",
     )
+    parser.add_argument("--limit", dest="global_limits", action="append", default=[],
+                        metavar="NAME=N",
+                        help="raise or lower one of rnnzoo.limits for this command, e.g. "
+                        "rnnzoo --limit max_midi_seconds=7200 generate ... (repeatable; the "
+                        "README's Safety section lists them)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_catalogue_commands(sub, on)
     _add_training_commands(sub, on)
