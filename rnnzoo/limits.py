@@ -32,13 +32,16 @@ class Limits:
     max_text_chars: int = dataclasses.field(default=100_000, metadata={
         "doc": "characters of one text input (sentence, primer, document)"})
     max_batch_size: int = dataclasses.field(default=4096, metadata={
-        "doc": "inputs in one call or request"})
+        "doc": "rows in one model call (a larger batch_size is cut to it), samples one generate "
+        "call draws, instances in one server request"})
     max_image_pixels: int = dataclasses.field(default=50_000_000, metadata={
         "doc": "pixels of one image, read from its header before decoding"})
     max_audio_seconds: float = dataclasses.field(default=600.0, metadata={
         "doc": "seconds of one audio input, read from its header before decoding"})
     max_midi_seconds: float = dataclasses.field(default=3600.0, metadata={
         "doc": "length of a MIDI piece and of any one note, before a piano roll is rendered"})
+    max_piano_roll_frames: int = dataclasses.field(default=200_000, metadata={
+        "doc": "time steps of a piano roll read from MIDI, counted before it is rendered"})
     max_series_length: int = dataclasses.field(default=1_000_000, metadata={
         "doc": "observations of one time-series input"})
     max_archive_bytes: int = dataclasses.field(default=4 * 1024 ** 3, metadata={

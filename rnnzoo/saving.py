@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
+import io
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rnnzoo.errors import RunDirError
 from rnnzoo.io import (
+    atomic_write_many,
     atomic_write_text,
-    ensure_directory,
     read_json,
     sha256_file,
     storage_errors,
@@ -94,10 +97,13 @@ def verify_checksums(directory: Path, required: tuple[str, ...] = (),
 CHECKPOINTS_DIR = "checkpoints"
 
 
-def record_checkpoint(directory: Path, *files: Path) -> None:
-    """Add the sha256 of freshly written checkpoint ``files`` to ``directory/checksums.json``
-    (replaced atomically), so that ``--weights RUN/checkpoints/best.weights.h5`` is verified
-    like the final weights."""
+def record_checkpoint(directory: Path, *files: Path,
+                      digests: Mapping[Path, str] | None = None) -> None:
+    """Add the sha256 of checkpoint ``files`` to ``directory/checksums.json`` (replaced
+    atomically), so that ``--weights RUN/checkpoints/best.weights.h5`` is verified like the
+    final weights. ``digests`` gives them for files not in place yet (the listing is written
+    before the new files are renamed into place, see ``_checkpoint_callback``); otherwise the
+    files are read."""
     directory = Path(directory)
     listing = directory / CHECKSUMS_FILE
     sums: dict[str, str] = {}
@@ -108,6 +114,8 @@ def record_checkpoint(directory: Path, *files: Path) -> None:
                 sums = {k: v for k, v in found.items() if (directory / k).is_file()}
     for file in files:
         sums[Path(file).relative_to(directory).as_posix()] = sha256_file(file)
+    for file, digest in (digests or {}).items():
+        sums[Path(file).relative_to(directory).as_posix()] = digest
     atomic_write_text(listing, json.dumps(sums, indent=2, sort_keys=True))
 
 
@@ -136,22 +144,50 @@ def verify_weights_file(directory: Path, weights: Path) -> None:
                       f"in {directory / CHECKPOINTS_DIR / CHECKSUMS_FILE}); {NO_VERIFY_HINT}")
 
 
-def atomic_save_weights(model: Any, path: str | os.PathLike) -> None:
-    """Keras writes HDF5 in place; write to a temporary name and rename instead. A full disk or
-    a permission problem is a ``StorageError`` naming ``path``; the previous file stays."""
+class _WeightsBuffer(io.BytesIO):
+    """Where Keras writes ``.weights.h5`` in memory (its HDF5 store takes an ``io.BytesIO``);
+    ``str()`` is the destination's name, which Keras checks ends in ``.weights.h5`` and which a
+    storage error names."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    def __str__(self) -> str:
+        return self._name
+
+
+def weights_bytes(model: Any, path: str | os.PathLike) -> bytes:
+    """The ``.weights.h5`` file of ``model`` as bytes, built in memory, to be written to
+    ``path`` (named in errors). HDF5 never writes to the disk here: when a full disk fails
+    HDF5 half-way through a file, h5py leaves objects that fail again as they are freed
+    (a screen of tracebacks, then a segmentation fault); plain file writes of finished bytes
+    fail cleanly instead."""
+    buffer = _WeightsBuffer(str(path))
+    try:
+        with storage_errors(path):
+            model.save_weights(buffer)
+        return buffer.getvalue()
+    except (TypeError, ValueError):  # a Keras that takes only paths: via a temporary file
+        pass
     path = Path(path)
-    ensure_directory(path.parent)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
         with storage_errors(path):
-            try:
-                model.save_weights(tmp)
-                os.replace(tmp, path)
-            except OSError as exc:
-                if exc.filename is not None and str(exc.filename) == str(tmp):
-                    exc.filename = str(path)  # name the file the user knows, not our temporary
-                raise
+            model.save_weights(tmp)
+            return tmp.read_bytes()
     finally:
         with contextlib.suppress(OSError):
-            if tmp.exists():
-                tmp.unlink()
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_save_weights(model: Any, path: str | os.PathLike,
+                        before_replace: Callable[[], None] | None = None) -> str:
+    """Write ``model``'s weights to ``path`` atomically (built in memory by ``weights_bytes``,
+    then a temporary file renamed into place); returns their sha256. A full disk or a
+    permission problem is a ``StorageError`` naming ``path``; the previous file stays.
+    ``before_replace`` runs once the new file is on disk, before it replaces the old one."""
+    path = Path(path)
+    data = weights_bytes(model, path)
+    atomic_write_many({path: data}, before_replace)
+    return hashlib.sha256(data).hexdigest()

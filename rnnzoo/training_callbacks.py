@@ -3,6 +3,8 @@ the chief writes and every worker resumes from, the history CSV, progress lines 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import time
@@ -10,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from rnnzoo.errors import RunDirError
-from rnnzoo.io import atomic_write_text, read_json, storage_errors
-from rnnzoo.saving import CHECKPOINTS_DIR, atomic_save_weights, record_checkpoint
+from rnnzoo.io import StorageError, atomic_write_many, read_json, storage_errors
+from rnnzoo.saving import CHECKPOINTS_DIR, record_checkpoint, weights_bytes
 from rnnzoo.training_setup import _is_chief, _log
 
 
@@ -49,19 +51,23 @@ def _checkpoint_callback(run_dir: Path, monitor: str, mode: str, strategy: Any) 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if not _is_chief(strategy):
                 return
-            written = [ckpt_dir / "last.weights.h5"]
-            atomic_save_weights(self.model, written[0])
             value = (logs or {}).get(monitor)
             better = value is not None and (
                 value > self.best if self.mode == "max" else value < self.best)
+            # Weights built in memory; the files of this epoch are written together: each to a
+            # temporary file, then the checksum listing, then renames. A full disk at any point
+            # leaves the previous checkpoints, their listing and best.json as they were.
+            names = ["last"] + (["best"] if better else [])
+            files = {ckpt_dir / f"{n}.weights.h5": weights_bytes(self.model,
+                                                               ckpt_dir / f"{n}.weights.h5")
+                     for n in names}
+            digests = {p: hashlib.sha256(data).hexdigest() for p, data in files.items()}
+            if better:
+                files[best_file] = json.dumps({"monitor": monitor, "value": float(value),
+                                               "epoch": epoch + 1}).encode("utf-8")
+            atomic_write_many(files, lambda: record_checkpoint(ckpt_dir, digests=digests))
             if better:
                 self.best = float(value)
-                written.append(ckpt_dir / "best.weights.h5")
-                atomic_save_weights(self.model, written[1])
-            record_checkpoint(ckpt_dir, *written)
-            if better:
-                atomic_write_text(best_file, json.dumps(
-                    {"monitor": monitor, "value": self.best, "epoch": epoch + 1}))
 
     return AtomicCheckpoint()
 
@@ -104,11 +110,15 @@ def _backup_callback(backup_dir: Path, save_freq: Any, strategy: Any) -> Any:
         def _save_model(self) -> None:
             if not info.is_chief:
                 return
-            # Weights, then metadata, each replaced atomically: a kill mid-write leaves the
-            # previous backup loadable (Keras writes both files in place).
-            atomic_save_weights(self.model, self._weights_path)
-            atomic_write_text(Path(self._training_metadata_path), json.dumps(
-                {"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+            # Weights and metadata written together (both to temporary files, then renamed):
+            # a kill or a full disk mid-write leaves the previous backup loadable (Keras writes
+            # both files in place).
+            weights = Path(self._weights_path)
+            atomic_write_many({
+                weights: weights_bytes(self.model, weights),
+                Path(self._training_metadata_path): json.dumps(
+                    {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+                ).encode("utf-8")})
 
     return Backup(str(backup_dir), save_freq=save_freq, delete_checkpoint=False)
 
@@ -124,8 +134,15 @@ def _csv_logger(path: Path) -> Any:
                 super().on_train_begin(logs)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            with storage_errors(path):
-                super().on_epoch_end(epoch, logs)
+            try:
+                with storage_errors(path):
+                    super().on_epoch_end(epoch, logs)
+            except StorageError:
+                # Close now: the row left in the file's buffer would fail again when the
+                # file is freed, after the one-line error (training stops here anyway).
+                with contextlib.suppress(OSError, AttributeError, ValueError):
+                    self.csv_file.close()
+                raise
 
     return CSVLogger(str(path), append=True)
 

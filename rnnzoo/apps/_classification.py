@@ -8,6 +8,7 @@ int8 gates and verbs had the same code written twice, which is how two copies dr
 from __future__ import annotations
 
 import argparse
+import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -66,14 +67,36 @@ def split_report(model: Any, data: Any, split: str, limit: int | None,
     data's description in the report. ``check`` runs once the split is known not to be empty
     (e.g. the classes agree with the model's); ``progress``: the call's progress line."""
     inputs, targets = data.split(split)
-    inputs, targets = inputs[:limit], targets[:limit]
+    inputs, targets = inputs[:limit], by_name(data, targets[:limit])
     if not inputs:
         raise DataError(f"{data.description}: the {split} split is empty")
     if check is not None:
         check()
-    report = model.evaluate(inputs, targets, progress=progress)
+    report = _evaluate(model, data, inputs, targets, progress=progress)
     report.update(split=split, data=data.description)
     return report
+
+
+def by_name(data: Any, targets: Sequence[Any]) -> list[Any]:
+    """A file's gold labels as class names, for the model to map by name (and refuse a name it
+    does not know): a reader gives integer labels numbered by the file's own class list
+    (``data.label_names``), which need not be the model's order nor its classes; the position
+    of a label in the file says nothing about the model's class with that number. Token
+    taggers' tags are names already."""
+    names = getattr(data, "label_names", None)
+    if names is None:
+        return list(targets)
+    return [names[y] if isinstance(y, numbers.Integral) and not isinstance(y, bool) else y
+            for y in targets]
+
+
+def _evaluate(model: Any, data: Any, inputs: Sequence[Any], targets: Sequence[Any],
+              progress: bool = False) -> dict:
+    """``model.evaluate`` whose refusal of a label names the data it came from."""
+    try:
+        return model.evaluate(inputs, targets, progress=progress)
+    except DataError as exc:
+        raise DataError(f"{data.description}: {exc}") from None
 
 
 def compare_on_data(task: Any, reference: Any, candidate: Any, eval_data: Any,
@@ -84,7 +107,9 @@ def compare_on_data(task: Any, reference: Any, candidate: Any, eval_data: Any,
     ``examples``."""
     data = task.load_data(eval_data, seed=task.config.training.seed)
     inputs, targets = data.split("dev" if data.num_dev else "train")
-    ref, new = reference.evaluate(inputs, targets), candidate.evaluate(inputs, targets)
+    targets = by_name(data, targets)  # labels by name: an unknown one is refused, not renumbered
+    ref = _evaluate(reference, data, inputs, targets)
+    new = _evaluate(candidate, data, inputs, targets)
     key = next(k for k in keys if k in ref)
     return {"key": key, "fp32": ref[key], "int8": new[key], "description": data.description,
             "examples": len(inputs)}

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import random
+import struct
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +35,8 @@ import numpy as np
 from rnnzoo.data.splits import Splits
 from rnnzoo.errors import DataError
 from rnnzoo.extras import MissingDependencyError, has_module
+from rnnzoo.io.inputs import check_finite, check_image_pixels, image_bomb_guard
+from rnnzoo.limits import LimitError
 
 IMAGE_EXTRA = 'pip install "rnnzoo[image]"'
 SPLITS = ("train", "dev", "test")
@@ -64,6 +67,27 @@ def to_rgb(image: Any) -> Any:
     return image.convert("RGB")
 
 
+def decode_image(source: str | os.PathLike | bytes, where: str) -> Any:
+    """A Pillow image decoded from a file path or the bytes of an image file, its size checked
+    against ``max_image_pixels`` from the header before any pixel is decoded (Pillow opens
+    lazily; a 164 KB PNG can hold 13000x13000 pixels). Raises :class:`ImageReadError` when it
+    cannot be decoded and ``rnnzoo.limits.LimitError`` when it is too large."""
+    import io
+
+    Image = require_pillow("reading images")
+    opener = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source)
+    try:
+        with image_bomb_guard(Image, where), Image.open(opener) as opened:
+            check_image_pixels(*opened.size, where)
+            opened.load()
+            return opened.copy()
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        if isinstance(exc, LimitError):
+            raise
+        raise ImageReadError(f"{where}: cannot decode the image ({exc}); it is corrupt, "
+                             "truncated or not an image file") from None
+
+
 def preprocess_image(image: Any, size: int) -> np.ndarray:
     """``[size, size, 3]`` uint8 pixels of an image (a path, a Pillow image, or an array
     ``[H, W]``/``[H, W, 3|4]``): RGB, resized with Pillow's bilinear filter (aspect ratio not
@@ -76,26 +100,25 @@ def preprocess_image(image: Any, size: int) -> np.ndarray:
         path = Path(image)
         if not path.is_file():
             raise ImageReadError(f"{path}: no such image file")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                image = to_rgb(opened)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise ImageReadError(f"{path}: cannot decode the image ({exc}); it is corrupt, "
-                                 "truncated or not an image file") from None
+        image = to_rgb(decode_image(path, str(path)))
     elif isinstance(image, Image.Image):
+        check_image_pixels(*image.size, where)
         image = to_rgb(image)
     else:
-        array = np.asarray(image) if isinstance(image, (list, tuple, np.ndarray)) else None
+        try:
+            array = np.asarray(image) if isinstance(image, (list, tuple, np.ndarray)) else None
+        except (ValueError, TypeError):  # ragged nested lists
+            array = None
         if array is None or array.ndim not in (2, 3) or (
                 array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or 0 in array.shape:
             shape = getattr(array, "shape", None)
             raise DataError(f"image: expected a file path, a Pillow image or an array [H, W] / "
                             f"[H, W, 3], found {type(image).__name__}"
                             + (f" of shape {shape}" if shape is not None else ""))
+        check_image_pixels(array.shape[1], array.shape[0], where)
         if array.dtype.kind == "f":
-            if not np.isfinite(array).all():
-                raise DataError("image: the array holds NaN or infinite values")
+            check_finite(array, where, dtype=None, axes=("row", "column", "channel")[
+                :array.ndim])
             if array.max() <= 1.0 and array.min() >= 0.0:
                 array = array * 255.0  # floats in [0, 1]
             array = np.clip(np.round(array), 0, 255)

@@ -232,7 +232,7 @@ class CTCRecognizer(abc.ABC):
         of its valid frames (column 0 is the blank); batched by length with a frame mask.
         ``progress`` counts the sequences of each batch run."""
         batch_size = check_count("batch_size", batch_size)
-        limits.check("max_batch_size", batch_size, "batch_size")
+        batch_size = min(batch_size, limits.current().max_batch_size)  # chunking only
         s = self.frame_stride
         out: list[Any] = [None] * len(feats)
         # A signal shorter than one hop has no causal frame: nothing to read, no label.

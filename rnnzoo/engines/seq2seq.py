@@ -92,7 +92,7 @@ def decoding_options(verb: str, vocab: int, vocab_name: str, length_unit: str, *
     order) before the model is touched: a bad option is one clear error, not a traceback from
     the middle of a batch."""
     batch_size = check_count("batch_size", batch_size)
-    limits.check("max_batch_size", batch_size, "batch_size")
+    batch_size = min(batch_size, limits.current().max_batch_size)  # chunking only
     if max_length is not None:
         max_length = check_count("max_length", max_length, length_unit)
         limits.check("max_decode_length", max_length, "max_length")

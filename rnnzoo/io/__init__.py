@@ -35,6 +35,7 @@ from rnnzoo.io.dirs import (
 from rnnzoo.io.storage import (
     StorageError,
     atomic_write_bytes,
+    atomic_write_many,
     atomic_write_text,
     current_umask,
     ensure_directory,
@@ -54,6 +55,7 @@ __all__ = [
     "StorageError",
     "atomic_directory",
     "atomic_write_bytes",
+    "atomic_write_many",
     "atomic_write_text",
     "check_removable_bundle_dir",
     "check_removable_dir",

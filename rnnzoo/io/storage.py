@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -150,36 +150,65 @@ def ensure_directory(path: str | os.PathLike) -> Path:
 
 
 # -- atomic writes --------------------------------------------------------------------------------
+def _stage(path: Path, data: bytes) -> str:
+    """``data`` written and flushed to a new temporary file next to ``path`` (with the umask's
+    mode); its name. The temporary file is removed if any of this fails."""
+    ensure_directory(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_many(files: Mapping[str | os.PathLike, bytes],
+                      before_replace: Callable[[], None] | None = None) -> None:
+    """Write several files atomically together: each is written and flushed to a temporary file
+    in its folder first; only when all are (and ``before_replace``, e.g. updating a checksum
+    listing, has run) are they renamed into place. A full disk or a permission problem at any
+    point is one ``StorageError`` naming the file, and every previous version stays as it was
+    (renames in one folder need no space, so they do not fail on a full disk)."""
+    staged: dict[Path, str] = {}
+    current: Path | None = None
+    try:
+        for path, data in files.items():
+            current = Path(path)
+            staged[current] = _stage(current, data)
+        current = None
+        if before_replace is not None:
+            before_replace()
+        for path in list(staged):
+            current = path
+            os.replace(staged[path], path)
+            del staged[path]
+    except OSError as exc:
+        wrapped = _storage_error(exc, current if current is not None else
+                                 next(iter(map(Path, files)), Path(".")))
+        if wrapped is None:
+            raise
+        raise wrapped from None
+    finally:
+        for tmp in staged.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write a file via a temporary file in the same folder and rename it into place.
 
     The file gets ``0o666 & ~umask`` (``mkstemp`` alone gives 0600, which a service account
     serving a bundle cannot read); on a full disk or a permission error the previous file is
     left intact and a ``StorageError`` names the path."""
-    path = Path(path)
-    ensure_directory(path.parent)
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        wrapped = _storage_error(exc, path)
-        if wrapped is None:
-            raise
-        raise wrapped from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    atomic_write_many({path: data})
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a UTF-8 text file atomically (see ``atomic_write_bytes``)."""
     atomic_write_bytes(path, text.encode("utf-8"))
-

@@ -31,6 +31,7 @@ import numpy as np
 
 from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.io import read_json
+from rnnzoo.io.inputs import check_finite
 
 PROBLEMS = ("adding", "copy")
 COPY_DIGITS = 10  # digits to remember (Bai et al.: 10)
@@ -104,8 +105,9 @@ def features(problem: str, x: Any, where: str = "x") -> np.ndarray:
         if x.ndim != 3 or x.shape[2] != 2:
             raise DataError(f"{where}: the adding problem takes [n, time, 2] (value, marker), "
                             f"found shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-            raise DataError(f"{where}: expected finite numbers")
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"{where}: expected finite numbers, found dtype {x.dtype}")
+        check_finite(x, where, axes=("sequence", "step", "feature"))
         return x.astype(np.float32)
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
         raise DataError(f"{where}: copy memory takes integer digits [n, time], found shape "

@@ -116,8 +116,14 @@ def _check_roll(roll: Any, where: str) -> np.ndarray:
                         f"{LOWEST_PITCH}-{HIGHEST_PITCH}), found shape {arr.shape}")
     if arr.shape[0] == 0:
         raise DataError(f"{where}: empty piece (no time steps)")
-    if arr.dtype.kind not in "biuf" or not np.isin(arr, (0, 1)).all():
-        raise DataError(f"{where}: expected a binary piano roll (0/1 values)")
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{where}: expected a binary piano roll (0/1 values), found dtype "
+                        f"{arr.dtype}")
+    bad = ~np.isin(arr, (0, 1))
+    if bad.any():
+        step, key = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{where}: step {step}, key {key} (MIDI {LOWEST_PITCH + key}) is "
+                        f"{arr[step, key].item()!r}; expected a binary piano roll (0/1 values)")
     return arr.astype(np.uint8)
 
 

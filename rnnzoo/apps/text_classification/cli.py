@@ -58,12 +58,16 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate_reports(model: Any, data: TextClassificationData, split: str,
                      options: dict[str, Any]) -> list[dict]:
-    """Accuracy, macro-F1 and the confusion matrix on a split; the data's classes must be the
-    model's (never a silent remap)."""
+    """Accuracy, macro-F1 and the confusion matrix on a split; the data's labels are matched
+    to the model's classes by name (never by position), and a label the model does not have
+    is refused."""
     def same_classes() -> None:
-        if list(data.label_names) != list(model.label_names):
-            raise DataError(f"{data.description}: classes {data.label_names} differ from the "
-                            f"model's {model.label_names}")
+        unknown = [n for n in data.label_names if n not in model.label_names]
+        if unknown:
+            raise DataError(f"{data.description}: label(s) {', '.join(map(repr, unknown))} are "
+                            f"not classes of this model (classes: "
+                            f"{', '.join(model.label_names)}); labels are matched by name: "
+                            "relabel the data, or fine-tune the model on its classes")
 
     return [split_report(model, data, split, options.get("limit"), check=same_classes,
                          progress=options.get("progress", False))]

@@ -16,6 +16,7 @@ from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import ConfigError, DataError
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts, check_count, check_tokens
 from rnnzoo.io import read_json
+from rnnzoo.io.inputs import check_batch_size, check_texts
 from rnnzoo.metrics import classification_report
 from rnnzoo.progress import Progress, model_label, reporting
 
@@ -48,7 +49,9 @@ class _Classifier(abc.ABC):
         fused recurrent operators do not skip padded steps). ``progress=True``: a progress
         line on stderr."""
         texts = _as_texts(texts)
+        check_texts(texts, "predict")
         batch_size = check_count("batch_size", batch_size)
+        batch_size = check_batch_size(batch_size)
         with reporting(progress, model_label(self, "predict"), len(texts), "texts") as bar:
             seqs = self.preprocessor.encode(texts)
             out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
@@ -79,8 +82,10 @@ class _Classifier(abc.ABC):
         for y in labels:
             if isinstance(y, str):
                 if y not in index:
-                    raise DataError(f"label {y!r} is not a class of this model "
-                                    f"({', '.join(self.label_names)})")
+                    raise DataError(f"label {y!r} is not a class of this model (classes: "
+                                    f"{', '.join(self.label_names)}); labels are matched by "
+                                    "name: relabel the data, or fine-tune the model on its "
+                                    "classes")
                 ids.append(index[y])
             elif (isinstance(y, (int, np.integer)) and not isinstance(y, bool)
                   and 0 <= int(y) < len(index)):
@@ -141,6 +146,7 @@ class TextClassifierRuntime(_Classifier, BundleRuntime):
         request says ``"truncate": true``. Same results as ``predict``; each text is
         tokenised once."""
         texts = as_texts(instances, "instances")
+        check_texts(texts, "instances")
         truncate = options.get("truncate", False)
         if not isinstance(truncate, bool):
             raise ConfigError(f"truncate: expected true or false, found {truncate!r}")

@@ -16,6 +16,7 @@ from rnnzoo.data.conll import convert, spans
 from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
+from rnnzoo.io.inputs import check_batch_size, check_texts
 from rnnzoo.metrics import tagging_report
 from rnnzoo.progress import Progress, model_label, reporting
 
@@ -103,9 +104,11 @@ class _Tagger(abc.ABC):
         """Tags of pre-tokenised sentences (each at least one token); batches are grouped by
         length, as the text classifier's are. ``progress=True``: a progress line on stderr."""
         batch_size = check_count("batch_size", batch_size)
+        batch_size = check_batch_size(batch_size)
         for i, s in enumerate(sentences):
             if not len(s):
                 raise DataError(f"sentence {i} is empty: pass at least one token")
+        check_texts(sentences, "tag")
         crf = self.crf_parameters
         names = self.tag_names
         pre = self.preprocessor
@@ -131,6 +134,7 @@ class _Tagger(abc.ABC):
         tokens). Entities of a string carry character offsets; an empty string gives an
         empty result. ``progress=True``: a progress line on stderr."""
         items = _as_sentences(sentences)
+        check_texts(items, "tag")
         split: list[list[tuple[str, int | None, int | None]]] = []
         for s in items:
             split.append(tokenize(s) if isinstance(s, str) else [(t, None, None) for t in s])
@@ -172,6 +176,15 @@ class _Tagger(abc.ABC):
             gold = [convert(t, scheme) for t in tags] if scheme is not None else tags
         except DataError as exc:
             raise DataError(f"evaluate: {exc}") from None
+        if scheme is not None:  # entity types by name: one the model never predicts is refused
+            types = {tag.split("-", 1)[1] for tag in self.tag_names if "-" in tag}
+            for i, seq in enumerate(gold):
+                unknown = sorted({t.split("-", 1)[1] for t in seq if "-" in t} - types)
+                if unknown:
+                    raise DataError(f"evaluate: sentence {i} has entity type(s) {unknown} that "
+                                    f"the model does not know ({', '.join(sorted(types))}); "
+                                    "tags are matched by name: relabel the data, or fine-tune "
+                                    "the model on its tags")
         with reporting(progress, model_label(self, "evaluate"), len(sentences),
                        "sentences") as bar:
             pred = self.tag_tokens(sentences, batch_size, bar)
