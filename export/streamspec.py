@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rnnzoo.export.errors import BundleError
@@ -93,6 +93,32 @@ def describe_stream(graphs: Mapping[str, Any],
             raise ValueError(f"stream hints for {name!r} may not replace {clash}")
         described[name].update(copy.deepcopy(dict(extra)))
     return {"about": ABOUT, "graphs": described}
+
+
+def token_decoder_facts(*, words: Sequence[str], vocabulary: str, start: int, end: int,
+                        max_steps: int, never: Sequence[int] = (), what: str = "words",
+                        context: str = "the encoder") -> dict:
+    """The ``start``, ``end`` and ``symbols`` facts of a one-step token decoder (translator,
+    captioner): ``words`` is the output vocabulary (``vocabulary``'s ``vocab`` list, id 0
+    padding, id 1 unknown), ``start``/``end`` the ids of ``<s>``/``</s>``, ``max_steps`` the
+    decoder calls rnnzoo makes at most per output, ``never`` the ids rnnzoo never chooses.
+    For a ``Task._stream_manifest`` hook."""
+    return {
+        "start": {"input": "token", "feed": int(start), "symbol": words[start],
+                  "note": f"once {context} has run: feed this id first, then at each step the "
+                          "id chosen from the previous step's logits"},
+        "end": {"output": "logits", "id": int(end), "symbol": words[end],
+                "max_steps": int(max_steps),
+                "note": "stop when this id is chosen (it is not part of the text), or after "
+                        "max_steps decoder calls"},
+        "symbols": {"input": "token", "output": "logits", "count": len(words),
+                    "vocabulary": vocabulary, "key": "vocab", "pad_id": 0, "unknown_id": 1,
+                    "never": sorted(int(i) for i in never),
+                    "note": f"ids in and output positions index vocabulary[key]; positions "
+                            f"from count on are never {what} (the graph is sized by a cap); "
+                            "rnnzoo never chooses the ids in 'never'; the text is the chosen "
+                            "ids' words before the end id"},
+    }
 
 
 def check_stream(manifest: Mapping[str, Any], where: str) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TRAIN_EXTRA_PACKAGES, run_python, without_packages
 from rnnzoo.export import runtime
 from rnnzoo.export.migrate import migrate_bundle
 from rnnzoo.export.streamspec import describe_stream
@@ -188,3 +189,130 @@ def test_every_shipped_bundle_is_described(name):
         if name.startswith("music_"):
             assert spec["decoder"]["start"]["feed"] == "zeros"
             assert spec["decoder"]["keys"]["activation"] == "sigmoid"
+        if name.startswith(("translator_", "captioner_")):  # _stream_manifest of both
+            step = spec["decoder"]
+            assert (step["start"]["symbol"], step["end"]["symbol"]) == ("<s>", "</s>")
+            assert step["symbols"]["vocabulary"].startswith("assets/")
+            assert ("source_mask" in step) == name.startswith("translator_")
+        if name.startswith("esn_"):  # re-exported with its step graph
+            assert sorted(spec) == ["step"]
+
+
+# -- translator and captioner decoders: the description alone decodes --------------------------
+TRANSLATOR = "translator_gru_attention.spa_eng"
+CAPTIONER = "captioner_lstm_attention.flickr8k_subset"
+SOURCES = ["¿Dónde está la estación?", "TENGO HAMBRE.", "Tom no quiere ir a la escuela mañana.",
+           "me gusta leer libros, pero no tengo tiempo", "«Xyzzy» dijo: ¡qué-tal!", ""]
+
+
+def _installed_bundle(name: str) -> Path:
+    if name not in INSTALLED:
+        pytest.skip(f"{name} is not installed (pip install ./presets/*/)")
+    return INSTALLED[name] / "onnx" / "fp32"
+
+
+def _greedy_decoder(bundle: Path, encoder_feeds: dict[str, np.ndarray],
+                    decoder_extra: dict[str, np.ndarray] | None = None) -> list[int]:
+    """Greedy decoding that knows nothing of rnnzoo: bundle.json's ``stream`` and onnxruntime.
+    The decoder's state starts from the encoder outputs its ``initial`` names, its ``from``
+    inputs are the encoder's, and the next id is the argmax over the first ``count`` logits,
+    the ids in ``never`` left out."""
+    import onnxruntime as ort
+
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    step = manifest["stream"]["graphs"]["decoder"]
+    symbols, end = step["symbols"], step["end"]
+
+    def session(graph: str) -> ort.InferenceSession:
+        return ort.InferenceSession(str(bundle / manifest["graphs"][graph]["file"]),
+                                    providers=["CPUExecutionProvider"])
+
+    encoder, decoder = session("encoder"), session("decoder")
+    encoded = dict(zip([o.name for o in encoder.get_outputs()],
+                       encoder.run(None, encoder_feeds)))
+    state = {s["input"]: encoded[s["initial"]["output"]] for s in step["state"]}
+    fixed = {i["name"]: encoded[i["from"]["output"]] for i in step["inputs"] if "from" in i}
+    fixed.update(decoder_extra or {})
+    names = [o.name for o in decoder.get_outputs()]
+    token, ids = step["start"]["feed"], []
+    for _ in range(end["max_steps"]):
+        out = dict(zip(names, decoder.run(None, {
+            **state, **fixed, symbols["input"]: np.array([token], np.int32)})))
+        state = {s["input"]: out[s["output"]] for s in step["state"]}
+        logits = out[symbols["output"]][0, : symbols["count"]].astype(np.float64)
+        logits[symbols["never"]] = -np.inf
+        token = int(np.argmax(logits))
+        ids.append(token)
+        if token == end["id"]:
+            break
+    return ids
+
+
+def test_the_translator_description_alone_reproduces_translate():
+    """Source ids from ``stream.decoder.source`` (NFC, lower-case, the token regex, the source
+    vocabulary), ``source_mask`` as its note says, then greedy decoding: the same translation
+    as ``translate`` for every sentence (punctuation, capitals, unknown words, an empty one)."""
+    import re
+    import unicodedata
+
+    bundle = _installed_bundle(TRANSLATOR)
+    model = runtime.load(bundle)
+    step = model.stream_spec["decoder"]
+    source = step["source"]
+    assert step["start"]["symbol"] == "<s>" and step["end"]["symbol"] == "</s>"
+    assert step["symbols"]["count"] == len(model.preprocessor.target.vocab) <= \
+        model.manifest["graphs"]["decoder"]["outputs"][0]["shape"][-1]
+    assert step["source_mask"]["from"] == {"graph": "encoder", "input": "source"}
+    vocab = json.loads((bundle / source["vocabulary"]).read_text())[source["key"]]
+    index = {w: i for i, w in enumerate(vocab)}
+    for text in SOURCES:
+        text_n = unicodedata.normalize(source["unicode"], text)
+        words = re.findall(source["tokens"], text_n.lower() if source["lowercase"] else text_n)
+        ids = ([index.get(w, source["unknown_id"]) for w in words]
+               or [source["unknown_id"]])[: source["max_tokens"]]
+        assert ids == model.preprocessor.encode_source(text), text
+        tokens = np.array([ids], np.int32)
+        mask = (tokens != step["source_mask"]["pad_id"]).astype(np.float32)
+        out = _greedy_decoder(bundle, {source["input"]: tokens}, {"source_mask": mask})
+        assert model.preprocessor.decode_target(out) == model.translate(text), text
+
+
+def test_the_captioner_description_alone_reproduces_caption():
+    from rnnzoo.apps.image_captioning.cli import example_inputs
+
+    bundle = _installed_bundle(CAPTIONER)
+    model = runtime.load(bundle)
+    step = model.stream_spec["decoder"]
+    width = model.manifest["graphs"]["decoder"]["outputs"][0]["shape"][-1]
+    assert step["symbols"]["count"] == len(model.preprocessor.tokenizer.vocab) == 750 < width
+    assert step["symbols"]["never"] == [0, 1, 2]  # <pad>, <unk>, <s>
+    for image in example_inputs():
+        image = np.asarray(image, np.uint8)  # one picture (a nested list reads as a batch)
+        pixels = model.preprocessor.pixels([image])
+        out = _greedy_decoder(bundle, {"image": pixels})
+        assert model.preprocessor.decode(out) == model.caption(image)
+
+
+def test_the_shipped_echo_state_network_streams_on_a_slim_install():
+    """The re-exported bundle carries its ``step`` graph: with neither TensorFlow nor ``onnx``
+    installed, feeding a window one row at a time gives ``forecast(window)``."""
+    name = "esn_forecaster.mackey_glass"
+    bundle = _installed_bundle(name)
+    spec = runtime.read_manifest(bundle)["stream"]["graphs"]
+    assert sorted(spec) == ["step"] and spec["step"]["state"][0]["shape"] == ["batch", 500]
+    proc = run_python(without_packages(f"""
+        import sys
+        import numpy as np
+        import rnnzoo
+        model = rnnzoo.from_preset("{name}", backend="onnx")
+        window = np.sin(np.arange(model.lookback) / 7.0)[:, None]
+        s = model.stream()
+        for row in window:
+            last = s.step(row)
+        want = model.forecast(window)
+        assert np.abs(last - want).max() < 1e-4, (last, want)
+        assert not {{"onnx", "tensorflow", "keras"}} & set(sys.modules)
+        print("OK", float(last.ravel()[0]), float(want.ravel()[0]))
+    """, blocked=(*TRAIN_EXTRA_PACKAGES, "onnx")))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("OK")

@@ -207,3 +207,40 @@ def test_finetuned_card_commands_run_as_printed(finetuned, capsys):
         sys.argv = saved
     again = json.loads((directory / "metadata.json").read_text())
     assert (again["name"], again["training_command"]) == (meta["name"], training)
+
+
+# -- the bundles' digests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(list_presets()))
+def test_shipped_cards_are_generated_and_show_each_bundle_digest(name):
+    """Every shipped card is what the generator renders from the preset as it ships (regenerate
+    with ``python -m rnnzoo.export.migrate PRESET``), with each bundle's digest."""
+    from rnnzoo.presets import resolve_preset
+
+    meta, directory = preset_info(name), resolve_preset(name)
+    card = (directory / "README.md").read_text(encoding="utf-8")
+    assert card == render_model_card(meta, directory)
+    for precision in ("fp32", "int8"):
+        entry = (meta.get("onnx") or {}).get(precision)
+        if entry is not None:
+            assert f"| `{entry['path']}` | `sha256={entry['digest']}` |" in card
+
+
+def test_the_cards_pin_commands_run_as_printed(capsys):
+    """The Python pin in the card loads the bundle with that digest, and the ``rnnzoo serve``
+    line pins the same digest."""
+    from rnnzoo.serving.loading import split_pin
+
+    meta = _installed(SST2)
+    assert main(["card", SST2]) == 0
+    card = capsys.readouterr().out
+    code = _fenced_after(card, "replaced together with its checksums:\n\n| bundle | digest |\n"
+                         f"|---|---|\n| `onnx/fp32` | `sha256={meta['onnx']['fp32']['digest']}` "
+                         f"|\n| `onnx/int8` | `sha256={meta['onnx']['int8']['digest']}` |")
+    scope: dict = {}
+    exec(code, scope)  # as printed
+    assert scope["model"].digest == meta["onnx"]["fp32"]["digest"]
+    serve = re.search(r"```sh\n(rnnzoo serve .*)\n```", card).group(1)
+    source, digest = split_pin(serve, shlex.split(serve)[2])
+    assert (source, digest) == (SST2, meta["onnx"]["fp32"]["digest"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rnnzoo.export import runtime
 from rnnzoo.export.integrity import canonical_listing, digest_of, read_checksums
-from rnnzoo.export.migrate import migrate_bundle, migrate_preset
+from rnnzoo.export.migrate import adopt_bundles, migrate_bundle, migrate_preset
 
 from rnnzoo.presets import PresetError, installed_presets, verify_preset
 
@@ -174,3 +174,56 @@ def test_a_preset_whose_recorded_digest_is_not_its_bundle_is_refused(tmp_path):
     write_checksums(copy)
     assert migrate_preset(copy)["fp32"] == recorded
     assert rnnzoo.from_preset(copy, backend="onnx").digest == recorded
+
+
+def test_adopting_rebuilt_bundles_keeps_everything_else_and_refuses_another_preset(tmp_path):
+    """``migrate --bundles-from``: the preset takes the rebuilt copy's ``onnx/`` and
+    ``metadata.onnx`` (here: the int8 bundle dropped, as a re-export can), regenerates its card
+    and checksums and verifies; a copy whose weights or other metadata differ is refused and
+    nothing changes."""
+    from rnnzoo.export.migrate import main
+
+    from rnnzoo.saving import write_checksums
+
+    name = "sentiment_bilstm.sst2"
+    if name not in INSTALLED:
+        pytest.skip(f"{name} is not installed")
+    preset, rebuilt = tmp_path / name, tmp_path / "rebuilt"
+    shutil.copytree(INSTALLED[name], preset)
+    shutil.copytree(INSTALLED[name], rebuilt)
+
+    def edit_rebuilt(change) -> None:
+        meta = json.loads((rebuilt / "metadata.json").read_text())
+        change(meta)
+        (rebuilt / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_checksums(rebuilt)
+
+    def snapshot() -> dict:
+        return {p.relative_to(preset): p.read_bytes() for p in preset.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    accuracy = json.loads((preset / "metadata.json").read_text())["metrics"]["accuracy"]
+    weights = bytearray((rebuilt / "model.weights.h5").read_bytes())
+    weights[len(weights) // 2] ^= 0x01
+    (rebuilt / "model.weights.h5").write_bytes(bytes(weights))
+    edit_rebuilt(lambda meta: None)
+    with pytest.raises(PresetError, match=r"not a re-export of .*: model\.weights\.h5 differ"):
+        adopt_bundles(preset, rebuilt)
+    shutil.copy2(preset / "model.weights.h5", rebuilt / "model.weights.h5")
+    edit_rebuilt(lambda meta: meta["metrics"].update(accuracy=0.99))
+    with pytest.raises(PresetError, match=r"metadata fields metrics differ .* \(only 'onnx' may\)"):
+        adopt_bundles(preset, rebuilt)
+    assert snapshot() == before
+
+    edit_rebuilt(lambda meta: (meta["metrics"].update(accuracy=accuracy),
+                               meta["onnx"].pop("int8")))
+    shutil.rmtree(rebuilt / "onnx" / "int8")
+    write_checksums(rebuilt)
+    assert main([str(preset), "--bundles-from", str(rebuilt)]) == 0
+    meta = verify_preset(preset)
+    assert "int8" not in meta["onnx"] and not (preset / "onnx" / "int8").exists()
+    assert meta["onnx"]["fp32"]["digest"] == runtime.bundle_digest(preset / "onnx" / "fp32")
+    after = snapshot()
+    assert after[Path("model.weights.h5")] == before[Path("model.weights.h5")]
+    assert "onnx/int8" not in after[Path("README.md")].decode()
+    assert not list(preset.glob(".onnx*"))  # no temporary folder left

@@ -6,7 +6,7 @@ Sections: the summary table, intended use (the application's ``INTENDED_USE``), 
 licence, metrics (the headline first, ``rnnzoo.apps.headline``) with the command that
 re-measures them, limitations (the application's ``LIMITATIONS``, the preset's trade-offs),
 notes, the bundles' inputs, outputs and state, sizes, training (the full command, wall time),
-usage and integrity.
+usage and integrity (with each bundle's digest, the value a user pins).
 """
 
 from __future__ import annotations
@@ -136,8 +136,34 @@ def render_model_card(meta: Mapping[str, Any], directory: Path | None = None) ->
         "## Integrity", "",
         f"`{CHECKSUMS_FILE}` lists the sha256 of every file; rnnzoo verifies all of them (and "
         "refuses unlisted files) before loading anything.", "",
+        *_digests(meta, source),
     ]
     return "\n".join(lines)
+
+
+def _digests(meta: Mapping[str, Any], source: str) -> list[str]:
+    """Each bundle's digest and how to pin it: checksums catch corruption, but a bundle replaced
+    together with its checksums is caught only by a digest the user pins."""
+    info = meta.get("onnx") if isinstance(meta.get("onnx"), Mapping) else {}
+    rows = [(precision, entry) for precision in _PRECISIONS
+            if isinstance(entry := info.get(precision), Mapping) and entry.get("digest")]
+    if not rows:
+        return []
+    lines = ["Each ONNX bundle also lists the sha256 of its own files, `bundle.json` included, "
+             "in its `SHA256SUMS`; the sha256 of that listing is the **bundle digest**, one "
+             "value for the whole bundle (`sha256sum SHA256SUMS` in the bundle's folder prints "
+             "it). Pin it to refuse a bundle that was replaced together with its checksums:", "",
+             "| bundle | digest |", "|---|---|",
+             *(f"| `{entry['path']}` | `sha256={entry['digest']}` |" for _, entry in rows), ""]
+    precision, entry = rows[0]
+    lines += _fence("from rnnzoo.export import runtime\nfrom rnnzoo.presets import "
+                    f"resolve_preset\n\nmodel = runtime.load(resolve_preset(\"{source}\") / "
+                    f"\"{entry['path']}\",\n                     expected_digest="
+                    f"\"{entry['digest']}\")", "python")
+    lines += ["", *_fence(f"rnnzoo serve {source}#sha256={entry['digest']}"
+                          + ("" if precision == "fp32" else f" --precision {precision}"), "sh"),
+              ""]
+    return lines
 
 
 def _intended_use(meta: Mapping[str, Any], app: ModuleType | None) -> list[str]:

@@ -161,6 +161,21 @@ class ImageCaptioningTask(AttentionDecoderTask, _Captioner, Task):
                          "image_size x image_size, float32 pixels 0..255, NHWC",
                 "max_length": self.config.data.max_length, "vocab_size": m.vocab_size}
 
+    def _stream_manifest(self) -> dict:
+        """Facts for ``bundle.json``'s ``stream`` (rnnzoo.export.streamspec) that a caller
+        outside rnnzoo needs to decode a caption: the start and end tokens, which logits are
+        words (the graph is sized by ``vocab_size``, a cap) and the ids ``caption`` never
+        chooses (``<pad>``, ``<s>`` and, by default, ``<unk>``)."""
+        from rnnzoo.data.tokenizer import BOS, EOS, UNK
+        from rnnzoo.export.streamspec import token_decoder_facts
+
+        tokenizer = self.preprocessor.tokenizer
+        bos = tokenizer.index[BOS]
+        return {"decoder": token_decoder_facts(
+            words=tokenizer.vocab, vocabulary=f"assets/{ASSET_TOKENIZER}", start=bos,
+            end=tokenizer.index[EOS], max_steps=self.preprocessor.max_length + 1,
+            never=[0, bos, tokenizer.index[UNK]], context="the image encoder")}
+
     def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         from rnnzoo.apps.image_captioning.cli import example_inputs
 

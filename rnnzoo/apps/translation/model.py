@@ -145,6 +145,41 @@ class TranslationTask(AttentionDecoderTask, _Translator, Task):
                 "max_length": self.config.data.max_length, "src_vocab_size": m.src_vocab_size,
                 "tgt_vocab_size": m.tgt_vocab_size}
 
+    def _stream_manifest(self) -> dict:
+        """Facts for ``bundle.json``'s ``stream`` (rnnzoo.export.streamspec) that a caller
+        outside rnnzoo needs to decode: the source text as encoder ids, the ``source_mask``
+        the decoder attends with, the start and end tokens, and which logits are words (as
+        ``translate`` does: ``encode_sources`` and the seq2seq engine)."""
+        from rnnzoo.data.tokenizer import _TOKEN_RE, BOS, EOS
+        from rnnzoo.export.streamspec import token_decoder_facts
+
+        pre = self.preprocessor
+        target = pre.target
+        facts = token_decoder_facts(
+            words=target.vocab, vocabulary="assets/target_tokenizer.json",
+            start=target.index[BOS], end=target.index[EOS], max_steps=pre.max_length + 10,
+            context="the encoder (on the source ids)")
+        facts["source"] = {
+            "graph": "encoder", "input": "source", "vocabulary": "assets/source_tokenizer.json",
+            "key": "vocab", "pad_id": 0, "unknown_id": 1, "max_tokens": pre.max_length * 2,
+            "unicode": "NFC", "lowercase": pre.lowercase, "tokens": _TOKEN_RE.pattern,
+            "note": "text -> source ids: Unicode NFC, then lower-case (when lowercase); the "
+                    "words are the 'tokens' regex matches; each word's id is its index in "
+                    "vocabulary[key] (unknown_id when absent); keep the first max_tokens ids "
+                    "(a text with none is [unknown_id]); a batch is post-padded with pad_id to "
+                    "its longest row"}
+        facts["text"] = {
+            "note": "the words of the chosen ids before the end id (or pad_id), joined by one "
+                    "space; rnnzoo's translate then drops the space before ? . ! , ; : and a "
+                    "clitic such as 's, and after ¿ ¡"}
+        facts["source_mask"] = {
+            "input": "source_mask", "dtype": "float32", "shape": ["batch", "source_time"],
+            "from": {"graph": "encoder", "input": "source"}, "pad_id": 0,
+            "note": "1.0 where the encoder's source ids are tokens, 0.0 at padding (source == "
+                    "pad_id), i.e. (source != 0) as float32; attention ignores the 0.0 "
+                    "positions; built once per source and fed unchanged at every step"}
+        return {"decoder": facts}
+
     def _compare_runtimes(self, reference: Any, candidate: Any, eval_data: Any = None) -> dict:
         texts = ["¿dónde está la estación?", "tengo hambre.", "me gusta leer libros."]
         if eval_data is not None:
