@@ -4,7 +4,8 @@ forecasters that take one observation at a time), built tiny and untrained, expo
 On Keras and on the exported ONNX bundle, stepping one element at a time through the graph
 that carries the state gives the whole sequence's outputs (within 1e-4), and a stream's greedy
 continuation equals ``generate(temperature=0)`` / ``translate()`` / ``caption()`` /
-``forecast()``, and ``stream=True`` output joins to the non-stream call's. A new entry of these
+``forecast()``, a classifier's stream gives ``predict_proba`` of the text so far, and
+``stream=True`` output joins to the non-stream call's. A new entry of these
 applications is covered without editing this file."""
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _streams(name: str) -> bool:
     if entry.task in ("text-generation", "music-generation", "translation",
                       "image-captioning"):
         return True
-    return entry.task == "forecasting" and task_from_config(entry).streams
+    return entry.task in ("forecasting", "text-classification", "long-dependency") \
+        and task_from_config(entry).streams
 
 
 ENTRIES = [n for n in rnnzoo.list_models() if _streams(n)]
@@ -43,7 +45,8 @@ def test_every_streaming_entry_is_covered():
         if hasattr(task, "stream") and getattr(task, "streams", True) \
                 and entry.task not in ELSEWHERE:
             assert name in ENTRIES, f"{name} ({entry.task}) streams but has no parity check"
-    assert {"esn_forecaster", "forecaster_lstm_stream", "charlm_lstm"} <= set(ENTRIES)
+    assert {"esn_forecaster", "forecaster_lstm_stream", "charlm_lstm", "sentiment_gru",
+            "memory_rnn", "memory_gru", "memory_lstm"} <= set(ENTRIES)
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +196,41 @@ def _forecasting(task, model, rng):
     np.testing.assert_allclose(y, model.forecast(batch), atol=ATOL)
 
 
+def _classification(task, model, rng):
+    if hasattr(model, "manifest"):  # the bundle says which inputs are state
+        assert "step" in model.manifest["stream"]["graphs"]
+    words = ["good", "the", "movie", "bad", "really", "plot"]
+    text = [str(w) for w in rng.choice(words, size=7)]
+    s = model.stream()
+    got = np.stack([s.step(w) for w in text])
+    want = model.predict_proba([" ".join(text[:k]) for k in range(1, len(text) + 1)])
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    # token ids in chunks, a batch of two streams, go on as one token at a time does
+    ids = rng.integers(2, model.preprocessor.tokenizer.vocab_size, size=(2, 9)).astype(np.int32)
+    y, state = model.step(ids[:, :4], model.initial_state(2))
+    y, state = model.step(ids[:, 4:], state)
+    np.testing.assert_allclose(y, model._probs_of(ids), atol=ATOL)
+
+
+def _long_dependency(task, model, rng):
+    from rnnzoo.apps.long_dependency.data import GENERATORS
+
+    x, _ = GENERATORS[model.problem](2, 6, int(rng.integers(100)))
+    want = model.predict_raw(x)
+    last = want[:, 0] if model.problem == "adding" else want[:, -1]
+    s = model.stream()
+    outs = [s.step(row) for row in x[0]]
+    np.testing.assert_allclose(outs[-1], last[0], atol=ATOL)
+    if model.problem == "copy":  # every step's output, not only the last
+        np.testing.assert_allclose(np.stack(outs), want[0], atol=ATOL)
+    y, state = model.step(x[:, :5], model.initial_state(2))
+    y, state = model.step(x[:, 5:], state)
+    np.testing.assert_allclose(y, last, atol=ATOL)
+
+
 CHECKS = {"text-generation": _text, "music-generation": _music, "translation": _translation,
-          "image-captioning": _captioning, "forecasting": _forecasting}
+          "image-captioning": _captioning, "forecasting": _forecasting,
+          "text-classification": _classification, "long-dependency": _long_dependency}
 
 
 @pytest.mark.parametrize("backend", ["keras", "onnx"])
@@ -203,3 +239,35 @@ def test_step_by_step_equals_whole_sequence(name, backend, built):
     task, bundle = built(name)
     model = task if backend == "keras" else bundle
     CHECKS[get_entry(name).task](task, model, np.random.default_rng(0))
+
+
+def test_pooling_and_copy_streams_exactly(tmp_path):
+    """The pooling a classifier carries as running state (mean: sum and count; max: the
+    maximum) and the copy problem's per-step read-out stream as the whole sequence does."""
+    for name, overrides in (("sentiment_gru", {"pooling": "mean", "num_layers": 2}),
+                            ("sentiment_gru", {"pooling": "max", "cell": "lstm"}),
+                            ("memory_gru", None)):
+        spec = family_spec(get_entry(name).family)
+        tiny = {k: dict(v) for k, v in spec.tiny_overrides.items()}
+        if overrides:
+            tiny["model"].update(overrides)
+        else:
+            tiny["data"]["problem"] = "copy"
+        task = rnnzoo.create_model(name, **tiny)
+        if name.startswith("sentiment"):
+            task.adapt(task.load_data(spec.synthetic_dataset(tmp_path / str(overrides["pooling"]),
+                                                             n=40), 0))
+            _classification(task, task, np.random.default_rng(1))
+        else:
+            _long_dependency(task, task, np.random.default_rng(1))
+
+
+def test_bidirectional_classifier_does_not_stream():
+    """A bidirectional encoder reads the whole text before any output: one typed error."""
+    from rnnzoo.engines.ctc import NotStreamableError
+
+    spec = family_spec(get_entry("sentiment_bilstm").family)
+    task = rnnzoo.create_model("sentiment_bilstm", **spec.tiny_overrides)
+    assert not task.streams
+    with pytest.raises(NotStreamableError, match="bidirectional"):
+        task.initial_state(1)

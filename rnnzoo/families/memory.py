@@ -60,6 +60,31 @@ class Task(LongDependencyTask):
                                    name="y")(h)
         return keras.Model(x, y, name=self.config.name)
 
+    streams = True  # one unidirectional stack: every output follows from the state so far
+
+    def stream_graph(self) -> tuple[Any, list[str]] | None:
+        """The stack from given states over the steps (padding frames masked, as in the
+        model), then the read-out: the sum from the last state (adding), the digit
+        probabilities at every fed step (copy)."""
+        model = self.model
+        cached = getattr(self, "_stream", None)
+        if cached is None or cached[0] is not model:
+            import keras
+
+            from rnnzoo.families.sentiment import stateful_twin
+
+            m = self.config.model
+            rnn = model.get_layer("rnn")
+            x = keras.Input((None, self.num_features), dtype="float32", name="x")
+            states = [keras.Input((m.units,), dtype="float32", name=f"state_{i}")
+                      for i in range(rnn.states_per_layer * m.num_layers)]
+            masked = model.get_layer("padding")(x)
+            h, new = stateful_twin(rnn, rnn.return_sequences)(masked, initial_state=states)
+            y = model.get_layer("y")(h)
+            graph = keras.Model([x, *states], [y, *new], name="memory_step")
+            self._stream = cached = (model, graph, len(states))
+        return cached[1], ["y", *[f"new_state_{i}" for i in range(cached[2])]]
+
 
 def _chrono(stack: Any, horizon: int, seed: int) -> None:
     """Set the gate biases of every layer of a ``RecurrentStack`` by the chrono rule."""

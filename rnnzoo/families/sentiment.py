@@ -64,6 +64,95 @@ class Task(TextClassificationTask):
                                    name="probs")(x)
         return keras.Model(tokens, probs, name=self.config.name)
 
+    @property
+    def streams(self) -> bool:  # type: ignore[override]
+        """A unidirectional encoder: every prefix's probabilities follow from its state (and
+        the running pooling state for mean/max)."""
+        return not self.config.model.bidirectional
+
+    @property
+    def no_stream_reason(self) -> str:  # type: ignore[override]
+        return ("its bidirectional encoder reads the whole text (backwards too) before any "
+                "output") if self.config.model.bidirectional else ""
+
+    def stream_graph(self) -> tuple[Any, list[str]] | None:
+        """With ``streams``: the encoder from given states over the tokens, the pooling
+        carried as a running state (mean: sum and count; max: maximum and count), then the
+        head. States: the recurrent ones (``state_0``...), then the pooling's."""
+        if not self.streams:
+            return None
+        model = self.model
+        cached = getattr(self, "_stream", None)
+        if cached is None or cached[0] is not model:
+            import keras
+
+            m = self.config.model
+            encoder = model.get_layer("encoder")
+            tokens = keras.Input((None,), dtype="int32", name="tokens")
+            n_rnn = encoder.states_per_layer * m.num_layers
+            states = [keras.Input((m.units,), dtype="float32", name=f"state_{i}")
+                      for i in range(n_rnn)]
+            x = model.get_layer("embedding")(tokens)
+            seq, new = stateful_twin(encoder, return_sequences=m.pooling != "last")(
+                x, initial_state=states)
+            new = list(new)
+            if m.pooling == "last":
+                h = seq  # the top layer's output after the last token
+            else:
+                pool = keras.Input((m.units,), dtype="float32", name=f"state_{n_rnn}")
+                count = keras.Input((1,), dtype="float32", name=f"state_{n_rnn + 1}")
+                states += [pool, count]
+                h, new_pool, new_count = _running_pooling(m.pooling)(seq, tokens, pool, count)
+                new += [new_pool, new_count]
+            names = {layer.name for layer in model.layers}
+            for name in ("hidden", "probs"):  # dropout is inert at inference
+                if name in names:
+                    h = model.get_layer(name)(h)
+            graph = keras.Model([tokens, *states], [h, *new], name="classifier_step")
+            self._stream = cached = (model, graph, len(states))
+        return cached[1], ["probs", *[f"new_state_{i}" for i in range(cached[2])]]
+
+
+def stateful_twin(stack: Any, return_sequences: bool) -> Any:
+    """A ``RecurrentStack`` like ``stack`` that also returns its states, sharing its cells (so
+    its weights, also after more training): the exported step graph's recurrence."""
+    from rnnzoo.layers import RecurrentStack
+
+    twin = RecurrentStack(stack.units, cell=stack.cell, num_layers=stack.num_layers,
+                          bidirectional=stack.bidirectional, merge_mode=stack.merge_mode,
+                          return_sequences=return_sequences, return_state=True,
+                          reset_after=stack.reset_after, name=f"{stack.name}_step")
+    for mine, theirs in zip(twin.rnns, stack.rnns):
+        mine.cell = theirs.cell
+    return twin
+
+
+def _running_pooling(mode: str) -> Any:
+    """A layer ``(seq, tokens, pooled, count) -> (pooled output, new pooled, new count)``:
+    ``MaskedGlobalPooling1D(mode)`` over the tokens so far, carried across calls (mean: the
+    running sum; max: the running maximum, read only once ``count > 0``)."""
+    import keras
+
+    ops = keras.ops
+
+    class RunningPooling(keras.layers.Layer):
+        # the mask is read from the tokens (0 is padding); none goes on to the head
+        def call(self, seq: Any, tokens: Any, pooled: Any, count: Any, mask: Any = None) -> Any:
+            m = ops.expand_dims(ops.cast(ops.not_equal(tokens, 0), seq.dtype), -1)
+            new_count = count + ops.sum(m, axis=1)
+            if mode == "mean":
+                total = pooled + ops.sum(seq * m, axis=1)
+                return total / ops.maximum(new_count, 1.0), total, new_count
+            neg = ops.cast(-1e4, seq.dtype)
+            prev = ops.where(count > 0, pooled, neg)
+            top = ops.maximum(prev, ops.max(ops.where(m > 0, seq, neg), axis=1))
+            return top * ops.cast(new_count > 0, seq.dtype), top, new_count
+
+        def compute_mask(self, *args: Any, **kwargs: Any) -> Any:
+            return None
+
+    return RunningPooling(name="running_pooling")
+
 
 # -- test support: the registry-generated tests build every entry with these ---------------------
 TINY_OVERRIDES = {

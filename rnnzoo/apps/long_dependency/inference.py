@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,19 @@ from rnnzoo.apps.long_dependency.data import (
     copy_baseline,
     features,
 )
+from rnnzoo.engines.ctc import NotStreamableError
+from rnnzoo.engines.stream import Stream
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
 from rnnzoo.progress import Progress, model_label, reporting
+
+STREAM_GRAPH = "step"  # the graph that carries the recurrent state between calls
+STEP_FILE = "step_model.onnx"
+
+
+def no_stream(name: str) -> str:
+    return (f"{name}: no stream: its bundle has no step graph (exported before streaming); "
+            "re-export it, or solve whole sequences")
 
 
 # -- the user call, once for Keras and the runtime --------------------------------------------
@@ -93,6 +104,69 @@ class _Solver(abc.ABC):
                 "baseline": copy_baseline(length)}
 
 
+    # -- streaming -----------------------------------------------------------------------------
+    # The exported ``step`` graph: ``x`` [batch, n, features] and ``state_<i>`` [batch, units]
+    # -> ``y`` (adding: the sum read from the state after the last step [batch, 1]; copy: the
+    # digit probabilities at each fed step [batch, n, 10]) and ``new_state_<i>``.
+    def _stream_graph(self) -> tuple[Callable[[dict], dict], dict[str, int]]:
+        """``(run, widths)``: the ``step`` graph and the width of each state input."""
+        raise NotStreamableError(no_stream(getattr(self, "name", type(self).__name__)))
+
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The state before the first step: zeros, as ``solve`` starts every sequence."""
+        batch = check_count("batch", batch)
+        _, widths = self._stream_graph()
+        return {n: np.zeros((batch, w), np.float32) for n, w in widths.items()}
+
+    def _stream_steps(self, x: Any) -> tuple[np.ndarray, bool]:
+        """``(features [B, n, F], batched)`` from one step, steps ``[n, ...]`` or a batch."""
+        arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        one = 1 if self.problem == "adding" else 0  # the dims of one step
+        if not one <= arr.ndim <= one + 2 or (one and arr.shape[-1] != 2):
+            forms = ("one step [value, marker], steps [n, 2] or a batch [batch, n, 2]"
+                     if one else "one digit, digits [n] or a batch [batch, n]")
+            raise DataError(f"step: expected {forms}, found shape {arr.shape}")
+        if arr.ndim == one:
+            arr, batched = arr[None, None], False
+        elif arr.ndim == one + 1:
+            arr, batched = arr[None], False
+        else:
+            batched = True
+        return features(self.problem, arr, "step"), batched
+
+    def step(self, x: Any, state: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
+        """Feed input steps ``x`` (adding: one ``[value, marker]``, steps ``[n, 2]`` or a batch
+        ``[batch, n, 2]``; copy: one digit, digits ``[n]`` or ``[batch, n]``) from ``state``
+        (from ``initial_state``): the output after the last step (adding: the predicted sum,
+        a float, ``[batch]`` for a batch; copy: the digit probabilities ``[10]``, ``[batch,
+        10]``) and the state after it. From ``initial_state``, feeding a sequence step by step
+        ends at ``predict_raw``'s output for it."""
+        run, widths = self._stream_graph()
+        feats, batched = self._stream_steps(x)
+        if not isinstance(state, dict) or set(state) != set(widths):
+            raise DataError(f"step: state must be a dict with keys {sorted(widths)} (from "
+                            "initial_state)")
+        feeds: dict[str, np.ndarray] = {"x": feats}
+        for n, w in widths.items():
+            v = np.asarray(state[n])
+            if v.shape != (len(feats), w):
+                raise DataError(f"step: state[{n!r}] must have shape [{len(feats)}, {w}], "
+                                f"found {v.shape}")
+            feeds[n] = v.astype(np.float32, copy=False)
+        out = run(feeds)
+        y = np.asarray(out["y"], np.float32)
+        y = y[:, 0] if self.problem == "adding" else y[:, -1]
+        new = {n: np.asarray(out[f"new_{n}"], np.float32) for n in widths}
+        if batched:
+            return y, new
+        return (float(y[0]) if self.problem == "adding" else y[0]), new
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A :class:`rnnzoo.engines.stream.Stream` from ``initial_state(batch)``: ``step(x)``
+        feeds input steps and returns the output after them."""
+        return Stream(self.step, self.initial_state(batch))
+
+
 class LongDependencyRuntime(_Solver, BundleRuntime):
     """``predict(x)`` for a long-dependency bundle, with onnxruntime and numpy only."""
 
@@ -107,6 +181,15 @@ class LongDependencyRuntime(_Solver, BundleRuntime):
 
     def _outputs(self, feats: np.ndarray) -> np.ndarray:
         return self.run("model", {"x": feats})["y"]
+
+    def _stream_graph(self) -> tuple[Callable[[dict], dict], dict[str, int]]:
+        """The bundle's ``step`` graph."""
+        if STREAM_GRAPH not in self.sessions:
+            raise NotStreamableError(no_stream(self.entry))
+        sess = self.sessions[STREAM_GRAPH]
+        widths = {i.name: int(i.shape[1]) for i in sess.get_inputs()
+                  if i.name.startswith("state_")}
+        return (lambda feeds: self.run(STREAM_GRAPH, feeds)), widths
 
 
 RUNTIME_CLASS = LongDependencyRuntime

@@ -26,8 +26,9 @@ from rnnzoo.apps.long_dependency.data import (
     features,
     load_long_dependency,
 )
-from rnnzoo.apps.long_dependency.inference import _Solver
+from rnnzoo.apps.long_dependency.inference import STEP_FILE, STREAM_GRAPH, _Solver, no_stream
 from rnnzoo.config import EntryConfig
+from rnnzoo.engines.ctc import NotStreamableError
 from rnnzoo.errors import RunDirError, short_repr
 from rnnzoo.export.bundle import MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec
@@ -128,10 +129,35 @@ class LongDependencyTask(_Solver, Task):
     def _outputs(self, feats: np.ndarray) -> np.ndarray:
         return self.keras_graphs().run("model", {"x": feats})["y"]
 
+    # -- streaming ------------------------------------------------------------------------------
+    # Whether ``stream_graph`` gives a graph (read from the config alone: no model is built).
+    streams: bool = False
+
+    def stream_graph(self) -> tuple[Any, list[str]] | None:
+        """``(Keras model, output names)`` of the exported ``step`` graph (``x`` and
+        ``state_<i>`` -> ``y`` and ``new_state_<i>``); None (the default) where the output
+        reads the whole sequence at once."""
+        return None
+
+    def _stream_graph(self) -> tuple[Any, dict[str, int]]:
+        graphs = self.keras_graphs()
+        spec = graphs.specs.get(STREAM_GRAPH)
+        if spec is None:
+            raise NotStreamableError(no_stream(self.name))
+        widths = {i.name: int(i.shape[1]) for i in spec.inputs if i.kind == "state"}
+        return lambda feeds: graphs.run(STREAM_GRAPH, feeds), widths
+
     # -- export ---------------------------------------------------------------------------------
     def _graph_specs(self) -> list[GraphSpec]:
         x = InputSpec("x", "features", ("batch", "time", self.num_features))
-        return [GraphSpec("model", MODEL_FILE, self.model, [x], ["y"])]
+        specs = [GraphSpec("model", MODEL_FILE, self.model, [x], ["y"])]
+        stream = self.stream_graph()
+        if stream is not None:
+            fn, outputs = stream
+            states = [InputSpec(t.name, "state", ("batch", int(t.shape[-1])))
+                      for t in fn.inputs[1:]]
+            specs.append(GraphSpec(STREAM_GRAPH, STEP_FILE, fn, [x, *states], outputs))
+        return specs
 
     def _export_preprocessing(self) -> dict:
         return {"problem": self.config.data.problem, "features": self.num_features}

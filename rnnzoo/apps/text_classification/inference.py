@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -13,12 +13,25 @@ import numpy as np
 from rnnzoo.apps.text_classification.data import TextClassifierPreprocessor
 from rnnzoo.data.batching import cost_grouped_batches, length_sorted_batches
 from rnnzoo.data.tokenizer import WordTokenizer
-from rnnzoo.errors import ConfigError, DataError
+from rnnzoo.engines.ctc import NotStreamableError
+from rnnzoo.engines.stream import Stream
+from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts, check_count, check_tokens
 from rnnzoo.io import read_json
 from rnnzoo.io.inputs import check_batch_size, check_texts
 from rnnzoo.metrics import classification_report
 from rnnzoo.progress import Progress, model_label, reporting
+
+STREAM_GRAPH = "step"  # the graph that carries the recurrent state between calls
+STEP_FILE = "step_model.onnx"
+
+
+def no_stream(name: str, why: str = "") -> str:
+    """Why ``name`` has no stream, and what has one."""
+    why = why or ("its bundle has no step graph (a bidirectional encoder reads the whole text "
+                  "before any output, or the bundle predates streaming: re-export it)")
+    return (f"{name}: no stream: {why}; a unidirectional classifier (sentiment_gru) takes "
+            "tokens one at a time, or classify the whole text with predict()")
 
 
 class Prediction(NamedTuple):
@@ -97,6 +110,80 @@ class _Classifier(abc.ABC):
             probs = self.predict_proba(texts, batch_size=batch_size, progress=bar)
         return classification_report(ids, probs.argmax(axis=1).tolist(), self.label_names)
 
+    # -- streaming -----------------------------------------------------------------------------
+    # The exported ``step`` graph: ``tokens`` [batch, n] and ``state_<i>`` [batch, width] ->
+    # ``probs`` after the last token and ``new_state_<i>`` (the recurrent states, then any
+    # running pooling state), so the class of a growing text is updated token by token.
+    def _stream_graph(self) -> tuple[Callable[[dict], dict], dict[str, int]]:
+        """``(run, widths)``: the ``step`` graph and the width of each state input;
+        ``NotStreamableError`` where the model has none."""
+        raise NotStreamableError(no_stream(getattr(self, "name", type(self).__name__)))
+
+    def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The state before the first token: zeros, as ``predict`` starts every text (a running
+        max starts at the pooling's floor, which the step graph reads with the count)."""
+        batch = check_count("batch", batch)
+        _, widths = self._stream_graph()
+        return {n: np.zeros((batch, w), np.float32) for n, w in widths.items()}
+
+    def _stream_tokens(self, x: Any) -> tuple[np.ndarray, bool]:
+        """``(token ids [B, n], batched)`` from a text piece, one id, ids ``[n]`` or
+        ``[batch, n]``."""
+        if isinstance(x, str):
+            ids = self.preprocessor.tokenizer.encode(x)
+            if not ids:
+                raise DataError(f"step: {short_repr(x, 40)} holds no token; feed text with at "
+                                "least one word")
+            return np.asarray([ids], np.int32), False
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError):
+            arr = np.asarray(None)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+            raise DataError(f"step: expected a text piece (str) or token ids (int, [n] or "
+                            f"[batch, n]), found {short_repr(x, 60)}")
+        batched = arr.ndim == 2
+        arr = arr.reshape(1, -1) if arr.ndim < 2 else arr
+        if arr.ndim != 2 or arr.shape[1] < 1:
+            raise DataError(f"step: expected token ids [n] or [batch, n] with n >= 1, found "
+                            f"shape {np.shape(x)}")
+        vocab = int(self.preprocessor.tokenizer.vocab_size)
+        if arr.min() < 1 or arr.max() >= vocab:
+            raise DataError(f"step: token ids must be in [1, {vocab}) (0 is padding), found "
+                            f"{int(arr.min())}..{int(arr.max())}")
+        return arr.astype(np.int32), batched
+
+    def step(self, x: Any, state: dict[str, np.ndarray]
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Feed tokens ``x`` (a text piece, tokenised as ``predict`` does: split pieces at word
+        boundaries; or token ids, one, ``[n]`` or ``[batch, n]``) from ``state`` (from
+        ``initial_state``): the class probabilities after them (``[num_classes]``, ``[batch,
+        num_classes]`` for a batch) and the state after them. From ``initial_state``, the
+        pieces of a text give ``predict_proba(text)`` while it holds at most ``max_length``
+        tokens (``predict`` reads only the first ``max_length``; a stream reads on)."""
+        run, widths = self._stream_graph()
+        tokens, batched = self._stream_tokens(x)
+        if not isinstance(state, dict) or set(state) != set(widths):
+            raise DataError(f"step: state must be a dict with keys {sorted(widths)} (from "
+                            "initial_state)")
+        feeds: dict[str, np.ndarray] = {"tokens": tokens}
+        for n, w in widths.items():
+            v = np.asarray(state[n])
+            if v.shape != (len(tokens), w):
+                raise DataError(f"step: state[{n!r}] must have shape [{len(tokens)}, {w}], "
+                                f"found {v.shape}")
+            feeds[n] = v.astype(np.float32, copy=False)
+        out = run(feeds)
+        probs = np.asarray(out["probs"], np.float32)
+        new = {n: np.asarray(out[f"new_{n}"], np.float32) for n in widths}
+        return (probs if batched else probs[0]), new
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A :class:`rnnzoo.engines.stream.Stream` from ``initial_state(batch)``: ``step(x)``
+        feeds tokens and returns the class probabilities of the text so far.
+        ``NotStreamableError`` for a bidirectional classifier."""
+        return Stream(self.step, self.initial_state(batch))
+
 
 class TextClassifierRuntime(_Classifier, BundleRuntime):
     """``predict(texts)`` for a text-classification bundle, with onnxruntime and numpy only."""
@@ -128,6 +215,15 @@ class TextClassifierRuntime(_Classifier, BundleRuntime):
         return self.run("model", {"tokens": tokens})["probs"]
 
     _probs_of = predict_tokens
+
+    def _stream_graph(self) -> tuple[Callable[[dict], dict], dict[str, int]]:
+        """The bundle's ``step`` graph (none for a bidirectional classifier)."""
+        if STREAM_GRAPH not in self.sessions:
+            raise NotStreamableError(no_stream(self.entry))
+        sess = self.sessions[STREAM_GRAPH]
+        widths = {i.name: int(i.shape[1]) for i in sess.get_inputs()
+                  if i.name.startswith("state_")}
+        return (lambda feeds: self.run(STREAM_GRAPH, feeds)), widths
 
     # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
     serve_options: ClassVar[dict[str, Any]] = {"truncate": False}

@@ -18,9 +18,15 @@ from rnnzoo.apps.text_classification.data import (
     TextClassifierPreprocessor,
     load_text_classification,
 )
-from rnnzoo.apps.text_classification.inference import _Classifier
+from rnnzoo.apps.text_classification.inference import (
+    STEP_FILE,
+    STREAM_GRAPH,
+    _Classifier,
+    no_stream,
+)
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.tokenizer import WordTokenizer
+from rnnzoo.engines.ctc import NotStreamableError
 from rnnzoo.errors import ConfigError, DataError, RunDirError
 from rnnzoo.export.bundle import MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
@@ -134,11 +140,41 @@ class TextClassificationTask(_Classifier, Task):
         return TextClassifierPreprocessor(self.preprocessor.tokenizer, labels,
                                           config.data.max_length)
 
+    # -- streaming ------------------------------------------------------------------------------
+    # Whether ``stream_graph`` gives a graph (read from the config alone: no model is built).
+    streams: bool = False
+    # Why not, where ``streams`` is False (the text of the NotStreamableError).
+    no_stream_reason: str = ""
+
+    def stream_graph(self) -> tuple[Any, list[str]] | None:
+        """``(Keras model, output names)`` of the exported ``step`` graph (``tokens`` and
+        ``state_<i>`` -> ``probs`` and ``new_state_<i>``); None (the default) where the
+        probabilities read the whole text at once."""
+        return None
+
+    def _stream_graph(self) -> tuple[Any, dict[str, int]]:
+        if not self.streams:
+            raise NotStreamableError(no_stream(self.name, self.no_stream_reason))
+        self.require_fitted()
+        graphs = self.keras_graphs()
+        spec = graphs.specs.get(STREAM_GRAPH)
+        if spec is None:
+            raise NotStreamableError(no_stream(self.name, self.no_stream_reason))
+        widths = {i.name: int(i.shape[1]) for i in spec.inputs if i.kind == "state"}
+        return lambda feeds: graphs.run(STREAM_GRAPH, feeds), widths
+
     # -- export ---------------------------------------------------------------------------------
     def _graph_specs(self) -> list[GraphSpec]:
         tokens = InputSpec("tokens", "tokens", ("batch", "time"), "int32",
                            self.config.model.vocab_size)
-        return [GraphSpec("model", MODEL_FILE, self.model, [tokens], ["probs"])]
+        specs = [GraphSpec("model", MODEL_FILE, self.model, [tokens], ["probs"])]
+        stream = self.stream_graph()
+        if stream is not None:
+            fn, outputs = stream
+            states = [InputSpec(t.name, "state", ("batch", int(t.shape[-1])))
+                      for t in fn.inputs[1:]]
+            specs.append(GraphSpec(STREAM_GRAPH, STEP_FILE, fn, [tokens, *states], outputs))
+        return specs
 
     def _export_preprocessing(self) -> dict:
         return {"tokenizer": "assets/tokenizer.json", "labels": "assets/labels.json",
