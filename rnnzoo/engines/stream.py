@@ -14,13 +14,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Stream", "StreamStep"]
+from rnnzoo.errors import DataError
+
+__all__ = ["Stream", "StreamStep", "state_feeds", "zero_state"]
 
 StreamStep = Callable[[Any, dict[str, np.ndarray]], tuple[Any, dict[str, np.ndarray]]]
 
 
 def _copied(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {n: np.array(v, copy=True) for n, v in state.items()}
+
+
+def zero_state(widths: Mapping[str, int], batch: int) -> dict[str, np.ndarray]:
+    """Zeros for each state input of a step graph (``state_<i>`` -> width): the state every
+    whole-sequence call starts from."""
+    return {n: np.zeros((batch, w), np.float32) for n, w in widths.items()}
+
+
+def state_feeds(state: Any, widths: Mapping[str, int], batch: int) -> dict[str, np.ndarray]:
+    """The state inputs of a step graph from a user's ``state`` (as ``initial_state`` gave
+    it), checked: the same keys, ``[batch, width]`` each; a DataError naming the fix
+    otherwise (a wrong state would run, and answer for another stream)."""
+    if not isinstance(state, Mapping) or set(state) != set(widths):
+        raise DataError(f"step: state must be a dict with keys {sorted(widths)} (from "
+                        "initial_state)")
+    feeds = {}
+    for n, w in widths.items():
+        v = np.asarray(state[n])
+        if v.shape != (batch, w):
+            raise DataError(f"step: state[{n!r}] must have shape [{batch}, {w}], found "
+                            f"{v.shape}")
+        feeds[n] = v.astype(np.float32, copy=False)
+    return feeds
 
 
 class Stream:

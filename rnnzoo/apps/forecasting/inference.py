@@ -34,7 +34,7 @@ from rnnzoo.apps.forecasting.data import (
     parse_date,
     read_series,
 )
-from rnnzoo.engines.stream import Stream
+from rnnzoo.engines.stream import Stream, state_feeds, zero_state
 from rnnzoo.errors import ConfigError, DataError, RunDirError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count, session_options
 from rnnzoo.io.inputs import check_finite
@@ -206,7 +206,7 @@ class _Forecaster(abc.ABC):
         recurrence at the window's first row."""
         batch = check_count("batch", batch)
         _, widths = self._stream_graph()
-        return {n: np.zeros((batch, w), np.float32) for n, w in widths.items()}
+        return zero_state(widths, batch)
 
     def _observations(self, x: Any) -> tuple[np.ndarray, bool]:
         """``(rows [B, n, columns] in file units, batched)`` from what ``step`` accepts."""
@@ -241,16 +241,7 @@ class _Forecaster(abc.ABC):
         self.require_fitted()
         run, widths = self._stream_graph()
         rows, batched = self._observations(x)
-        if not isinstance(state, dict) or set(state) != set(widths):
-            raise DataError(f"step: state must be a dict with keys {sorted(widths)} (from "
-                            "initial_state)")
-        feeds: dict[str, np.ndarray] = {"window": self.preprocessor.scale(rows)}
-        for n, w in widths.items():
-            v = np.asarray(state[n])
-            if v.shape != (len(rows), w):
-                raise DataError(f"step: state[{n!r}] must have shape [{len(rows)}, {w}], found "
-                                f"{v.shape}")
-            feeds[n] = v.astype(np.float32, copy=False)
+        feeds = {"window": self.preprocessor.scale(rows), **state_feeds(state, widths, len(rows))}
         out = run(feeds)
         forecast = self.preprocessor.unscale_targets(np.asarray(out["forecast"], np.float64))
         new = {n: np.asarray(out[f"new_{n}"]) for n in widths}

@@ -22,7 +22,7 @@ from rnnzoo.apps.long_dependency.data import (
     features,
 )
 from rnnzoo.engines.ctc import NotStreamableError
-from rnnzoo.engines.stream import Stream
+from rnnzoo.engines.stream import Stream, state_feeds, zero_state
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
 from rnnzoo.progress import Progress, model_label, reporting
@@ -116,7 +116,7 @@ class _Solver(abc.ABC):
         """The state before the first step: zeros, as ``solve`` starts every sequence."""
         batch = check_count("batch", batch)
         _, widths = self._stream_graph()
-        return {n: np.zeros((batch, w), np.float32) for n, w in widths.items()}
+        return zero_state(widths, batch)
 
     def _stream_steps(self, x: Any) -> tuple[np.ndarray, bool]:
         """``(features [B, n, F], batched)`` from one step, steps ``[n, ...]`` or a batch."""
@@ -143,16 +143,7 @@ class _Solver(abc.ABC):
         ends at ``predict_raw``'s output for it."""
         run, widths = self._stream_graph()
         feats, batched = self._stream_steps(x)
-        if not isinstance(state, dict) or set(state) != set(widths):
-            raise DataError(f"step: state must be a dict with keys {sorted(widths)} (from "
-                            "initial_state)")
-        feeds: dict[str, np.ndarray] = {"x": feats}
-        for n, w in widths.items():
-            v = np.asarray(state[n])
-            if v.shape != (len(feats), w):
-                raise DataError(f"step: state[{n!r}] must have shape [{len(feats)}, {w}], "
-                                f"found {v.shape}")
-            feeds[n] = v.astype(np.float32, copy=False)
+        feeds = {"x": feats, **state_feeds(state, widths, len(feats))}
         out = run(feeds)
         y = np.asarray(out["y"], np.float32)
         y = y[:, 0] if self.problem == "adding" else y[:, -1]

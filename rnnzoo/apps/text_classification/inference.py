@@ -14,7 +14,7 @@ from rnnzoo.apps.text_classification.data import TextClassifierPreprocessor
 from rnnzoo.data.batching import cost_grouped_batches, length_sorted_batches
 from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.engines.ctc import NotStreamableError
-from rnnzoo.engines.stream import Stream
+from rnnzoo.engines.stream import Stream, state_feeds, zero_state
 from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.export.bundle import BundleError, BundleRuntime, as_texts, check_count, check_tokens
 from rnnzoo.io import read_json
@@ -124,7 +124,7 @@ class _Classifier(abc.ABC):
         max starts at the pooling's floor, which the step graph reads with the count)."""
         batch = check_count("batch", batch)
         _, widths = self._stream_graph()
-        return {n: np.zeros((batch, w), np.float32) for n, w in widths.items()}
+        return zero_state(widths, batch)
 
     def _stream_tokens(self, x: Any) -> tuple[np.ndarray, bool]:
         """``(token ids [B, n], batched)`` from a text piece, one id, ids ``[n]`` or
@@ -163,16 +163,7 @@ class _Classifier(abc.ABC):
         tokens (``predict`` reads only the first ``max_length``; a stream reads on)."""
         run, widths = self._stream_graph()
         tokens, batched = self._stream_tokens(x)
-        if not isinstance(state, dict) or set(state) != set(widths):
-            raise DataError(f"step: state must be a dict with keys {sorted(widths)} (from "
-                            "initial_state)")
-        feeds: dict[str, np.ndarray] = {"tokens": tokens}
-        for n, w in widths.items():
-            v = np.asarray(state[n])
-            if v.shape != (len(tokens), w):
-                raise DataError(f"step: state[{n!r}] must have shape [{len(tokens)}, {w}], "
-                                f"found {v.shape}")
-            feeds[n] = v.astype(np.float32, copy=False)
+        feeds = {"tokens": tokens, **state_feeds(state, widths, len(tokens))}
         out = run(feeds)
         probs = np.asarray(out["probs"], np.float32)
         new = {n: np.asarray(out[f"new_{n}"], np.float32) for n in widths}
