@@ -462,6 +462,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    """Presets as a static site on onnxruntime-web (rnnzoo/web/, TF-free)."""
+    from rnnzoo.web import build_site
+
+    site = build_site(args.presets, args.out, precision=args.precision,
+                      overwrite=args.overwrite, onnxruntime_web=args.onnxruntime_web)
+    for m in site["models"]:
+        print(f"{m['name']}: {m['task']}, {m['precision']}, {m['bytes'] / 1e6:.1f} MB, "
+              f"sha256={m['digest']}")
+    print(f"wrote {args.out} (onnxruntime-web {site['onnxruntime_web']}); serve it with any "
+          f"static file server, e.g. python -m http.server -d {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rnnzoo`` parser (``rnnzoo.cli_parser``), each command bound to its ``cmd_*``."""
     return cli_parser.build_parser({
@@ -470,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune": cmd_finetune, "save-preset": cmd_save_preset,
         "preset-bundle": cmd_preset_bundle, "evaluate": cmd_evaluate, "verb": cmd_verb,
         "export": cmd_export, "diagnose": cmd_diagnose, "serve": cmd_serve,
+        "web": cmd_web,
     })
 
 

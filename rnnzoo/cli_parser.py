@@ -61,6 +61,13 @@ _ABOUT: dict[str, tuple[str, str]] = {  # command: (summary in the list, descrip
               '/v1/models/NAME:predict with {"instances": [...]}, the Open Inference Protocol v2 '
               "at /v2/..., a demo page at /, /openapi.json. Needs the serve extra: pip install "
               '"rnnzoo[serve]".'),
+    "web": ("write presets as a static site that runs them in the browser",
+            "Write a static site (no server code) that runs presets in the browser with "
+            "onnxruntime-web: their verified ONNX bundles (int8 where shipped), onnxruntime-web "
+            "(from npm at build time: the site works offline), rnnzoo.mjs (each task's pre- and "
+            "post-processing in JavaScript, to embed in your own page) and index.html "
+            "(?model=NAME&input=TEXT runs once on load). Serve DIR with any static file "
+            "server, e.g. python -m http.server -d DIR."),
 }
 
 
@@ -191,9 +198,10 @@ def _add_task_commands(sub: Any, on: Handlers) -> None:
     p = _command(sub, on, "evaluate")
     add_trained_model_args(p)
     p.add_argument("--data", required=True)
-    p.add_argument("--split", choices=["dev", "test", "train", "all"], default="dev",
+    p.add_argument("--split", choices=["dev", "test", "train", "all", "last"], default="dev",
                    help="which part of the data (translators: the grouped test split is "
-                   "'test'; 'all': the whole file)")
+                   "'test'; 'all': the whole file; recommenders: 'last' scores each user's "
+                   "last interaction given the rest)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", type=int, metavar="N",
                    help="score only the first N examples of the split (quick trials)")
@@ -307,6 +315,22 @@ def _add_serve_command(sub: Any, on: Handlers) -> None:
                    "(repeatable; * for any). By default no other origin may: 403")
 
 
+def _add_web_command(sub: Any, on: Handlers) -> None:
+    p = _command(sub, on, "web")
+    p.add_argument("presets", nargs="+", metavar="PRESET",
+                   help="presets (name, directory, archive or URL) of a task the page runs: "
+                   "text-classification, text-generation, token-classification, translation, "
+                   "forecasting")
+    p.add_argument("--out", required=True, metavar="DIR", help="the site folder to write")
+    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="which bundle of each preset (default auto: int8 where shipped, else "
+                   "fp32)")
+    p.add_argument("--overwrite", action="store_true", help="replace a site already in DIR")
+    p.add_argument("--onnxruntime-web", dest="onnxruntime_web", metavar="PACKAGE_DIR",
+                   help="an installed onnxruntime-web package folder (default: the one "
+                   "`npm ci` installs in rnnzoo/web/js)")
+
+
 def build_parser(on: Handlers) -> argparse.ArgumentParser:
     """The ``rnnzoo`` parser; ``on`` maps each command (``"verb"``: every task-type verb) to the
     function ``main`` runs for it (``rnnzoo.cli``'s ``cmd_*``)."""
@@ -328,6 +352,7 @@ def build_parser(on: Handlers) -> argparse.ArgumentParser:
     _add_export_command(sub, on)
     _add_diagnose_command(sub, on)
     _add_serve_command(sub, on)
+    _add_web_command(sub, on)
     for command in sub.choices.values():  # every command that reads a trained model
         command.add_argument("--verbose", action="store_true",
                              help="show TensorFlow/Keras log lines and warnings")

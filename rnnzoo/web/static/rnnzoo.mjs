@@ -1,0 +1,653 @@
+// rnnzoo.mjs: run rnnzoo ONNX bundles in a web page (or Node) with onnxruntime-web, with the
+// pre- and post-processing that rnnzoo's Python runtime does, written once in JavaScript.
+//
+//   import * as ort from './ort/ort.wasm.min.mjs';
+//   import { loadModel } from './rnnzoo.mjs';
+//   const clf = await loadModel(ort, 'models/sentiment_bilstm.sst2/');
+//   await clf.run('a gorgeous film');   // {label: 'positive', probs: {negative: ..., positive: ...}}
+//
+// Everything a model needs is read from its bundle: bundle.json (graphs, preprocessing, the
+// "stream" description of the recurrent state) and the assets it names. The module does not
+// import onnxruntime itself: pass the build you load (onnxruntime-web in a page, its Node build
+// or onnxruntime-node under Node). Each task mirrors the Python runtime of rnnzoo/apps/<task>/
+// inference.py; tests/test_web.py checks that the outputs agree.
+
+// -- reading the bundle ----------------------------------------------------------------------
+
+/** Files of a bundle fetched relative to `base` (a URL ending in '/'). */
+export function fetchSource(base) {
+  const url = (rel) => new URL(rel, new URL(base, globalThis.location?.href));
+  const get = async (rel) => {
+    const response = await fetch(url(rel));
+    if (!response.ok) throw new Error(`${url(rel)}: HTTP ${response.status}`);
+    return response;
+  };
+  return {
+    json: async (rel) => (await get(rel)).json(),
+    bytes: async (rel) => new Uint8Array(await (await get(rel)).arrayBuffer()),
+  };
+}
+
+const hex = async (bytes) => Array.from(
+  new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes)),
+  (b) => b.toString(16).padStart(2, '0')).join('');
+
+/**
+ * `source` whose every file is checked against the bundle's SHA256SUMS (bundle.json included),
+ * as the Python runtime checks a bundle before opening it; `digest` (the sha256 of SHA256SUMS,
+ * models.json's `digest`) pins the whole bundle. Hashing needs crypto.subtle, which a page has
+ * in a secure context (https, localhost, 127.0.0.1); without it the files are read unchecked
+ * unless `verify` is true or a `digest` is given.
+ */
+export async function verifiedSource(source, { digest = null, verify = null } = {}) {
+  if (verify === false) return source;
+  if (!globalThis.crypto?.subtle) {
+    if (verify || digest) {
+      throw new Error('checking the bundle needs crypto.subtle: serve the page over https or '
+        + 'from localhost');
+    }
+    return source;
+  }
+  const listing = await source.bytes('SHA256SUMS');
+  if (digest && (await hex(listing)) !== digest.replace(/^sha256[:=]/, '').toLowerCase()) {
+    throw new Error(`the bundle's digest is ${await hex(listing)}, not the pinned ${digest}`);
+  }
+  const sums = new Map(new TextDecoder().decode(listing).split('\n').filter(Boolean)
+    .map((line) => [line.slice(66), line.slice(0, 64)]));
+  const bytes = async (rel) => {
+    if (!sums.has(rel)) throw new Error(`${rel} is not listed in the bundle's SHA256SUMS`);
+    const data = await source.bytes(rel);
+    if ((await hex(data)) !== sums.get(rel)) {
+      throw new Error(`${rel}: sha256 mismatch; the bundle is corrupt or was modified`);
+    }
+    return data;
+  };
+  return { bytes, json: async (rel) => JSON.parse(new TextDecoder().decode(await bytes(rel))) };
+}
+
+/**
+ * Open the bundle at `base` with the class of its task, its files checked (verifiedSource:
+ * `options.digest` pins it, `options.verify` false skips the check). `options.source`
+ * replaces fetch ({json(rel), bytes(rel)}, e.g. reading files under Node);
+ * `options.sessionOptions` go to every onnxruntime session.
+ */
+export async function loadModel(ort, base, options = {}) {
+  const source = await verifiedSource(options.source ?? fetchSource(base), options);
+  const manifest = await source.json('bundle.json');
+  const Task = TASKS[manifest.task];
+  if (!Task) {
+    throw new Error(`${base}: task ${JSON.stringify(manifest.task)} has no web runtime `
+      + `(supported: ${Object.keys(TASKS).join(', ')})`);
+  }
+  const model = new Task(ort, source, manifest, options);
+  await model.open();
+  return model;
+}
+
+class BundleModel {
+  constructor(ort, files, manifest, options) {
+    Object.assign(this, { ort, files, manifest, options, sessions: {} });
+    this.task = manifest.task;
+  }
+
+  /** Every graph of the bundle; files that are neither graphs nor assets are their external
+   * weights (e.g. shared_weights.bin, which two graphs share), fetched once. */
+  async open() {
+    const graphFiles = new Set(Object.values(this.manifest.graphs).map((g) => g.file));
+    const external = Object.keys(this.manifest.files)
+      .filter((f) => !graphFiles.has(f) && !f.startsWith('assets/'));
+    const externalData = await Promise.all(
+      external.map(async (path) => ({ path, data: await this.files.bytes(path) })));
+    for (const [name, graph] of Object.entries(this.manifest.graphs)) {
+      const bytes = await this.files.bytes(graph.file);
+      this.sessions[name] = await this.ort.InferenceSession.create(bytes, {
+        ...(this.options.sessionOptions ?? {}), ...(externalData.length ? { externalData } : {}),
+      });
+    }
+    await this.init();
+  }
+
+  async asset(key) { return this.files.json(this.manifest.preprocessing[key]); }
+
+  async runGraph(name, feeds) { return this.sessions[name].run(feeds); }
+
+  int32(values, dims) { return new this.ort.Tensor('int32', Int32Array.from(values), dims); }
+}
+
+// -- text: Python's regular expressions, character for character ----------------------------
+
+// Python's \w, \d and \s on str patterns are exactly these Unicode classes.
+const W = '\\p{L}\\p{N}_';
+const SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029'
+  + '\\u202f\\u205f\\u3000';
+// rnnzoo.data.tokenizer._TOKEN_RE: words with inner apostrophes/hyphens, a leading clitic, a symbol.
+const WORD_RE = `[${W}]+(?:['’-][${W}]+)*|['’][${W}]+|[^${W}${SPACE}]`;
+// rnnzoo.apps.token_classification.data._TOKEN_RE: CoNLL-style tokens (U.S., 1,000.5, ...).
+const CONLL_RE = `(?:[\\p{L}\\p{Nl}\\p{No}]\\.){2,}|\\p{Nd}+(?:[.,:/]\\p{Nd}+)*`
+  + `|[${W}]+(?:['’-][${W}]+)*|[^${W}${SPACE}]`;
+
+/** A Python str pattern as a JavaScript one: \w, \d and \s become the Unicode classes
+ * Python means by them (inside a [...] class too). For patterns a bundle states. */
+export function fromPythonRegex(pattern) {
+  const classes = { w: W, d: '\\p{Nd}', s: SPACE };
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\' && i + 1 < pattern.length) {
+      const next = pattern[++i];
+      if (next in classes) out += inClass ? classes[next] : `[${classes[next]}]`;
+      else out += c + next;
+    } else {
+      if (c === '[') inClass = true;
+      else if (c === ']') inClass = false;
+      out += c;
+    }
+  }
+  return out;
+}
+
+/** rnnzoo.data.tokenizer.WordTokenizer: NFC, optional lower case, split, ids (1: unknown).
+ * `pattern`: the splitting regex a bundle states (Python syntax); default rnnzoo's own. */
+export class WordTokenizer {
+  constructor(json, pattern = null) {
+    if (json.format !== 'rnnzoo.word_tokenizer.v1') throw new Error('not an rnnzoo tokenizer');
+    this.lowercase = json.lowercase ?? true;
+    this.vocab = json.vocab;
+    this.index = new Map(json.vocab.map((w, i) => [w, i]));
+    this.pattern = pattern === null ? WORD_RE : fromPythonRegex(pattern);
+  }
+
+  split(text) {
+    text = text.normalize('NFC');
+    if (this.lowercase) text = text.toLowerCase();
+    return text.match(new RegExp(this.pattern, 'gu')) ?? [];
+  }
+
+  encode(text) { return this.split(text).map((w) => this.index.get(w) ?? 1); }
+}
+
+const argmax = (values, count = values.length) => {
+  let best = 0;
+  for (let i = 1; i < count; i++) if (values[i] > values[best]) best = i;
+  return best;
+};
+
+// -- text classification (apps/text_classification/inference.py) ------------------------------
+
+class TextClassifier extends BundleModel {
+  async init() {
+    this.labels = await this.asset('labels');
+    this.tokenizer = new WordTokenizer(await this.asset('tokenizer'));
+    this.maxLength = this.manifest.preprocessing.max_length ?? 100;
+  }
+
+  /** Token ids as predict() reads a text: the first max_length, an empty text one <unk>. */
+  encode(text) {
+    const ids = this.tokenizer.encode(text).slice(0, this.maxLength);
+    return ids.length ? ids : [1];
+  }
+
+  /** {label, probs: {class: p}} for one text. */
+  async run(text) {
+    const ids = this.encode(text);
+    const out = await this.runGraph('model', { tokens: this.int32(ids, [1, ids.length]) });
+    const probs = Array.from(out.probs.data);
+    return {
+      label: this.labels[argmax(probs)],
+      probs: Object.fromEntries(this.labels.map((name, i) => [name, probs[i]])),
+    };
+  }
+}
+
+// -- text generation (apps/text_generation/inference.py) ----------------------------------------
+
+/** numpy.random.default_rng(seed): SeedSequence, PCG64 and Generator.gumbel, bit for bit, so
+ * a seed samples the same text as the Python runtime. */
+export class NumpyRandom {
+  constructor(seed) {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('seed: an integer >= 0');
+    const M32 = 0xffffffffn;
+    const mul = (a, b) => Number((BigInt(a) * BigInt(b)) & M32);
+    let words = [];
+    for (let s = BigInt(seed); words.length === 0 || s > 0n; s >>= 32n) words.push(Number(s & M32));
+    // SeedSequence.mix_entropy then generate_state(4, uint64) (numpy/random/bit_generator.pyx).
+    let hashConst = 0x43b0d7e5;
+    const hashmix = (value) => {
+      value = (value ^ hashConst) >>> 0;
+      hashConst = mul(hashConst, 0x931e8875);
+      value = mul(value, hashConst);
+      return (value ^ (value >>> 16)) >>> 0;
+    };
+    const mix = (x, y) => {
+      const r = Number((0xca01f9ddn * BigInt(x) - 0x4973f715n * BigInt(y)) & M32);
+      return (r ^ (r >>> 16)) >>> 0;
+    };
+    const pool = [0, 1, 2, 3].map((i) => hashmix(i < words.length ? words[i] : 0));
+    for (let src = 0; src < 4; src++) {
+      for (let dst = 0; dst < 4; dst++) if (src !== dst) pool[dst] = mix(pool[dst], hashmix(pool[src]));
+    }
+    for (let src = 4; src < words.length; src++) {
+      for (let dst = 0; dst < 4; dst++) pool[dst] = mix(pool[dst], hashmix(words[src]));
+    }
+    let stateConst = 0x8b51f9dd;
+    const out32 = [];
+    for (let i = 0; i < 8; i++) {
+      let v = (pool[i % 4] ^ stateConst) >>> 0;
+      stateConst = mul(stateConst, 0x58f38ded);
+      v = mul(v, stateConst);
+      out32.push((v ^ (v >>> 16)) >>> 0);
+    }
+    const u64 = [0, 2, 4, 6].map((i) => BigInt(out32[i]) | (BigInt(out32[i + 1]) << 32n));
+    // PCG64 (XSL-RR 128/64), seeded as pcg_setseq_128_srandom_r.
+    this.MASK = (1n << 128n) - 1n;
+    this.MULT = (2549297995355413924n << 64n) + 4865540595714422341n;
+    this.inc = ((((u64[2] << 64n) | u64[3]) << 1n) | 1n) & this.MASK;
+    this.state = 0n;
+    this.advance();
+    this.state = (this.state + ((u64[0] << 64n) | u64[1])) & this.MASK;
+    this.advance();
+  }
+
+  advance() { this.state = (this.state * this.MULT + this.inc) & this.MASK; }
+
+  nextUint64() {
+    this.advance();
+    const hi = this.state >> 64n;
+    const x = (hi ^ this.state) & 0xffffffffffffffffn;
+    const rot = hi >> 58n;
+    return ((x >> rot) | (x << ((64n - rot) & 63n))) & 0xffffffffffffffffn;
+  }
+
+  random() { return Number(this.nextUint64() >> 11n) / 9007199254740992; }
+
+  /** One standard Gumbel draw, as numpy's random_gumbel. */
+  gumbel() {
+    for (;;) {
+      const u = 1 - this.random();
+      if (u < 1) return -Math.log(-Math.log(u));
+    }
+  }
+}
+
+/** numpy's pairwise sum of float64 values (np.add.reduce over a contiguous row). */
+function numpySum(a, lo = 0, n = a.length) {
+  if (n < 8) {
+    let res = 0;
+    for (let i = lo; i < lo + n; i++) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    const r = a.slice(lo, lo + 8);
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let k = 0; k < 8; k++) r[k] += a[lo + i + k];
+    let res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res += a[lo + i];
+    return res;
+  }
+  let half = Math.floor(n / 2);
+  half -= half % 8;
+  return numpySum(a, lo, half) + numpySum(a, lo + half, n - half);
+}
+
+/** Log-probabilities in float64 as rnnzoo.engines.base.log_softmax computes them. */
+function logSoftmax(logits) {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  const shifted = logits.map((v) => v - max);
+  const lse = Math.log(numpySum(shifted.map(Math.exp)));
+  return shifted.map((v) => v - lse);
+}
+
+class CharLanguageModel extends BundleModel {
+  async init() {
+    // What to carry and how to start: bundle.json's stream description of the two graphs.
+    this.prime = this.manifest.stream.graphs.model;
+    this.step = this.manifest.stream.graphs.decoder;
+    const { symbols } = this.step;
+    const json = await this.files.json(symbols.vocabulary);
+    this.symbols = json[symbols.key];
+    this.ptb = Boolean(json.ptb);
+    this.unk = json.unk;
+    this.index = new Map(this.symbols.map((c, i) => [c, i]));
+  }
+
+  zeros() {
+    return Object.fromEntries(this.prime.state.map(({ input, dtype, shape }) => {
+      const dims = shape.map((d) => (d === 'batch' ? 1 : d));
+      return [input, new this.ort.Tensor(dtype, new Float32Array(dims.reduce((a, b) => a * b, 1)),
+        dims)];
+    }));
+  }
+
+  /** The prompt's ids; a character outside the vocabulary is an error, as in Python. */
+  encode(prompt) {
+    const text = this.ptb ? prompt.replaceAll(' ', '_') : prompt;
+    return [...text].map((c) => {
+      const id = this.index.get(c);
+      if (id === undefined || c === this.unk) {
+        throw new Error(`prompt: character ${JSON.stringify(c)} is not in this model's `
+          + `vocabulary of ${this.symbols.length - 1} characters`);
+      }
+      return id;
+    });
+  }
+
+  /**
+   * The characters continuing `prompt`, one at a time (an async iterator): the start symbol
+   * and the prompt through the `model` graph, then one `decoder` step per character, the state
+   * fed back as bundle.json's "stream" says. temperature 0: greedy; else softmax(logits / T)
+   * sampled with numpy's generator for `seed` (the Python runtime's text for the same seed).
+   */
+  async* generate(prompt = '', { steps = 200, temperature = 0, seed = null } = {}) {
+    if (!Number.isInteger(steps) || steps < 1) throw new Error('steps: an integer >= 1');
+    if (!(temperature >= 0)) throw new Error('temperature: a number >= 0');
+    const ids = [this.prime.start.feed, ...this.encode(prompt)];
+    const count = this.step.symbols.count;
+    let out = await this.runGraph('model', {
+      ...this.zeros(), [this.prime.symbols.input]: this.int32(ids, [1, ids.length]),
+    });
+    const take = (o, desc) => Object.fromEntries(desc.state.map((s) => [s.input, o[s.output]]));
+    let state = take(out, this.prime);
+    const width = out[this.prime.symbols.output].dims.at(-1);
+    let logits = out[this.prime.symbols.output].data.subarray((ids.length - 1) * width);
+    const rng = temperature > 0
+      ? new NumpyRandom(seed ?? Math.floor(Math.random() * 2 ** 32)) : null;
+    for (let t = 0; t < steps; t++) {
+      let chosen;
+      if (rng === null) {
+        chosen = argmax(logits, count);
+      } else {  // Gumbel-max over all outputs, those past `count` at -inf (_categorical)
+        const masked = Array.from(logits, (v, i) => (i < count ? v : -Infinity));
+        const scores = logSoftmax(masked).map((v) => v / temperature + rng.gumbel());
+        chosen = argmax(scores);
+      }
+      const c = this.symbols[chosen];
+      yield this.ptb ? c.replaceAll('_', ' ') : c;
+      if (t + 1 < steps) {
+        out = await this.runGraph('decoder', {
+          ...state, [this.step.symbols.input]: this.int32([chosen], [1]),
+        });
+        state = take(out, this.step);
+        logits = out[this.step.symbols.output].data;
+      }
+    }
+  }
+
+  /** {text}: generate() joined; `onText` sees each character as it comes. */
+  async run(prompt, options = {}) {
+    let text = '';
+    for await (const piece of this.generate(prompt, options)) {
+      text += piece;
+      options.onText?.(piece, text);
+    }
+    return { text };
+  }
+}
+
+// -- translation (apps/translation/inference.py, greedy) ----------------------------------------
+
+const SPACE_RUN = new RegExp(`[${SPACE}]+`, 'u');
+const EDGE_SPACE = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, 'gu');
+const PUNCT_RE = new RegExp(`[${SPACE}]*([?.!,¿¡;:"])[${SPACE}]*`, 'gu');
+
+/** rnnzoo.data.parallel.normalize: NFC, strip, lower case, spaces around punctuation, one
+ * space between words. */
+export function normalizeText(text, lowercase = true) {
+  text = text.normalize('NFC').replace(EDGE_SPACE, '');
+  if (lowercase) text = text.toLowerCase();
+  text = text.replace(PUNCT_RE, ' $1 ');
+  return text.split(SPACE_RUN).filter(Boolean).join(' ');
+}
+
+/** rnnzoo.data.parallel.detokenize: "where is it ?" -> "where is it?". */
+export function detokenize(text) {
+  return text.replace(/\s+([?.!,;:])/gu, '$1').replace(/([¿¡])\s+/gu, '$1')
+    .replace(new RegExp(`\\s+(['’][a-z]+)(?![${W}])`, 'gu'), '$1')
+    .replace(EDGE_SPACE, '');
+}
+
+class Translator extends BundleModel {
+  async init() {
+    this.step = this.manifest.stream.graphs.decoder;  // start, end, symbols, source, source_mask
+    const { source, symbols } = this.step;
+    this.lowercase = this.manifest.preprocessing.lowercase ?? true;
+    // The source side as bundle.json's stream.source states it (NFC, lower case, the regex).
+    this.sourceWords = new WordTokenizer(await this.files.json(source.vocabulary),
+      source.tokens ?? null);
+    this.targetWords = (await this.files.json(symbols.vocabulary))[symbols.key];
+    this.never = new Set(symbols.never ?? []);
+  }
+
+  /** Source ids as translate() reads a text: normalised, tokenised, the first max_tokens. */
+  encode(text) {
+    const { source } = this.step;
+    const ids = this.sourceWords.encode(normalizeText(text, this.lowercase));
+    return (ids.length ? ids : [source.unknown_id]).slice(0, source.max_tokens);
+  }
+
+  /** The words of the chosen ids before the end id or padding (<s> and </s> skipped). */
+  text(ids) {
+    const { end, symbols, start } = this.step;
+    const words = [];
+    for (const id of ids) {
+      if (id === end.id || id === symbols.pad_id) break;
+      if (id !== start.feed) words.push(this.targetWords[id]);
+    }
+    return detokenize(words.join(' '));
+  }
+
+  /** {translation}: greedy, one decoder step per token from the encoder's state, the state
+   * and the encoder's outputs fed as bundle.json's "stream" says. `onText` sees the
+   * translation so far after each token. */
+  async run(text, { onText } = {}) {
+    const { source, symbols, start, end, source_mask: mask } = this.step;
+    const ids = this.encode(text);
+    const enc = await this.runGraph(source.graph, { [source.input]: this.int32(ids, [1, ids.length]) });
+    let state = Object.fromEntries(this.step.state.map((s) => [s.input, enc[s.initial.output]]));
+    const fixed = Object.fromEntries(this.step.inputs.filter((i) => i.from)
+      .map((i) => [i.name, enc[i.from.output]]));
+    if (mask) {
+      fixed[mask.input] = new this.ort.Tensor('float32',
+        Float32Array.from(ids, (id) => (id !== mask.pad_id ? 1 : 0)), [1, ids.length]);
+    }
+    const chosen = [];
+    let token = start.feed;
+    for (let t = 0; t < end.max_steps; t++) {
+      const out = await this.runGraph('decoder', {
+        ...state, ...fixed, [symbols.input]: this.int32([token], [1]),
+      });
+      state = Object.fromEntries(this.step.state.map((s) => [s.input, out[s.output]]));
+      const logits = out[symbols.output].data;
+      token = -1;
+      for (let i = 0; i < symbols.count; i++) {
+        if (!this.never.has(i) && (token < 0 || logits[i] > logits[token])) token = i;
+      }
+      if (token === end.id) break;
+      chosen.push(token);
+      onText?.(this.text(chosen));
+    }
+    return { translation: this.text(chosen) };
+  }
+}
+
+// -- forecasting (apps/forecasting/inference.py) -------------------------------------------------
+
+class Forecaster extends BundleModel {
+  async init() {
+    const pre = await this.asset('preprocessor');  // columns, targets, lookback, horizon, mean, std
+    Object.assign(this, { columns: pre.columns, targets: pre.targets, lookback: pre.lookback,
+      horizon: pre.horizon, mean: pre.mean, std: pre.std });
+    this.targetIndex = pre.targets.map((t) => pre.columns.indexOf(t));
+  }
+
+  /** Rows [time][columns] from a window given as numbers (one column), rows, or their JSON or
+   * comma/space-separated text. */
+  rows(window) {
+    if (typeof window === 'string') {
+      const text = window.trim();
+      window = text.startsWith('[') ? JSON.parse(text) : text.split(/[\s,;]+/).map(Number);
+    }
+    const rows = window.map((r) => (Array.isArray(r) ? r.map(Number) : [Number(r)]));
+    const bad = rows.findIndex((r) => r.length !== this.columns.length || !r.every(Number.isFinite));
+    if (bad >= 0) {
+      throw new Error(`window: row ${bad} is not ${this.columns.length} finite number(s) `
+        + `(columns ${this.columns.join(', ')})`);
+    }
+    if (rows.length < this.lookback) {
+      throw new Error(`window: ${rows.length} time steps, but this model looks back `
+        + `${this.lookback}; pass at least ${this.lookback} rows`);
+    }
+    return rows;
+  }
+
+  /** {forecast: [horizon][targets] in the data's units, targets, history: the target columns
+   * of the rows the model read}: z-scored with the training mean and std (float64, then
+   * float32), unscaled after. */
+  async run(window) {
+    const rows = this.rows(window).slice(-this.lookback);
+    const c = this.columns.length;
+    const x = new Float32Array(this.lookback * c);
+    rows.forEach((r, t) => r.forEach((v, j) => { x[t * c + j] = (v - this.mean[j]) / this.std[j]; }));
+    const out = await this.runGraph('model', {
+      window: new this.ort.Tensor('float32', x, [1, this.lookback, c]),
+    });
+    const y = out.forecast.data;
+    const d = this.targets.length;
+    const forecast = Array.from({ length: this.horizon }, (_, h) => this.targetIndex.map(
+      (j, k) => y[h * d + k] * this.std[j] + this.mean[j]));
+    return { forecast, targets: this.targets,
+      history: rows.map((r) => this.targetIndex.map((j) => r[j])) };
+  }
+}
+
+// -- token classification (apps/token_classification/inference.py) -----------------------------
+
+/** Python's str offsets count code points; JavaScript's count UTF-16 units. */
+function codePointOffsets(text) {
+  const at = new Array(text.length + 1);
+  let n = 0;
+  for (let i = 0; i < text.length; n++) {
+    at[i] = n;
+    const step = text.codePointAt(i) > 0xffff ? 2 : 1;
+    if (step === 2) at[i + 1] = n;
+    i += step;
+  }
+  at[text.length] = n;
+  return at;
+}
+
+/** Chunks of a tag sequence, read as conlleval does (rnnzoo.data.conll.spans). */
+export function spans(tags) {
+  const out = [];
+  let start = -1;
+  let label = '';
+  let prev = 'O';
+  tags.forEach((tag, i) => {
+    const [prefix, type] = tag === 'O' ? ['O', ''] : [tag.slice(0, 1), tag.slice(2)];
+    const begins = prefix === 'B' || prefix === 'S' || ((prefix === 'I' || prefix === 'E')
+      && (start < 0 || type !== label || prev === 'E' || prev === 'S'));
+    if (start >= 0 && (prefix === 'O' || begins)) { out.push([start, i, label]); start = -1; }
+    if (prefix !== 'O' && begins) { start = i; label = type; }
+    if (start >= 0 && (prefix === 'E' || prefix === 'S')) { out.push([start, i + 1, label]); start = -1; }
+    prev = prefix;
+  });
+  if (start >= 0) out.push([start, tags.length, label]);
+  return out;
+}
+
+/** The best tag path of a linear-chain CRF, in float32 as the numpy decoder (ties: first). */
+export function viterbi(emissions, length, tags, transitions, start, end) {
+  const f = Math.fround;
+  const row = (t) => emissions.subarray(t * tags, (t + 1) * tags);
+  let delta = Array.from(row(0), (e, k) => f(start[k] + e));
+  const backs = [];
+  for (let t = 1; t < length; t++) {
+    const back = new Array(tags);
+    const next = new Array(tags);
+    const e = row(t);
+    for (let j = 0; j < tags; j++) {
+      let best = 0;
+      let score = f(delta[0] + transitions[0][j]);
+      for (let i = 1; i < tags; i++) {
+        const s = f(delta[i] + transitions[i][j]);
+        if (s > score) { score = s; best = i; }
+      }
+      back[j] = best;
+      next[j] = f(score + e[j]);
+    }
+    backs.push(back);
+    delta = next;
+  }
+  let best = argmax(delta.map((d, k) => f(d + end[k])));
+  const path = [best];
+  for (let t = backs.length - 1; t >= 0; t--) { best = backs[t][best]; path.push(best); }
+  return path.reverse();
+}
+
+class Tagger extends BundleModel {
+  async init() {
+    const prep = this.manifest.preprocessing;
+    const tags = await this.asset('tags');
+    this.tagNames = tags.tags;
+    this.scheme = tags.scheme;
+    this.words = new WordTokenizer(await this.asset('tokenizer'));
+    this.chars = new WordTokenizer(await this.asset('chars'));
+    this.maxWordChars = prep.max_word_chars;
+    this.lowercase = prep.lowercase ?? true;
+    this.normalizeDigits = prep.normalize_digits ?? true;
+    const f32 = (v) => v.map(Math.fround);
+    this.crf = prep.crf ? { transitions: prep.crf.transitions.map(f32), start: f32(prep.crf.start),
+      end: f32(prep.crf.end) } : null;
+  }
+
+  /** (token, start, end) in UTF-16 units, split as CoNLL text is. */
+  tokenize(text) {
+    return [...text.matchAll(new RegExp(CONLL_RE, 'gu'))]
+      .map((m) => [m[0], m.index, m.index + m[0].length]);
+  }
+
+  wordId(word) {
+    if (this.lowercase) word = word.toLowerCase();
+    if (this.normalizeDigits) word = word.replace(/\p{Nd}/gu, '0');
+    return this.words.index.get(word) ?? 1;
+  }
+
+  /** {tokens, tags, entities: [{text, type, token_start, token_end, start, end}]}; offsets
+   * count code points, as Python's do. */
+  async run(text) {
+    const tokens = this.tokenize(text);
+    if (!tokens.length) return { tokens: [], tags: [], entities: [] };
+    const words = tokens.map(([w]) => [...w]);
+    const n = words.length;
+    const width = Math.max(1, Math.min(this.maxWordChars, Math.max(...words.map((w) => w.length))));
+    const chars = new Int32Array(n * width);
+    words.forEach((w, j) => w.slice(0, width).forEach((c, k) => {
+      chars[j * width + k] = this.chars.index.get(c) ?? 1;
+    }));
+    const out = await this.runGraph('model', {
+      words: this.int32(tokens.map(([w]) => this.wordId(w)), [1, n]),
+      chars: new this.ort.Tensor('int32', chars, [1, n, width]),
+    });
+    const emissions = out.emissions.data;
+    const k = this.tagNames.length;
+    const path = this.crf
+      ? viterbi(emissions, n, k, this.crf.transitions, this.crf.start, this.crf.end)
+      : Array.from({ length: n }, (_, t) => argmax(emissions.subarray(t * k, (t + 1) * k)));
+    const tags = path.map((i) => this.tagNames[i]);
+    const at = codePointOffsets(text);
+    const entities = this.scheme === null ? [] : spans(tags).map(([s, e, type]) => ({
+      text: text.slice(tokens[s][1], tokens[e - 1][2]), type, token_start: s, token_end: e,
+      start: at[tokens[s][1]], end: at[tokens[e - 1][2]],
+    }));
+    return { tokens: tokens.map(([w]) => w), tags, entities };
+  }
+}
+
+export const TASKS = {
+  'text-classification': TextClassifier,
+  'text-generation': CharLanguageModel,
+  'token-classification': Tagger,
+  translation: Translator,
+  forecasting: Forecaster,
+};

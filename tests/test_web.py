@@ -1,0 +1,350 @@
+"""``rnnzoo web`` (issue #38): presets as a static site on onnxruntime-web. The same fixed inputs
+run through the site's ES module (rnnzoo.mjs) under Node and in the built page in headless
+Chromium, and must give what the Python runtime gives: identical labels, tags, entities,
+translations and greedy text, the same sampled text for a seed (numpy's generator is reproduced
+in JS), class probabilities and forecasts within 1e-4. ``?model=NAME&input=TEXT`` runs on load;
+the char LM's text appears piece by piece; entities are highlighted; the forecast is plotted;
+docs/web.md's embedding example runs.
+
+Needs ``node`` and ``cd rnnzoo/web/js && npm ci`` (onnxruntime-web), and for the page Playwright
+and Debian's Chromium (as tests/test_serving.py's demo-page test); skips saying which is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import math
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import run_python, without_packages
+
+import rnnzoo
+from rnnzoo.presets import installed_presets
+from rnnzoo.web import JS_DIR, WebBuildError, build_site, find_onnxruntime_web
+
+SST2, CHARLM, TAGGER, SPA, ETT = (
+    "sentiment_bilstm.sst2", "charlm_lstm.shakespeare", "tagger_bilstm_crf.conll03",
+    "translator_gru_attention.spa_eng", "forecaster_lstm.etth1")
+# A forecaster's window: 100 hourly rows (it reads the last 96), a daily cycle and a trend.
+WINDOW = [round(17 + 9 * math.sin(2 * math.pi * t / 24) + 0.05 * t, 3) for t in range(100)]
+TOLERANCE = 1e-4
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+CASES = [
+    (SST2, "a gorgeous film", {}),
+    (SST2, "a tedious , joyless mess that never finds its footing .", {}),
+    (SST2, "", {}),  # an empty text is one <unk>, as predict reads it
+    (SST2, "Ça, c'est un FILM naïve — the co-writer’s best 2024 work!", {}),
+    # 150 tokens: predict reads the first max_length (100), all positive; the rest is not
+    (SST2, "a gorgeous , witty film . " * 17 + "a tedious , joyless , boring mess . " * 6, {}),
+    (CHARLM, "ROMEO:", {"steps": 60, "temperature": 0}),
+    (CHARLM, "KING HENRY:", {"steps": 40, "temperature": 0}),
+    (CHARLM, "JULIET:", {"steps": 60, "temperature": 0.8, "seed": 7}),
+    (TAGGER, "John Smith flew from London to Paris to meet Airbus executives .", {}),
+    (TAGGER, "The U.S. economy grew 2,5 % in 1996 , Alan Greenspan told Congress in "
+             "Washington on 12/03/1997 .", {}),
+    (TAGGER, "😀 Angela Merkel and Müller’s co-founder met EU officials in Brussels .", {}),
+    (TAGGER, "", {}),
+    (SPA, "¿Dónde está la estación de tren?", {}),
+    (SPA, "  Él no sabe  nada, ¡qué lástima!  ", {}),
+    (ETT, json.dumps(WINDOW), {}),
+    (ETT, ", ".join(map(str, WINDOW[::-1])), {}),  # plain numbers work too
+]
+
+
+def _python_result(models: dict, name: str, text: str, options: dict) -> dict:
+    """What the Python runtime (``from_preset(name, backend="onnx")``) returns, as JSON."""
+    model = models[name]
+    if name == SST2:
+        labels, probs = model.predict([text])
+        return {"label": labels[0], "probs": dict(zip(model.label_names, probs[0].tolist()))}
+    if name == CHARLM:
+        return {"text": model.generate(text, **options)}
+    if name == SPA:
+        return {"translation": model.translate(text)}
+    if name == ETT:
+        window = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
+        return {"forecast": model.forecast(window).tolist(), "targets": ["OT"],
+                "history": [[v] for v in window[-model.lookback:]]}
+    tagged = model.tag(text)[0]
+    return {"tokens": tagged.tokens, "tags": tagged.tags,
+            "entities": [e._asdict() for e in tagged.entities]}
+
+
+def _assert_same(got: dict, want: dict, where: str, models: dict, case: tuple) -> None:
+    if "probs" in want:
+        assert got["label"] == want["label"], where
+        assert set(got["probs"]) == set(want["probs"]), where
+        for k, p in want["probs"].items():
+            assert abs(got["probs"][k] - p) <= TOLERANCE, (where, k, got["probs"][k], p)
+    elif "forecast" in want:
+        assert (got["targets"], got["history"]) == (want["targets"], want["history"]), where
+        diff = max(abs(a - b) for g, w in zip(got["forecast"], want["forecast"])
+                   for a, b in zip(g, w))
+        assert len(got["forecast"]) == len(want["forecast"]) and diff <= TOLERANCE, (where, diff)
+    elif "text" in want and got != want:
+        name, prompt, _ = case
+        i = next(i for i, (a, b) in enumerate(zip(got["text"], want["text"])) if a != b)
+        model = models[name]  # say how close the two characters were where the texts part
+        probs, _ = model.step(prompt + want["text"][:i], model.initial_state())
+        p = dict(zip(model.vocabulary, probs.tolist()))
+        pytest.fail(f"{where}: the text differs from character {i}: {got['text'][i]!r} "
+                    f"(Python's p={p[got['text'][i]]:.6f}) where Python chose "
+                    f"{want['text'][i]!r} (p={p[want['text'][i]]:.6f})")
+    else:
+        assert got == want, where
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Path, dict, list, dict]:
+    """The site of the three presets, and the Python runtime's answers for CASES."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed (apt-get install nodejs npm)")
+    try:
+        find_onnxruntime_web()
+    except WebBuildError as exc:
+        pytest.skip(str(exc))
+    missing = [n for n in (SST2, CHARLM, TAGGER, SPA, ETT) if n not in installed_presets()]
+    if missing:
+        pytest.skip(f"presets not installed: {', '.join(missing)} (pip install ./presets/...)")
+    out = tmp_path_factory.mktemp("web") / "site"
+    built = build_site([SST2, CHARLM, TAGGER, SPA, ETT], out)
+    precision = {m["name"]: m["precision"] for m in built["models"]}
+    models = {n: rnnzoo.from_preset(n, backend="onnx", precision=precision[n])
+              for n in precision}
+    want = [_python_result(models, *case) for case in CASES]
+    return out, built, want, models
+
+
+def _node(site_dir: Path, cases: list) -> subprocess.Popen:
+    payload = site_dir.parent / "cases.json"
+    payload.write_text(json.dumps([{"model": m, "input": i, "options": o} for m, i, o in cases]))
+    with payload.open() as stdin:
+        return subprocess.Popen(["node", "run.mjs", str(site_dir)], cwd=JS_DIR, text=True,
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The site behind a plain static file server (Python's http.server) on loopback."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site[0])))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_site_layout(site):
+    out, built, _, _ = site
+    assert {m["name"]: m["precision"] for m in built["models"]} == {
+        SST2: "int8", CHARLM: "int8", TAGGER: "fp32", SPA: "fp32", ETT: "fp32"}  # int8 where
+    # shipped
+    for name in ("index.html", "rnnzoo.mjs", "app.mjs", "models.json", "ort/ort.wasm.min.mjs",
+                 "ort/ort-wasm-simd-threaded.wasm"):
+        assert (out / name).is_file(), name
+    from rnnzoo.export.bundle import bundle_digest
+    for m in built["models"]:  # the bundles as exported, still verifiable
+        assert bundle_digest(out / m["path"]) == m["digest"]
+    assert json.loads((out / "models.json").read_text()) == built
+
+
+def test_node_and_chromium_match_python(site, served):
+    """The JS module under Node (onnxruntime-web's Node build) and in the page in headless
+    Chromium, on the same inputs as the Python runtime."""
+    out, _, want, models = site
+    node = _node(out, CASES)  # runs while the browser works
+    no_browser = _no_browser()
+    try:
+        page_results = [] if no_browser else _in_chromium(out, served, want, models)
+    finally:
+        stdout, stderr = node.communicate(timeout=180)
+    assert node.returncode == 0, stderr[-2000:]
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert len(lines) == len(CASES), stderr[-2000:]
+    for case, line, expected in zip(CASES, lines, want):
+        assert "error" not in line, (case, line)
+        _assert_same(line["result"], expected, f"node: {case}", models, case)
+    sampled = want[CASES.index((CHARLM, "JULIET:", {"steps": 60, "temperature": 0.8, "seed": 7}))]
+    assert len(sampled["text"]) == 60
+    if no_browser:
+        pytest.skip(f"Node matches Python; the page was not checked: {no_browser}")
+    for case, got, expected in zip(CASES, page_results, want):
+        _assert_same(got, expected, f"chromium: {case}", models, case)
+
+
+def test_node_refuses_a_modified_bundle(site, tmp_path):
+    """The module checks every file against SHA256SUMS and the pinned digest before it opens a
+    graph, as the Python runtime does."""
+    out, built, _, _ = site
+    copy = tmp_path / "site"
+    (copy / "models").mkdir(parents=True)
+    shutil.copy(out / "rnnzoo.mjs", copy)
+    sst2 = next(m for m in built["models"] if m["name"] == SST2)
+    for name in ("edited", "repinned"):
+        shutil.copytree(out / sst2["path"], copy / "models" / name)
+    edited = copy / "models" / "edited" / "bundle.json"
+    edited.write_text(edited.read_text().replace('"max_length": 100', '"max_length": 10'))
+    (copy / "models.json").write_text(json.dumps({"models": [
+        {**sst2, "name": "edited"}, {**sst2, "name": "repinned", "digest": "0" * 64}]}))
+    node = _node(copy, [("edited", "a film", {}), ("repinned", "a film", {})])
+    stdout, stderr = node.communicate(timeout=120)
+    errors = [json.loads(line).get("error", "") for line in stdout.splitlines()]
+    assert len(errors) == 2, stderr[-2000:]
+    assert "bundle.json: sha256 mismatch" in errors[0]
+    assert "not the pinned" in errors[1]
+
+
+def _chromium() -> str | None:
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                 "google-chrome"))), None)
+
+
+def _no_browser() -> str | None:
+    """Why the page cannot be driven here (None: it can)."""
+    if _chromium() is None:
+        return "no Chromium to drive the page (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright)"
+    return None
+
+
+def _docs_example() -> str:
+    """The HTML block of docs/web.md (its embedding example)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text(encoding="utf-8")
+    return text.split("```html\n", 1)[1].split("```", 1)[0]
+
+
+def _in_chromium(site_dir: Path, base: str, want: list, models: dict) -> list[dict]:
+    """Every case through ``window.rnnzoo.run`` in the page, after the links of the Done-when:
+    the classifier's ``?model=&input=``, the char LM streaming, the tagger's highlights."""
+    from playwright import sync_api
+
+    executable = _chromium()
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        done = "['done', 'error'].includes(document.body.dataset.state)"
+
+        page.goto(f"{base}/?model={SST2}&input=a%20gorgeous%20film")
+        page.wait_for_function(done, timeout=60_000)
+        assert page.inner_text("#error") == ""
+        assert json.loads(page.inner_text("#result"))["label"] == "positive"
+        assert page.inner_text("#label") == "positive"
+        assert "model files checked against their sha256" in page.inner_text("#about")
+
+        results = [page.evaluate("([m, i, o]) => window.rnnzoo.run(m, i, o)", list(case))
+                   for case in CASES]
+
+        # The char LM through the page's controls: the text grows on the page while it is
+        # generated (sampled by a timer, which runs only when the page yields) and ends as the
+        # Python runtime's greedy text.
+        page.select_option("#model", CHARLM)
+        page.fill("#input", "ROMEO:")
+        page.fill("#steps", "300")
+        page.fill("#temperature", "0")
+        page.evaluate("""() => { document.body.dataset.state = ''; window.seen = [];
+            setInterval(() => {
+            const g = document.getElementById('generated');
+            if (g) window.seen.push(g.textContent.length); }, 5); }""")
+        page.click("#run")
+        page.wait_for_function(done, timeout=60_000)
+        text = json.loads(page.inner_text("#result"))["text"]
+        assert text == page.eval_on_selector("#generated", "e => e.textContent")
+        assert text == models[CHARLM].generate("ROMEO:", steps=300, temperature=0)
+        growing = sorted({n for n in page.evaluate("window.seen") if 0 < n < len(text)})
+        assert len(growing) >= 3, f"the text did not appear piece by piece: {growing}"
+
+        # The tagger: entity spans highlighted in the text, as its CRF decode found them.
+        page.select_option("#model", TAGGER)
+        page.fill("#input", CASES[8][1])
+        page.evaluate("document.body.dataset.state = ''")
+        page.click("#run")
+        page.wait_for_function(done, timeout=60_000)
+        marks = page.eval_on_selector_all("mark.ent", "els => els.map(e => [e.textContent, "
+                                          "e.dataset.type])")
+        assert marks == [[e["text"], e["type"]] for e in want[8]["entities"]] and marks
+        assert page.inner_text("#tagged").startswith("John Smith")
+
+        # The forecaster: the window it read and the forecast, plotted.
+        page.select_option("#model", ETT)
+        page.evaluate("document.body.dataset.state = ''")
+        page.click("#run")  # the page's example window
+        page.wait_for_function(done, timeout=60_000)
+        assert page.eval_on_selector_all("#series polyline", "els => els.length") == 2
+        assert "24 steps of OT after 96 given" in page.inner_text("#view")
+
+        # docs/web.md's embedding example, as written there, in a page of its own.
+        (site_dir / "embed.html").write_text(f"<!doctype html><body>{_docs_example()}</body>")
+        page.goto(f"{base}/embed.html")
+        greedy = want[CASES.index((CHARLM, "ROMEO:", {"steps": 60, "temperature": 0}))]["text"]
+        shown = ("() => [...document.body.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)"
+                 ".map(n => n.textContent).join('').trimStart()")
+        page.wait_for_function(f"n => ({shown})().length >= n",
+                               arg=len("positive 0.998: ") + 40, timeout=60_000)
+        assert page.evaluate(shown) == f"positive 0.998: {greedy[:40]}"
+        browser.close()
+    assert not errors, errors
+    return results
+
+
+def test_a_missing_onnxruntime_web_says_how_to_install_it(tmp_path, monkeypatch):
+    with pytest.raises(WebBuildError, match="not an onnxruntime-web package folder"):
+        build_site([SST2], tmp_path / "site", onnxruntime_web=tmp_path)
+    assert not (tmp_path / "site").exists()
+    monkeypatch.delenv("RNNZOO_ONNXRUNTIME_WEB", raising=False)
+    monkeypatch.setattr("rnnzoo.web.build.JS_DIR", tmp_path)  # as before `npm ci`
+    with pytest.raises(WebBuildError, match=f"install it with: cd {tmp_path} && npm ci"):
+        build_site([SST2], tmp_path / "site")
+
+
+def test_the_builder_needs_no_tensorflow(tmp_path):
+    try:
+        find_onnxruntime_web()
+    except WebBuildError as exc:
+        pytest.skip(str(exc))
+    proc = run_python(without_packages(f"""
+        import sys
+        from rnnzoo.cli import main
+        code = main(["web", "{SST2}", "--out", {str(tmp_path / "site")!r}])
+        print(code, "tensorflow" in sys.modules)
+    """))
+    assert proc.stdout.split()[-2:] == ["0", "False"], proc.stderr[-2000:]
+
+
+def test_cli_refuses_what_it_cannot_build(tmp_path, capsys):
+    from rnnzoo.cli import main
+
+    try:
+        find_onnxruntime_web()
+    except WebBuildError as exc:
+        pytest.skip(str(exc))
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["web", SST2, "--out", str(tmp_path)]) == 2  # a folder that is not a site
+    assert "not an rnnzoo site" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    if "music_lstm.jsb" in installed_presets():
+        assert main(["web", "music_lstm.jsb", "--out", str(tmp_path / "s")]) == 2
+        assert "no web runtime yet" in capsys.readouterr().err
+    out = tmp_path / "site"
+    assert main(["web", SST2, "--out", str(out), "--precision", "fp32"]) == 0
+    assert main(["web", SST2, "--out", str(out)]) == 2  # a site is there: --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["web", SST2, "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "models.json").read_text())["models"][0]["precision"] == "int8"
