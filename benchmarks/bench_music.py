@@ -10,7 +10,9 @@ traced-once ``tf.function``), the fp32 bundle on 1 onnxruntime thread, and the i
 (dynamic quantization; LSTMs become ``DynamicQuantizeLSTM``, GRU and SimpleRNN stay fp32), from
 ``primed_speed.py`` (shared with ``bench_charlm.py``). Without ``--run`` it uses a randomly
 initialised entry at full size: speed does not depend on the weights. One run on a shared
-machine: read the ratios.
+machine: read the ratios. An RNN-NADE (``--entry music_lstm_nade`` or its preset) also samples
+each frame key by key in numpy (``rnnzoo.apps.music_generation.nade``), the same code after
+either engine's step, so its ratios are smaller.
 """
 
 from __future__ import annotations

@@ -83,8 +83,10 @@ def run_verb(model: Any, args: argparse.Namespace) -> int:
     steps, temperature = steps_and_temperature(args, DEFAULT_STEPS)
     qpm = args.qpm if args.qpm is not None else DEFAULT_QPM
     program = args.program if args.program is not None else 0
+    # --top-p (declared by the text generators on the shared verb): per key for music.
     roll = model.generate(steps=steps, primer=primer, temperature=temperature,
-                          seed=args.seed, include_primer=args.include_primer)
+                          seed=args.seed, include_primer=args.include_primer,
+                          top_p=getattr(args, "top_p", None))
     spq = model.preprocessor.steps_per_quarter
     primer_len = len(primer) if primer is not None and args.include_primer else 0
     if args.out:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnnzoo import limits
+from rnnzoo.apps.music_generation import nade
 from rnnzoo.apps.music_generation.data import (
     NUM_KEYS,
     MusicPreprocessor,
@@ -63,16 +64,15 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
 
 
-def sample_keys(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
+def sample_keys(logits: np.ndarray, temperature: float, rng: np.random.Generator,
+                top_p: float = 1.0) -> np.ndarray:
     """One Bernoulli draw per key from ``sigmoid(logits / temperature)`` (int32 0/1);
-    ``temperature=0`` keeps the keys with probability > 0.5. A uniform number is drawn per key
-    at every temperature, so the random stream (and a seed's output) is the same for Keras and
-    the runtime."""
+    ``temperature=0`` keeps the keys with probability > 0.5; ``top_p < 1``: a key whose likelier
+    outcome has probability >= ``top_p`` takes it (``nade.choose_keys``). A uniform number is
+    drawn per key at every temperature, so the random stream (and a seed's output) is the same
+    for Keras and the runtime."""
     u = rng.random(np.shape(logits))
-    z = np.asarray(logits, dtype=np.float64)
-    if temperature == 0:
-        return (z > 0).astype(np.int32)
-    return (u < _sigmoid(z / temperature)).astype(np.int32)
+    return nade.choose_keys(logits, u, temperature, top_p)
 
 
 def sample_frames(step: StepFn, state: dict, feed: np.ndarray, steps: int, temperature: float,
@@ -91,6 +91,18 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_top_p(value: Any) -> float:
+    """``top_p``: None (off, 1.0) or a number in (0, 1]."""
+    if value is None:
+        return 1.0
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not 0 < value <= 1:
+        raise DataError(f"top_p: expected a number in (0, 1] (per key: a key whose likelier "
+                        f"outcome has at least this probability takes it; 1 = off), got "
+                        f"{value!r}")
+    return float(value)
+
+
 def _check_temperature(value: Any) -> float:
     ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0:
@@ -104,6 +116,27 @@ class _MusicGenerator(PrimedGenerator):
     :class:`GraphRunner` (Keras graphs or an onnxruntime bundle)."""
 
     preprocessor: MusicPreprocessor
+
+    def _nade_weights(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(W, V)`` of a NADE model (``frame_distribution == "nade"``), else None."""
+        return None
+
+    def _chooser(self, temperature: float, top_p: float) -> Any:
+        """``choose(logits, rng)`` for the primed sampling loop: 88 independent draws, or
+        key by key through the NADE; one uniform per key either way."""
+        weights = self._nade_weights()
+        if weights is None:
+            return lambda z, rng: sample_keys(z, temperature, rng, top_p)
+        w, v = weights
+        return lambda z, rng: nade.sample(z, w, v, temperature, top_p, rng)
+
+    def _key_probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The next-frame key probabilities ``step`` reports: the 88 sigmoids, or for a NADE
+        each key's probability given the keys below it in the most likely frame."""
+        weights = self._nade_weights()
+        if weights is None:
+            return _sigmoid(logits).astype(np.float32)
+        return nade.greedy_probabilities(logits, *weights)
 
     def as_roll(self, piece: Any, where: str = "primer") -> np.ndarray:
         """A uint8 roll ``[T, 88]`` from a roll, a list of pitch lists, or a MIDI file path
@@ -123,16 +156,26 @@ class _MusicGenerator(PrimedGenerator):
         runner = self._runner()
         inputs = [np.concatenate([np.zeros((1, NUM_KEYS), np.float32),
                                   np.asarray(p[:-1], np.float32)]) for p in pieces]
+        # A NADE model also reads each frame's own keys (the conditional of key k given the
+        # keys below it): the pieces, batched in the same order.
+        keyed = self._nade_weights() is not None
         out: list[Any] = [None] * len(pieces)
         for idx, batch in length_sorted_batches(inputs, batch_size, dtype=np.float32,
                                                 progress=progress):
-            logits = runner.run("model", {"frames": batch})["logits"]
+            feeds = {"frames": batch}
+            if keyed:
+                targets = np.zeros(batch.shape, np.int32)
+                for row, i in enumerate(idx):
+                    targets[row, : len(inputs[i])] = pieces[i]
+                feeds["targets"] = targets
+            logits = runner.run("model", feeds)["logits"]
             for row, i in enumerate(idx):
                 out[i] = np.asarray(logits[row, : len(inputs[i])])
         return out
 
     def frame_probabilities(self, piece: Any) -> np.ndarray:
-        """float32 ``[T, 88]``: row t is P(key on at step t | start frame, steps < t)."""
+        """float32 ``[T, 88]``: row t is P(key on at step t | start frame, steps < t) (for a
+        NADE model, also given the piece's keys below it at step t)."""
         roll = self.as_roll(piece, "piece")
         return _sigmoid(self._logits([roll])[0]).astype(np.float32)
 
@@ -198,25 +241,27 @@ class _MusicGenerator(PrimedGenerator):
         rows = list(arr) if batched else [arr]
         feed = np.stack([_check_roll(r, "step") for r in rows]).astype(np.int32)
         logits, state = prime_steps(self._decoder_step(), state, feed)
-        probs = _sigmoid(logits).astype(np.float32)
+        probs = self._key_probabilities(logits)
         return (probs if batched else probs[0]), state
 
     def generate(self, steps: int = DEFAULT_STEPS, primer: Any = None, temperature: float = 1.0,
                  seed: int | None = None, include_primer: bool = False,
-                 num_samples: int | None = None, stream: bool = False
-                 ) -> np.ndarray | Iterator[np.ndarray]:
+                 num_samples: int | None = None, stream: bool = False,
+                 top_p: float | None = None) -> np.ndarray | Iterator[np.ndarray]:
         """Sample ``steps`` frames (uint8 roll ``[steps, 88]``; ``[num_samples, steps, 88]``
         when ``num_samples`` is given), Bernoulli per key at ``temperature`` from
         ``np.random.default_rng(seed)``, after the start frame and the ``primer`` (a roll, pitch
         lists or a MIDI file). The primer is returned too only with ``include_primer``.
         ``stream=True``: an iterator of the frames as they are sampled (uint8 ``[88]``, or
         ``[num_samples, 88]``; stacked, the roll the call returns without it); closing it
-        stops the sampling."""
+        stops the sampling. ``top_p`` (per key, None = off): a key whose likelier outcome has
+        at least this probability takes it, the others are drawn (NADE models: key by key)."""
         if not isinstance(stream, bool):
             raise DataError(f"stream: expected True or False, found {stream!r}")
         steps = _check_int("steps", steps, 1)
         limits.check("max_generation_steps", steps, "steps")
         temperature = _check_temperature(temperature)
+        top_p = _check_top_p(top_p)
         n = 1 if num_samples is None else _check_int("num_samples", num_samples, 1)
         limits.check("max_batch_size", n, "num_samples")
         check_seed(seed)
@@ -235,7 +280,7 @@ class _MusicGenerator(PrimedGenerator):
             logits, state = prime_steps(step, self._zero_state(n), feed)
             rng = np.random.default_rng(seed)
             for chosen in iter_primed(step, state, logits, steps,
-                                      lambda z, rng: sample_keys(z, temperature, rng), rng):
+                                      self._chooser(temperature, top_p), rng):
                 yield chosen[0].astype(np.uint8) if single else chosen.astype(np.uint8)
 
         if stream:
@@ -253,6 +298,12 @@ class MusicGeneratorRuntime(BundleStates, _MusicGenerator, BundleRuntime):
         pre = self.manifest["preprocessing"]
         self.preprocessor = MusicPreprocessor(int(pre["steps_per_quarter"]), pre.get("program"))
         self.name = self.entry
+        self._nade: tuple[np.ndarray, np.ndarray] | None = None
+        if pre.get("frame_distribution", "independent") == "nade":
+            self._nade = nade.weights_from_graph(self)
+
+    def _nade_weights(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self._nade
 
     # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
     serve_options: ClassVar[dict[str, Any]] = {"audio": False}
@@ -263,7 +314,7 @@ class MusicGeneratorRuntime(BundleStates, _MusicGenerator, BundleRuntime):
 
     def serve_predict(self, instances: list, options: Mapping[str, Any]) -> list:
         """One generated piece per instance, an object with ``generate``'s arguments
-        (``steps``, ``temperature``, ``seed``, ``primer`` as pitch lists) and/or
+        (``steps``, ``temperature``, ``top_p``, ``seed``, ``primer`` as pitch lists) and/or
         ``primer_midi_base64``: ``{"pitches": [[...] per step], "steps_per_quarter",
         "midi_base64"}``, plus ``wav_base64`` (an 11.025 kHz rendering) with ``"audio": true``."""
         import base64
@@ -276,10 +327,10 @@ class MusicGeneratorRuntime(BundleStates, _MusicGenerator, BundleRuntime):
         out = []
         for i, item in enumerate(instances):
             where = f"instances[{i}]"
-            known = {"steps", "temperature", "seed", "primer", "primer_midi_base64"}
+            known = {"steps", "temperature", "top_p", "seed", "primer", "primer_midi_base64"}
             item = generation_request(item, where, known, '{"steps": 32, "seed": 0}',
                                       DEFAULT_STEPS, self.SERVE_MAX_STEPS)
-            args = {k: item[k] for k in ("steps", "temperature", "seed") if k in item}
+            args = {k: item[k] for k in ("steps", "temperature", "top_p", "seed") if k in item}
             with tempfile.TemporaryDirectory() as tmp:
                 primer = item.get("primer")
                 if item.get("primer_midi_base64") is not None:

@@ -1,9 +1,12 @@
 """Music generation, the Keras side: polyphonic piano-roll models trained frame by frame.
 
 Teacher forcing on windows of at most ``max_length`` frames (the input of frame t is frame t-1,
-the all-zero start frame for t = 0), 88 independent sigmoids per frame under the frame NLL loss
-(``rnnzoo.layers.losses.FrameNLL``), optional random transposition per epoch. Export writes the
-``model`` graph (scoring) and the one-step ``decoder`` graph (generation). A family implements
+the all-zero start frame for t = 0), 88 independent sigmoids per frame (or, for a family with
+``frame_distribution = "nade"``, 88 key-by-key conditionals, the frame's keys fed as
+``targets``) under the frame NLL loss (``rnnzoo.layers.losses.FrameNLL``), optional random
+transposition per epoch. Export writes the
+``model`` graph (scoring) and the one-step ``decoder`` graph (generation), plus for a NADE the
+``nade`` graph (its weights ``W``, ``V``, read once by the key-by-key sampler). A family implements
 ``build_model`` and ``step_graph()``. TensorFlow and Keras are imported inside the functions
 that need them.
 """
@@ -28,6 +31,7 @@ from rnnzoo.apps.music_generation.data import (
     load_music,
 )
 from rnnzoo.apps.music_generation.inference import _MusicGenerator
+from rnnzoo.apps.music_generation.nade import NADE_FILE
 from rnnzoo.config import EntryConfig
 from rnnzoo.engines.decoding import GraphRunner
 from rnnzoo.engines.primed import held_out, int8_gate, int8_report
@@ -43,6 +47,10 @@ class MusicGenerationTask(_MusicGenerator, Task):
 
     task_type = "music-generation"
     metric_directions = {"loss": "min", "nll": "min"}
+    #: ``"independent"``: 88 sigmoids per frame; ``"nade"``: the keys of a frame key by key
+    #: (``rnnzoo.apps.music_generation.nade``), the ``model`` graph then also takes the frame's
+    #: keys as ``targets`` and the decoder's ``logits`` are the NADE biases ``[b_v | b_h]``.
+    frame_distribution = "independent"
 
     @abc.abstractmethod
     def step_graph(self) -> tuple[Any, list[str]]:
@@ -69,6 +77,10 @@ class MusicGenerationTask(_MusicGenerator, Task):
             lengths[1] = 1
         pad = np.arange(9)[None, :] >= lengths[:, None]
         x[pad] = 0.0
+        if self.frame_distribution == "nade":  # the keys of each frame are an input too
+            keys = roll.astype(np.int32)
+            roll[pad] = -1.0
+            return (x, keys), roll
         roll[pad] = -1.0  # padding targets: ignored by the loss
         return x, roll
 
@@ -103,6 +115,12 @@ class MusicGenerationTask(_MusicGenerator, Task):
         train, steps = frame_dataset(xs, ys, shuffle=True, seed=seed,
                                      transpose=self.config.data.transpose, **kw)
         dev = frame_dataset(*self.windows(data.dev), **kw)[0] if data.dev else None
+        if self.frame_distribution == "nade":  # teacher forcing over the keys of each frame
+            import tensorflow as tf
+
+            train, dev = (None if ds is None else ds.map(lambda x, y: ((x, tf.cast(y, tf.int32)),
+                                                                       y))
+                          for ds in (train, dev))
         return train, dev, steps
 
     def loss(self) -> Any:
@@ -121,26 +139,52 @@ class MusicGenerationTask(_MusicGenerator, Task):
     # -- export ---------------------------------------------------------------------------------
     def _graph_specs(self) -> list[GraphSpec]:
         step, step_outputs = self.step_graph()
-        frames = InputSpec("frames", "features", ("batch", "time", NUM_KEYS))
+        frames = [InputSpec("frames", "features", ("batch", "time", NUM_KEYS))]
+        if self.frame_distribution == "nade":
+            # int32 keys (0/1; random features cast to int32 give 0 and +-1 for parity)
+            frames.append(InputSpec("targets", "features", ("batch", "time", NUM_KEYS), "int32"))
         # int32 multi-hot; random features cast to int32 give a mix of 0 and +-1 for parity.
         inputs = [InputSpec("frame", "features", ("batch", NUM_KEYS), "int32")]
         inputs += [InputSpec(t.name, "state", ("batch", int(t.shape[-1])))
                    for t in step.inputs[1:]]
-        return [
-            GraphSpec("model", MODEL_FILE, self.model, [frames], ["logits"]),
+        specs = [
+            GraphSpec("model", MODEL_FILE, self.model, frames, ["logits"]),
             GraphSpec("decoder", DECODER_FILE, step, inputs, step_outputs,
                       sizes=({"batch": 1}, {"batch": 6}, {"batch": 2})),
         ]
+        if self.frame_distribution == "nade":  # the NADE's weights, read once by the sampler
+            keys = InputSpec("keys", "tokens", ("keys",), "int32", NUM_KEYS)
+            specs.append(GraphSpec("nade", NADE_FILE, self.nade_graph(), [keys], ["W", "V"],
+                                   expect_recurrent=False,
+                                   sizes=({"keys": 1}, {"keys": 6}, {"keys": 2})))
+        return specs
 
     def _export_preprocessing(self) -> dict:
-        return {"music": f"assets/{ASSET_FILE}", "num_keys": NUM_KEYS,
-                "lowest_pitch": LOWEST_PITCH, "start_frame": "zeros",
-                "steps_per_quarter": self.preprocessor.steps_per_quarter,
-                "program": self.preprocessor.program}
+        out = {"music": f"assets/{ASSET_FILE}", "num_keys": NUM_KEYS,
+               "lowest_pitch": LOWEST_PITCH, "start_frame": "zeros",
+               "steps_per_quarter": self.preprocessor.steps_per_quarter,
+               "program": self.preprocessor.program}
+        if self.frame_distribution == "nade":
+            out["frame_distribution"] = "nade"
+        return out
 
     def _stream_manifest(self) -> dict:
         """Facts for ``bundle.json``'s ``stream`` (rnnzoo.export.streamspec): a piece starts
-        from the all-zero frame, and each logit is one key's own sigmoid (not a softmax)."""
+        from the all-zero frame, and each logit is one key's own sigmoid (not a softmax); for a
+        NADE model the logits are the NADE's biases, sampled key by key."""
+        if self.frame_distribution == "nade":
+            return {"decoder": {
+                "start": {"input": "frame", "feed": "zeros",
+                          "note": "from the initial state, feed the all-zero start frame, then "
+                                  "each frame (multi-hot, 1 = key held)"},
+                "keys": {"input": "frame", "output": "logits", "count": NUM_KEYS,
+                         "lowest_pitch": LOWEST_PITCH, "activation": "nade",
+                         "weights": "graph nade: keys [n] (0..87) -> rows W, V [n, H]",
+                         "note": "logits = [b_v (88) | b_h (H)]: the NADE biases of the next "
+                                 "frame; with W, V [88, H] from the nade graph, key k "
+                                 "(MIDI lowest_pitch + k, lowest first) is on with probability "
+                                 "sigmoid(b_v[k] + V[k] . sigmoid(b_h + sum_{j<k} v_j W[j]))"},
+            }}
         return {"decoder": {
             "start": {"input": "frame", "feed": "zeros",
                       "note": "from the initial state, feed the all-zero start frame, then "
