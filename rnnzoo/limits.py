@@ -42,8 +42,12 @@ class Limits:
         "doc": "length of a MIDI piece and of any one note, before a piano roll is rendered"})
     max_piano_roll_frames: int = dataclasses.field(default=200_000, metadata={
         "doc": "time steps of a piano roll read from MIDI, counted before it is rendered"})
+    max_ink_points: int = dataclasses.field(default=200_000, metadata={
+        "doc": "points of one handwriting input (all its strokes), read before features"})
     max_series_length: int = dataclasses.field(default=1_000_000, metadata={
         "doc": "observations of one time-series input"})
+    max_history_items: int = dataclasses.field(default=100_000, metadata={
+        "doc": "interactions of one user's history (recommend)"})
     max_archive_bytes: int = dataclasses.field(default=4 * 1024 ** 3, metadata={
         "doc": "bytes a preset archive may extract, counted while extracting"})
     max_archive_members: int = dataclasses.field(default=10_000, metadata={

@@ -182,7 +182,8 @@ def test_every_shipped_bundle_is_described(name):
         if not bundle.is_dir():
             continue
         spec = runtime.read_manifest(bundle)["stream"]["graphs"]
-        one_step = name.split("_")[0] in ("charlm", "music", "translator", "captioner")
+        one_step = name.split("_")[0] in ("charlm", "music", "translator", "captioner",
+                                          "recommender")
         assert ("decoder" in spec) == one_step, sorted(spec)
         for graph in spec.values():
             assert graph["state"] and all(s["initial"] for s in graph["state"])
@@ -195,6 +196,8 @@ def test_every_shipped_bundle_is_described(name):
             assert (step["start"]["symbol"], step["end"]["symbol"]) == ("<s>", "</s>")
             assert step["symbols"]["vocabulary"].startswith("assets/")
             assert ("source_mask" in step) == name.startswith("translator_")
+        if name.startswith("recommender_"):  # inputs and logits index the item catalogue
+            assert spec["decoder"]["symbols"]["vocabulary"] == "assets/items.json"
         if name.startswith("esn_"):  # re-exported with its step graph
             assert sorted(spec) == ["step"]
 

@@ -955,7 +955,8 @@ def _task_types_without_presets() -> list[str]:
     from rnnzoo.apps import known_task_types
 
     served = {"text-classification", "translation", "music-generation", "forecasting",
-              "speech-recognition"}  # shipped presets and the speech bundle above
+              "speech-recognition",  # shipped presets and the speech bundle above
+              "recommendation"}  # its preset's :predict/:stream: tests/test_recommendation.py
     return [t for t in known_task_types() if t not in served]
 
 
