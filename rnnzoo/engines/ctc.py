@@ -5,6 +5,8 @@ Numpy only, so the Keras task and the onnxruntime runtime decode with the same c
 
 * ``ctc_greedy_decode`` and ``ctc_prefix_beam_search``: the decoders; ``ctc_greedy_continue``
   the best path one piece of frames at a time (streaming), carrying the last frame's label;
+  :class:`CharNgramLM`, a character n-gram language model the beam search can add
+  (shallow fusion);
 * ``encode_labels``/``decode_labels`` (text <-> ids, 0 the blank), ``check_alphabet``,
   ``score_transcripts`` (label/character error rate and string accuracy of transcripts);
 * ``ctc_training_batches``: length-grouped padded batches of ``(features, mask)`` and labels
@@ -30,7 +32,8 @@ from rnnzoo.export.bundle import check_count
 from rnnzoo.metrics import label_error_rate
 from rnnzoo.progress import Progress
 
-__all__ = ["CTCRecognizer", "NotStreamableError", "check_alphabet", "check_beam_width",
+__all__ = ["CTCRecognizer", "CharNgramLM", "NotStreamableError", "check_alphabet",
+           "check_beam_width",
            "ctc_greedy_continue", "ctc_greedy_decode", "ctc_prefix_beam_search",
            "ctc_training_batches", "decode_labels", "encode_labels", "score_transcripts"]
 
@@ -72,7 +75,9 @@ def ctc_greedy_continue(log_probs: np.ndarray, last: int = 0, blank: int = 0
 
 
 def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: int = 0,
-                           prune: float = -30.0) -> list[tuple[list[int], float]]:
+                           prune: float = -30.0, lm: CharNgramLM | None = None,
+                           lm_weight: float = 0.5, lm_bonus: float = 0.0,
+                           alphabet: str = "") -> list[tuple[list[int], float]]:
     """CTC prefix beam search (Hannun et al. 2014, without a language model): the
     ``beam_width`` most probable label sequences with their log-probabilities, best first.
 
@@ -80,7 +85,12 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: in
     (blank-ending and label-ending paths kept apart, so ``a a`` needs a blank between), so it
     returns the most probable *sequence* when the beam holds every live prefix. Labels whose
     frame log-probability is below ``prune`` are not extended (they cannot matter in float64
-    next to a path of log-probability > ``prune``)."""
+    next to a path of log-probability > ``prune``).
+
+    With ``lm`` (labels ``k`` are ``alphabet[k - 1]``), prefixes are ranked by their CTC
+    log-probability plus ``lm_weight`` times the language model's log-probability of their
+    text plus ``lm_bonus`` per label (shallow fusion, Hannun et al. 2014); the returned
+    scores are those ranking scores."""
     lp = np.asarray(log_probs, dtype=np.float64)
     if lp.ndim != 2:
         raise ValueError(f"ctc_prefix_beam_search: expected [frames, classes], got shape "
@@ -89,6 +99,9 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: in
             or beam_width < 1:
         raise ValueError(f"beam_width must be an integer >= 1, got {beam_width!r}")
     neg = -np.inf
+    if lm is not None:
+        return _lm_prefix_beam_search(lp, beam_width, blank, prune, lm, lm_weight, lm_bonus,
+                                      alphabet)
     # prefix -> [log P(prefix, ending in blank), log P(prefix, ending in its last label)]
     beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}
     for row in lp:
@@ -110,6 +123,128 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam_width: int = 8, blank: in
         beams = dict(ranked[:beam_width])
     ranked = sorted(beams.items(), key=lambda kv: -np.logaddexp(*kv[1]))
     return [(list(p), float(np.logaddexp(*s))) for p, s in ranked]
+
+
+def _lm_prefix_beam_search(lp: np.ndarray, beam_width: int, blank: int, prune: float,
+                           lm: CharNgramLM, weight: float, bonus: float, alphabet: str
+                           ) -> list[tuple[list[int], float]]:
+    """The prefix beam search with a character language model (see
+    :func:`ctc_prefix_beam_search`): each prefix carries its LM log-probability, added once
+    when a label extends it."""
+    if not alphabet:
+        raise ValueError("ctc_prefix_beam_search: a language model needs the alphabet")
+    neg = -np.inf
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg, 0.0]}  # pb, pnb, lm
+
+    def score(v: list[float], n: int) -> float:
+        return float(np.logaddexp(v[0], v[1]) + weight * v[2] + bonus * n)
+
+    for row in lp:
+        labels = [c for c in range(len(row)) if c != blank and row[c] > prune]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pnb, lmp) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            here = nxt.setdefault(prefix, [neg, neg, lmp])
+            here[0] = np.logaddexp(here[0], total + row[blank])
+            last = prefix[-1] if prefix else None
+            text = "".join(alphabet[i - 1] for i in prefix[-(lm.order - 1):]) \
+                if lm.order > 1 else ""
+            for c in labels:
+                ext = prefix + (c,)
+                if ext not in nxt:
+                    nxt[ext] = [neg, neg, lmp + lm.logprob(text, alphabet[c - 1])]
+                if c == last:
+                    nxt[ext][1] = np.logaddexp(nxt[ext][1], pb + row[c])
+                    here[1] = np.logaddexp(here[1], pnb + row[c])
+                else:
+                    nxt[ext][1] = np.logaddexp(nxt[ext][1], total + row[c])
+        ranked = sorted(nxt.items(), key=lambda kv: -score(kv[1], len(kv[0])))
+        beams = dict(ranked[:beam_width])
+    ranked = sorted(beams.items(), key=lambda kv: -score(kv[1], len(kv[0])))
+    return [(list(p), score(v, len(p))) for p, v in ranked]
+
+
+class CharNgramLM:
+    """A character n-gram language model with interpolated Witten-Bell smoothing, trained on
+    text a user gives (one line per sentence; never the transcripts it is scored on):
+    ``logprob(context, char)`` (natural log) for the prefix beam search. Every character of
+    ``alphabet`` has a non-zero probability; a line ends with ``"\n"``. Saved as JSON."""
+
+    FORMAT = "rnnzoo.char_ngram_lm.v1"
+
+    def __init__(self, order: int, alphabet: str,
+                 counts: dict[str, dict[str, int]] | None = None) -> None:
+        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+            raise ConfigError(f"order: expected an integer >= 1, found {short_repr(order)}")
+        self.order = order
+        self.alphabet = alphabet
+        self.counts: dict[str, dict[str, int]] = counts or {}
+        self._cache: dict[tuple[str, str], float] = {}
+
+    @classmethod
+    def train(cls, lines: Sequence[str], alphabet: str, order: int = 5) -> CharNgramLM:
+        """Count every context of up to ``order - 1`` characters in ``lines`` (characters
+        outside ``alphabet`` are dropped)."""
+        lm = cls(order, alphabet)
+        allowed = set(alphabet)
+        for line in lines:
+            text = "".join(c for c in str(line).strip() if c in allowed) + "\n"
+            for i, c in enumerate(text):
+                for k in range(order):
+                    if k > i:
+                        break
+                    ctx = text[i - k:i]
+                    row = lm.counts.setdefault(ctx, {})
+                    row[c] = row.get(c, 0) + 1
+        if not lm.counts:
+            raise DataError("language model: no training text")
+        return lm
+
+    def logprob(self, context: str, char: str) -> float:
+        """``log P(char | the last order - 1 characters of context)``."""
+        ctx = context[len(context) - self.order + 1:] if self.order > 1 else ""
+        key = (ctx, char)
+        if key not in self._cache:
+            p = 1.0 / (len(self.alphabet) + 1)  # uniform over the alphabet and the line end
+            for k in range(0, len(ctx) + 1):
+                row = self.counts.get(ctx[len(ctx) - k:]) if k else self.counts.get("")
+                if not row:
+                    break
+                n, types = sum(row.values()), len(row)
+                lam = n / (n + types)
+                p = lam * row.get(char, 0) / n + (1 - lam) * p
+            self._cache[key] = float(np.log(p))
+        return self._cache[key]
+
+    def perplexity(self, lines: Sequence[str]) -> float:
+        """Per-character perplexity of ``lines`` (line ends included)."""
+        total, n = 0.0, 0
+        for line in lines:
+            text = "".join(c for c in str(line).strip() if c in set(self.alphabet)) + "\n"
+            for i, c in enumerate(text):
+                total -= self.logprob(text[:i], c)
+                n += 1
+        return float(np.exp(total / max(n, 1)))
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps({"format": self.FORMAT, "order": self.order,
+                           "alphabet": self.alphabet, "counts": self.counts})
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "language model") -> CharNgramLM:
+        import json
+
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != cls.FORMAT:
+                raise ValueError(f"format {raw.get('format')!r}")
+            return cls(int(raw["order"]), str(raw["alphabet"]), dict(raw["counts"]))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: not a character n-gram model file "
+                            f"({short_repr(exc, 80)}); train one with CharNgramLM.train") \
+                from None
 
 
 # -- labels, transcripts and scores (every CTC application) -------------------------------------
@@ -167,6 +302,10 @@ def score_transcripts(references: Sequence[str] | str, hypotheses: Sequence[str]
         raise DataError(f"evaluate: reference characters {''.join(unknown)!r} are not in "
                         f"this model's alphabet {alphabet!r}")
     report = label_error_rate(refs, hyps)
+    if " " in alphabet:  # words: the word error rate over space-separated tokens
+        words = label_error_rate([r.split() for r in refs], [h.split() for h in hyps])
+        report["wer"] = words["ler"]
+        report["reference_words"] = words["reference_labels"]
     report["examples"] = [{"ref": r, "hyp": h} for r, h in zip(refs[:5], hyps[:5])]
     return report
 
@@ -217,6 +356,10 @@ class CTCRecognizer(abc.ABC):
 
     preprocessor: Any
     frame_stride: int
+    #: Labels whose frame log-probability is below this are not extended by the beam search
+    #: (``ctc_prefix_beam_search``'s ``prune``); an application with a large alphabet and
+    #: flat frames sets a tighter one.
+    beam_prune: float = -30.0
 
     @abc.abstractmethod
     def _log_probs_of(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -250,11 +393,18 @@ class CTCRecognizer(abc.ABC):
                 out[full[i]] = lp[row, : -(-int(lengths[row]) // s)]
         return out
 
-    def decode(self, log_probs: np.ndarray, beam_width: int = 0) -> str:
+    def decode(self, log_probs: np.ndarray, beam_width: int = 0,
+               lm: CharNgramLM | None = None, lm_weight: float = 0.5,
+               lm_bonus: float = 0.0) -> str:
         """A transcript from ``[frames, 1 + K]`` log-probabilities: best path, or prefix beam
-        search with ``beam_width`` >= 1."""
+        search with ``beam_width`` >= 1 (with ``lm``: shallow fusion of a character n-gram
+        model, ``lm_weight`` times its log-probability plus ``lm_bonus`` per character)."""
+        if lm is not None and not beam_width:
+            raise ConfigError("a language model needs beam search: pass beam_width >= 1")
         if beam_width:
-            ids = ctc_prefix_beam_search(log_probs, beam_width)[0][0]
+            ids = ctc_prefix_beam_search(log_probs, beam_width, prune=self.beam_prune, lm=lm,
+                                         lm_weight=lm_weight, lm_bonus=lm_bonus,
+                                         alphabet=self.alphabet)[0][0]
         else:
             ids = ctc_greedy_decode(log_probs)
         return self.preprocessor.decode(ids)

@@ -62,6 +62,8 @@ _CLI_BY_TASK = {
     "music-generation": "rnnzoo generate {name} --out piece.mid",
     "text-generation": 'rnnzoo generate {name} --prompt "ROMEO:" --steps 200',
     "long-dependency": "rnnzoo solve {name} --count 5",
+    "handwriting-recognition": "rnnzoo recognize {name} line.inkml",
+    "recommendation": "rnnzoo recommend {name} --history 2858,1196,260",
 }
 
 
