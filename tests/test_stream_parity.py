@@ -20,9 +20,10 @@ from rnnzoo.families import family_spec
 from rnnzoo.registry import get_entry, task_from_config
 
 ATOL = 1e-4
-# Speech recognition streams too; its streaming CTC entry has its own parity tests. So does
-# recommendation (tests/test_recommendation.py: a stream's top-k equals recommend's).
-ELSEWHERE = {"speech-recognition", "recommendation"}
+# Speech recognition streams too; its streaming CTC entry has its own parity tests. So do
+# recommendation (tests/test_recommendation.py: a stream's top-k equals recommend's) and
+# handwriting (tests/test_handwriting.py: stroke-by-stroke log-probs equal the whole line's).
+ELSEWHERE = {"speech-recognition", "recommendation", "handwriting-recognition"}
 
 
 def _streams(name: str) -> bool:
