@@ -20,7 +20,7 @@ Numpy only, so the Keras task and the onnxruntime runtime decode with the same c
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,11 +28,11 @@ import numpy as np
 from rnnzoo import limits
 from rnnzoo.data.batching import length_sorted_batches
 from rnnzoo.errors import ConfigError, DataError, RnnzooError, short_repr
-from rnnzoo.export.bundle import check_count
+from rnnzoo.export.bundle import BundleError, check_count
 from rnnzoo.metrics import label_error_rate
 from rnnzoo.progress import Progress
 
-__all__ = ["CTCRecognizer", "CharNgramLM", "NotStreamableError", "check_alphabet",
+__all__ = ["CTCBundleMixin", "CTCRecognizer", "CharNgramLM", "NotStreamableError", "check_alphabet",
            "check_beam_width",
            "ctc_greedy_continue", "ctc_greedy_decode", "ctc_prefix_beam_search",
            "ctc_training_batches", "decode_labels", "encode_labels", "score_transcripts"]
@@ -356,6 +356,8 @@ class CTCRecognizer(abc.ABC):
 
     preprocessor: Any
     frame_stride: int
+    name: str
+    can_stream: bool  # whether the model has a stream graph
     #: Labels whose frame log-probability is below this are not extended by the beam search
     #: (``ctc_prefix_beam_search``'s ``prune``); an application with a large alphabet and
     #: flat frames sets a tighter one.
@@ -408,3 +410,65 @@ class CTCRecognizer(abc.ABC):
         else:
             ids = ctc_greedy_decode(log_probs)
         return self.preprocessor.decode(ids)
+
+    # -- streaming (a ``streaming: true`` model; the application writes ``step``) ---------------
+    #: Why a bidirectional recognizer cannot stream and what to use instead (the error's tail).
+    stream_hint: str = "use a streaming entry"
+
+    def _require_stream(self) -> None:
+        if not self.can_stream:
+            raise NotStreamableError(
+                f"{self.name}: this recognizer cannot stream: {self.stream_hint}")
+
+    def _stream_zero_state(self, batch: int) -> dict[str, np.ndarray]:
+        """The stream graph's ``state_<i>`` at zero, then the best-path decoder's
+        ``last_label`` and ``text`` (the transcript so far)."""
+        state = {name: np.zeros((batch, *shape), np.float32)
+                 for name, shape in self._stream_state_shapes().items()}
+        state["last_label"] = np.zeros((batch,), np.int32)
+        state["text"] = np.array([""] * batch, dtype=object)
+        return state
+
+
+class CTCBundleMixin:
+    """The onnxruntime side of a CTC recognizer bundle (put before the application's recognizer
+    in the bases): ``model`` and the optional ``stream`` graph of a
+    :class:`rnnzoo.export.bundle.BundleRuntime`."""
+
+    sessions: Mapping[str, Any]
+    path: Any
+    asset: Callable[[str], Any]
+    setting: Callable[..., Any]
+    run: Callable[..., dict]
+    run_unchecked: Callable[..., dict]
+    entry: str
+
+    def _init_ctc(self, preprocessor_class: Any, asset: str) -> None:
+        self.preprocessor = preprocessor_class.from_file(self.asset(asset), BundleError)
+        self.frame_stride = self.setting("frame_stride", 1)
+        self.name = self.entry
+
+    def _log_probs_of(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.run("model", {"features": features, "mask": mask})["log_probs"]
+
+    @property
+    def can_stream(self) -> bool:
+        return "stream" in self.sessions
+
+    def _stream_state_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = self.__dict__.get("_stream_shapes")
+        if shapes is None:
+            shapes = {}
+            for i in self.sessions["stream"].get_inputs():
+                if i.name == "features":
+                    continue
+                if not all(isinstance(d, int) for d in i.shape[1:]):
+                    raise BundleError(f"{self.path}: stream input {i.name} has shape "
+                                      f"{i.shape}; re-export the bundle")
+                shapes[i.name] = tuple(i.shape[1:])
+            self._stream_shapes = shapes
+        return shapes
+
+    def _stream_run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # The feeds are the arrays step built (float32, the graph's shapes): no per-call check.
+        return self.run_unchecked("stream", feeds)

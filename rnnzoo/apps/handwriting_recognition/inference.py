@@ -38,15 +38,15 @@ from rnnzoo.apps.handwriting_recognition.data import (
 )
 from rnnzoo.engines.ctc import (
     CharNgramLM,
+    CTCBundleMixin,
     CTCRecognizer,
-    NotStreamableError,
     check_beam_width,
     ctc_greedy_continue,
     score_transcripts,
 )
 from rnnzoo.engines.stream import Stream
 from rnnzoo.errors import DataError, short_repr
-from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
+from rnnzoo.export.bundle import BundleRuntime, check_count
 from rnnzoo.progress import Progress, model_label, reporting
 
 UNIT = "lines"  # what the progress line counts
@@ -149,20 +149,8 @@ class _Recognizer(CTCRecognizer):
         return report
 
     # -- streaming ------------------------------------------------------------------------------
-    can_stream: bool
-
-    def _stream_state_shapes(self) -> dict[str, tuple[int, ...]]:
-        raise NotImplementedError
-
-    def _stream_run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def _require_stream(self) -> None:
-        if not self.can_stream:
-            raise NotStreamableError(
-                f"{self.name}: this recognizer cannot stream: its bidirectional recurrent "
-                "layers read the whole line before any output; use the streaming entry "
-                "handwriting_lstm_stream, or recognize the whole line")
+    stream_hint = ("its bidirectional recurrent layers read the whole line before any output; "
+                   "use the streaming entry handwriting_lstm_stream, or recognize the whole line")
 
     def initial_state(self, batch: int = 1, line_height: float | None = None
                       ) -> dict[str, np.ndarray]:
@@ -174,11 +162,7 @@ class _Recognizer(CTCRecognizer):
         h = self.preprocessor.height_of(line_height) or self.preprocessor.unit
         state = {"last_point": np.zeros((batch, 2)), "y_ref": np.zeros((batch,)),
                  "height": np.full((batch,), h), "strokes": np.zeros((batch,), np.int64)}
-        for name, shape in self._stream_state_shapes().items():
-            state[name] = np.zeros((batch, *shape), np.float32)
-        state["last_label"] = np.zeros((batch,), np.int32)
-        state["text"] = np.array([""] * batch, dtype=object)
-        return state
+        return {**state, **self._stream_zero_state(batch)}
 
     def stream(self, batch: int = 1, line_height: float | None = None) -> Stream:
         """A :class:`rnnzoo.engines.stream.Stream`: ``s.step(stroke)`` feeds the next stroke
@@ -230,39 +214,12 @@ class _Recognizer(CTCRecognizer):
         return (texts[0] if single else texts), new
 
 
-class HandwritingRecognizerRuntime(_Recognizer, BundleRuntime):
+class HandwritingRecognizerRuntime(CTCBundleMixin, _Recognizer, BundleRuntime):
     """``recognize(ink)`` for a handwriting bundle with onnxruntime and numpy only."""
 
     def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
-        self.preprocessor = HandwritingPreprocessor.from_file(self.asset(ASSET_FILE),
-                                                              BundleError)
-        self.frame_stride = self.setting("frame_stride", 1)
-        self.name = self.entry
-
-    def _log_probs_of(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.run("model", {"features": features, "mask": mask})["log_probs"]
-
-    @property
-    def can_stream(self) -> bool:
-        return "stream" in self.sessions
-
-    def _stream_state_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = self.__dict__.get("_stream_shapes")
-        if shapes is None:
-            shapes = {}
-            for i in self.sessions["stream"].get_inputs():
-                if i.name == "features":
-                    continue
-                if not all(isinstance(d, int) for d in i.shape[1:]):
-                    raise BundleError(f"{self.path}: stream input {i.name} has shape "
-                                      f"{i.shape}; re-export the bundle")
-                shapes[i.name] = tuple(i.shape[1:])
-            self._stream_shapes = shapes
-        return shapes
-
-    def _stream_run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.run_unchecked("stream", feeds)
+        self._init_ctc(HandwritingPreprocessor, ASSET_FILE)
 
     # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
     serve_options: ClassVar[dict[str, Any]] = {"beam_width": 0}

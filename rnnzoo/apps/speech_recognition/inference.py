@@ -35,15 +35,15 @@ from rnnzoo.apps.speech_recognition.data import (
     to_float_audio,
 )
 from rnnzoo.engines.ctc import (
+    CTCBundleMixin,
     CTCRecognizer,
-    NotStreamableError,
     check_beam_width,
     ctc_greedy_continue,
     score_transcripts,
 )
 from rnnzoo.engines.stream import Stream
 from rnnzoo.errors import ConfigError, DataError, short_repr
-from rnnzoo.export.bundle import BundleError, BundleRuntime, check_count
+from rnnzoo.export.bundle import BundleRuntime, check_count
 from rnnzoo.limits import LimitError
 from rnnzoo.progress import Progress, model_label, reporting
 
@@ -136,23 +136,9 @@ class _Recognizer(CTCRecognizer):
 
 
     # -- streaming ------------------------------------------------------------------------------
-    can_stream: bool  # whether the model has a stream graph
-
-    def _stream_state_shapes(self) -> dict[str, tuple[int, ...]]:
-        """The stream graph's state inputs ``state_<i>`` and their shapes without the batch."""
-        raise NotImplementedError
-
-    def _stream_run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the stream graph (``features`` and the ``state_<i>``)."""
-        raise NotImplementedError
-
-    def _require_stream(self) -> None:
-        if not self.can_stream:
-            raise NotStreamableError(
-                f"{self.name}: this recognizer cannot stream: its bidirectional recurrent "
-                "layers (and centred features and convolution) read the whole utterance before "
-                "any frame's output; use the streaming entry ctc_lstm_stream (preset "
-                "ctc_lstm_stream.fsdd), or transcribe the whole audio")
+    stream_hint = ("its bidirectional recurrent layers (and centred features and convolution) "
+                   "read the whole utterance before any frame's output; use the streaming entry "
+                   "ctc_lstm_stream (preset ctc_lstm_stream.fsdd), or transcribe the whole audio")
 
     def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
         """The state of ``batch`` streams before any audio: ``audio_tail`` (the last window of
@@ -168,11 +154,7 @@ class _Recognizer(CTCRecognizer):
             "samples": np.zeros((batch,), np.int64),
             "pending": np.zeros((batch, self.frame_stride - 1, p.n_mels), np.float32),
         }
-        for name, shape in self._stream_state_shapes().items():
-            state[name] = np.zeros((batch, *shape), np.float32)
-        state["last_label"] = np.zeros((batch,), np.int32)
-        state["text"] = np.array([""] * batch, dtype=object)
-        return state
+        return {**state, **self._stream_zero_state(batch)}
 
     def stream(self, batch: int = 1) -> Stream:
         """A :class:`rnnzoo.engines.stream.Stream` over :meth:`step`: ``s.step(chunk)`` feeds
@@ -274,39 +256,12 @@ class _Recognizer(CTCRecognizer):
         return transcripts()
 
 
-class SpeechRecognizerRuntime(_Recognizer, BundleRuntime):
+class SpeechRecognizerRuntime(CTCBundleMixin, _Recognizer, BundleRuntime):
     """``transcribe(audio)`` for a speech bundle with onnxruntime, numpy and scipy only."""
 
     def __init__(self, path: str | os.PathLike, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
-        self.preprocessor = SpeechPreprocessor.from_file(self.asset(ASSET_FILE), BundleError)
-        self.frame_stride = self.setting("frame_stride", 1)
-        self.name = self.entry
-
-    def _log_probs_of(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.run("model", {"features": features, "mask": mask})["log_probs"]
-
-    @property
-    def can_stream(self) -> bool:
-        return "stream" in self.sessions
-
-    def _stream_state_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = self.__dict__.get("_stream_shapes")
-        if shapes is None:
-            shapes = {}
-            for i in self.sessions["stream"].get_inputs():
-                if i.name == "features":
-                    continue
-                if not all(isinstance(d, int) for d in i.shape[1:]):
-                    raise BundleError(f"{self.path}: stream input {i.name} has shape "
-                                      f"{i.shape}; re-export the bundle")
-                shapes[i.name] = tuple(i.shape[1:])
-            self._stream_shapes = shapes
-        return shapes
-
-    def _stream_run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # The feeds are the arrays step built (float32, the graph's shapes): no per-call check.
-        return self.run_unchecked("stream", feeds)
+        self._init_ctc(SpeechPreprocessor, ASSET_FILE)
 
     # -- rnnzoo serve (rnnzoo.serving) ------------------------------------------------------------
     serve_options: ClassVar[dict[str, Any]] = {"beam_width": 0}
