@@ -16,6 +16,7 @@ from conftest import shared_data
 import rnnzoo
 from rnnzoo.apps.forecasting.data import (
     DataConfig,
+    ForecastPreprocessor,
     ett_borders,
     forecast_metrics,
     load_forecast_data,
@@ -332,3 +333,75 @@ def test_leak_one_reservoir_exports_as_fused_rnn(tmp_path):
     info = report.graphs["model"]
     assert info["recurrent_ops"] == {"RNN": 1} and info["loop_ops"] == 0
     assert max(info["max_abs_diff"].values()) <= 1e-4
+
+
+# -- the Autoformer protocol and SegRNN ----------------------------------------------------------
+def test_autoformer_protocol_on_real_etth1(tmp_path):
+    """Autoformer/DLinear/SegRNN's data_loader.py: the same 12/4/4-month borders with the
+    look-back overlap, all 7 columns (mode M), every test window; the published look-back-96
+    rows come with the report, and a file that is not ETT is refused."""
+    from rnnzoo.apps.forecasting.cli import evaluate_reports as app_reports
+    from rnnzoo.apps.forecasting.data import published_rows
+
+    path = shared_data("timeseries_ett", "ETTh1.csv")
+    config = DataConfig(lookback=96, horizon=96, target="all", protocol="autoformer")
+    data = load_forecast_data(path, config, seed=0)
+    assert data.protocol == "autoformer" and data.mode == "M" and len(data.columns) == 7
+    assert data.borders == {"train": (0, 8640), "dev": (8544, 11520), "test": (11424, 14400)}
+    assert data.num_windows("test") == 2976 - 96 - 96 + 1 == 2785
+    assert published_rows("ETTh1", "M", 720, 96, "autoformer")["SegRNN"] == (0.446, 0.457)
+    assert published_rows("ETTh1", "M", 96, 336, "autoformer") is None  # other look-back
+    assert published_rows("ETTh1", "S", 24, 96, "ett")["LSTMa"] == (0.114, 0.272)
+
+    class Persistence:  # the report's plumbing on a model-free forecaster
+        preprocessor = None
+
+        def evaluate(self, x, y, progress=False):
+            pred = np.repeat(x[:, -1:, :], y.shape[1], axis=1)
+            return {**forecast_metrics(pred, y), "num_windows": len(x)}
+
+    fake = Persistence()
+    fake.preprocessor = type("P", (), {"target_index": list(range(7))})()
+    report = app_reports(fake, data, "test", {"limit": 8})[0]
+    assert report["protocol"] == "autoformer" and report["published"]["SegRNN"]["mse"] == 0.368
+    with pytest.raises(DataError, match="protocol 'autoformer' needs an ETT file"):
+        load_forecast_data(synthetic_dataset(tmp_path, n=300), config, seed=0)
+
+
+def test_segrnn_parallel_decoding_is_one_gru_step_per_segment():
+    """PMF without repeating the state equals the reference's: the GRU cell run on the state
+    repeated once per output segment with [position | channel] as input; the window minus its
+    last value, the horizon cropped from whole segments, the last value added back."""
+    import keras
+
+    from rnnzoo.families._segrnn_layers import SegmentRecurrence
+
+    keras.utils.set_random_seed(0)
+    task = rnnzoo.create_model("forecaster_segrnn", model={"units": 8, "seg_len": 4},
+                               data={"lookback": 12, "horizon": 6, "target": "all",
+                                     "protocol": "informer"})
+    task.preprocessor = ForecastPreprocessor(["a", "b", "c"], ["a", "b", "c"], 12, 6,
+                                             [0.0] * 3, [1.0] * 3)
+    model = task.model
+    layer = model.get_layer("segrnn")
+    assert isinstance(layer, SegmentRecurrence) and layer.out_segments == 2
+    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype(np.float32)
+    got = np.asarray(model(x))
+    last = x[:, -1:, :]
+    seg = (x - last).transpose(0, 2, 1).reshape(-1, 3, 4)
+    h = np.asarray(layer.gru(layer.embed(seg)))
+    q = np.concatenate([np.tile(np.asarray(layer.position)[None], (3, 1, 1)),
+                        np.tile(np.asarray(layer.channel)[:, None], (1, 2, 1))], axis=-1)
+    out, _ = layer.gru.cell(np.tile(q.reshape(-1, 8), (2, 1)), [np.repeat(h, 2, axis=0)])
+    want = np.asarray(layer.head(out)).reshape(2, 3, 8)[:, :, :6].transpose(0, 2, 1) + last
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ConfigError, match="no stream.*SegRNN reads its window in segments"):
+        task.stream()
+
+
+def test_segrnn_lookback_must_be_whole_segments():
+    task = rnnzoo.create_model("forecaster_segrnn", model={"units": 8, "seg_len": 24},
+                               data={"lookback": 100, "protocol": "informer"})
+    with pytest.raises(ConfigError, match=r"lookback 100 is not a multiple of seg_len 24; "
+                                          r"use --set lookback=96"):
+        task.check_config()

@@ -1,6 +1,7 @@
 """Forecasting on the command line: ``rnnzoo forecast NAME --data CSV [--horizon H] [--at ROW]
 [--plot PNG] [--json]``, and the report of ``rnnzoo evaluate`` (MSE/MAE/NRMSE on the z-scored
-windows of a split, the published Informer-table numbers beside them), computed through the
+windows of a split, the published numbers of the same table row beside them: the Informer
+tables, or the Autoformer protocol's look-back-96 table), computed through the
 public ``evaluate`` of the Keras task or the runtime alike. TF-free."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.apps.forecasting.data import PUBLISHED, windows
+from rnnzoo.apps.forecasting.data import PUBLISHED_SOURCES, published_rows, windows
 from rnnzoo.apps.forecasting.inference import ForecastResult, time_text
 from rnnzoo.errors import DataError
 from rnnzoo.io import save_figure
@@ -106,9 +107,13 @@ def evaluate_reports(model: Any, data: Any, split: str, options: Mapping[str, An
     report.update(split=split, data=data.description, num_windows=int(len(x)),
                   horizon=data.horizon, lookback=data.lookback, mode=data.mode,
                   dataset=data.dataset, targets=list(data.targets))
-    published = PUBLISHED.get((data.dataset, data.mode, data.horizon))
-    if published and data.protocol == "ett" and split == "test":
+    published = published_rows(data.dataset, data.mode, data.horizon, data.lookback,
+                               data.protocol)
+    if published and split == "test":
         report["published"] = {k: {"mse": v[0], "mae": v[1]} for k, v in published.items()}
+        if data.protocol != "ett":  # the Informer reports stay as they were
+            report["published_source"] = PUBLISHED_SOURCES[data.protocol]
+            report["protocol"] = data.protocol
     return [report]
 
 
@@ -127,7 +132,8 @@ def format_report(report: dict) -> str:
                                                        for i in picks))
     published = report.get("published")
     if published:
-        lines.append(f"published (Zhou et al. 2021, {report['dataset']} mode {report['mode']}, "
+        source = report.get("published_source", PUBLISHED_SOURCES["ett"])
+        lines.append(f"published ({source}, {report['dataset']} mode {report['mode']}, "
                      f"horizon {report['horizon']}, MSE/MAE): " + ", ".join(
                          f"{k} {v['mse']:.3f}/{v['mae']:.3f}" for k, v in published.items()))
     return "\n".join(lines)
