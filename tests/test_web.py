@@ -1,10 +1,10 @@
 """``rnnzoo web`` (issue #38): presets as a static site on onnxruntime-web. The same fixed inputs
 run through the site's ES module (rnnzoo.mjs) under Node and in the built page in headless
 Chromium, and must give what the Python runtime gives: identical labels, tags, entities,
-translations and greedy text, the same sampled text for a seed (numpy's generator is reproduced
-in JS), class probabilities and forecasts within 1e-4. ``?model=NAME&input=TEXT`` runs on load;
-the char LM's text appears piece by piece; entities are highlighted; the forecast is plotted;
-docs/web.md's embedding example runs.
+translations (greedy and beam search) and greedy text, the same sampled text for a seed (numpy's
+generator is reproduced in JS), class probabilities and forecasts within 1e-4.
+``?model=NAME&input=TEXT`` runs on load; the char LM's text appears piece by piece; entities are
+highlighted; the forecast is plotted; docs/web.md's embedding example runs.
 
 Needs ``node`` and ``cd rnnzoo/web/js && npm ci`` (onnxruntime-web), and for the page Playwright
 and Debian's Chromium (as tests/test_serving.py's demo-page test); skips saying which is missing.
@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import run_python, without_packages
@@ -34,6 +35,7 @@ SST2, CHARLM, TAGGER, SPA, ETT = (
 # A forecaster's window: 100 hourly rows (it reads the last 96), a daily cycle and a trend.
 WINDOW = [round(17 + 9 * math.sin(2 * math.pi * t / 24) + 0.05 * t, 3) for t in range(100)]
 TOLERANCE = 1e-4
+BEAM_PARTS = "El perro de mi vecino ladra toda la noche."  # beam 3 is not greedy here
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -56,6 +58,13 @@ CASES = [
     (SPA, "  Él no sabe  nada, ¡qué lástima!  ", {}),
     (ETT, json.dumps(WINDOW), {}),
     (ETT, ", ".join(map(str, WINDOW[::-1])), {}),  # plain numbers work too
+    # Beam search: where it parts from greedy, where widths disagree, a beam that runs to
+    # max_steps (the live beams then compete), unknown words.
+    (SPA, BEAM_PARTS, {"beam": 3}),
+    (SPA, "perro gato casa árbol libro mesa silla ventana puerta coche", {"beam": 5}),
+    (SPA, "perro gato casa árbol libro mesa silla ventana puerta coche", {"beam": 16}),
+    (SPA, "muy " * 20, {"beam": 4}),
+    (SPA, "xyzzy qwerty", {"beam": 2}),
 ]
 
 
@@ -68,7 +77,7 @@ def _python_result(models: dict, name: str, text: str, options: dict) -> dict:
     if name == CHARLM:
         return {"text": model.generate(text, **options)}
     if name == SPA:
-        return {"translation": model.translate(text)}
+        return {"translation": model.translate(text, beam=options.get("beam"))}
     if name == ETT:
         window = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
         return {"forecast": model.forecast(window).tolist(), "targets": ["OT"],
@@ -179,6 +188,8 @@ def test_node_and_chromium_match_python(site, served):
         _assert_same(line["result"], expected, f"node: {case}", models, case)
     sampled = want[CASES.index((CHARLM, "JULIET:", {"steps": 60, "temperature": 0.8, "seed": 7}))]
     assert len(sampled["text"]) == 60
+    beam = want[CASES.index((SPA, BEAM_PARTS, {"beam": 3}))]["translation"]
+    assert beam != models[SPA].translate(BEAM_PARTS)  # the beam case tests more than greedy
     if no_browser:
         pytest.skip(f"Node matches Python; the page was not checked: {no_browser}")
     for case, got, expected in zip(CASES, page_results, want):
@@ -289,6 +300,18 @@ def _in_chromium(site_dir: Path, base: str, want: list, models: dict) -> list[di
         page.wait_for_function(done, timeout=60_000)
         assert page.eval_on_selector_all("#series polyline", "els => els.length") == 2
         assert "24 steps of OT after 96 given" in page.inner_text("#view")
+
+        # The translator's beam width, from a link and from the page's control.
+        beam = want[CASES.index((SPA, BEAM_PARTS, {"beam": 3}))]["translation"]
+        page.goto(f"{base}/?model={SPA}&input={quote(BEAM_PARTS)}&beam=3")
+        page.wait_for_function(done, timeout=60_000)
+        assert page.inner_text("#translation") == beam
+        assert page.is_visible("#beam") and not page.is_visible("#steps")
+        page.fill("#beam", "0")
+        page.evaluate("document.body.dataset.state = ''")
+        page.click("#run")
+        page.wait_for_function(done, timeout=60_000)
+        assert page.inner_text("#translation") == models[SPA].translate(BEAM_PARTS) != beam
 
         # docs/web.md's embedding example, as written there, in a page of its own.
         (site_dir / "embed.html").write_text(f"<!doctype html><body>{_docs_example()}</body>")

@@ -1,7 +1,7 @@
 // The page: pick a model from models.json, run it with rnnzoo.mjs on onnxruntime-web, show the
 // result (class bars, text streaming in, highlighted entities) and its JSON in #result.
 // ?model=NAME&input=TEXT runs once on load (also &steps=, &temperature=, &seed= for a
-// generator, &threads= for onnxruntime's wasm threads); window.rnnzoo.run() is the same call
+// generator, &beam= for a translator, &threads= for onnxruntime's wasm threads); window.rnnzoo.run() is the same call
 // for scripts.
 
 import * as ort from './ort/ort.wasm.min.mjs';
@@ -30,9 +30,14 @@ function load(name) {
   return loaded.get(name);
 }
 
-function generationOptions() {
-  return { steps: Number($('steps').value), temperature: Number($('temperature').value),
-    seed: Number($('seed').value) };
+/** The options the page's controls give a task's run(). */
+function controlOptions(task) {
+  if (task === 'text-generation') {
+    return { steps: Number($('steps').value), temperature: Number($('temperature').value),
+      seed: Number($('seed').value) };
+  }
+  if (task === 'translation') return { beam: Number($('beam').value) || null };
+  return {};
 }
 
 function el(tag, { dataset = {}, ...props } = {}, ...children) {
@@ -148,6 +153,7 @@ function select(name, example = true) {
   $('input-label').textContent = { 'text-generation': 'Prompt',
     forecasting: 'Window (numbers, or JSON rows [time][columns])' }[info.task] ?? 'Text';
   $('generation').hidden = info.task !== 'text-generation';
+  $('decoding').hidden = info.task !== 'translation';
 }
 
 for (const m of site.models) $('model').append(el('option', { value: m.name }, m.name));
@@ -157,8 +163,7 @@ $('about').textContent = `onnxruntime-web ${site.onnxruntime_web}, ${ort.env.was
 $('model').addEventListener('change', () => select($('model').value));
 $('run').addEventListener('click', () => {
   const name = $('model').value;
-  const options = byName.get(name).task === 'text-generation' ? generationOptions() : {};
-  run(name, $('input').value, options).catch(() => {});
+  run(name, $('input').value, controlOptions(byName.get(name).task)).catch(() => {});
 });
 window.rnnzoo = { run, load, site, ort };
 
@@ -166,7 +171,9 @@ const wanted = params.get('model');
 if (wanted !== null && byName.has(wanted)) {
   select(wanted);
   if (params.has('input')) $('input').value = params.get('input');
-  for (const key of ['steps', 'temperature', 'seed']) if (params.has(key)) $(key).value = params.get(key);
+  for (const key of ['steps', 'temperature', 'seed', 'beam']) {
+    if (params.has(key)) $(key).value = params.get(key);
+  }
   if (!params.has('temperature')) $('temperature').value = '0';  // a link is reproducible: greedy
   $('run').disabled = false;
   $('status').textContent = 'Running…';

@@ -290,6 +290,14 @@ function numpySum(a, lo = 0, n = a.length) {
   return numpySum(a, lo, half) + numpySum(a, lo + half, n - half);
 }
 
+/** log_softmax(logits) at `index` only, in float64 as rnnzoo.engines.base._log_norm does. */
+function logSoftmaxAt(logits, index) {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  const lse = Math.log(numpySum(Array.from(logits, (v) => Math.exp(v - max))));
+  return index.map((i) => (logits[i] - max) - lse);
+}
+
 /** Log-probabilities in float64 as rnnzoo.engines.base.log_softmax computes them. */
 function logSoftmax(logits) {
   let max = -Infinity;
@@ -385,7 +393,7 @@ class CharLanguageModel extends BundleModel {
   }
 }
 
-// -- translation (apps/translation/inference.py, greedy) ----------------------------------------
+// -- translation (apps/translation/inference.py, greedy and beam search) ----------------------------------------
 
 const SPACE_RUN = new RegExp(`[${SPACE}]+`, 'u');
 const EDGE_SPACE = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, 'gu');
@@ -437,37 +445,149 @@ class Translator extends BundleModel {
     return detokenize(words.join(' '));
   }
 
-  /** {translation}: greedy, one decoder step per token from the encoder's state, the state
-   * and the encoder's outputs fed as bundle.json's "stream" says. `onText` sees the
-   * translation so far after each token. */
-  async run(text, { onText } = {}) {
-    const { source, symbols, start, end, source_mask: mask } = this.step;
-    const ids = this.encode(text);
+  /** The encoder run once on `ids`: the decoder's first state and the inputs fed unchanged at
+   * every step (the encoder's outputs, the source mask), as bundle.json's "stream" says. */
+  async encodeSource(ids) {
+    const { source, source_mask: mask } = this.step;
     const enc = await this.runGraph(source.graph, { [source.input]: this.int32(ids, [1, ids.length]) });
-    let state = Object.fromEntries(this.step.state.map((s) => [s.input, enc[s.initial.output]]));
+    const state = Object.fromEntries(this.step.state.map((s) => [s.input, enc[s.initial.output]]));
     const fixed = Object.fromEntries(this.step.inputs.filter((i) => i.from)
       .map((i) => [i.name, enc[i.from.output]]));
     if (mask) {
       fixed[mask.input] = new this.ort.Tensor('float32',
         Float32Array.from(ids, (id) => (id !== mask.pad_id ? 1 : 0)), [1, ids.length]);
     }
+    return { state, fixed };
+  }
+
+  /** One decoder call: the logits (ids in 'never' or past 'count' at -1e9, as translate()
+   * masks them) and the next state. */
+  async decode(tokens, state, fixed) {
+    const { symbols } = this.step;
+    const out = await this.runGraph('decoder', {
+      ...state, ...fixed, [symbols.input]: this.int32(tokens, [tokens.length]),
+    });
+    const logits = out[symbols.output].data;
+    const width = logits.length / tokens.length;
+    for (let b = 0; b < tokens.length; b++) {
+      for (let i = symbols.count; i < width; i++) logits[b * width + i] = -1e9;
+      for (const i of this.never) logits[b * width + i] = -1e9;
+    }
+    return { logits, width, state: Object.fromEntries(this.step.state.map((s) => [s.input, out[s.output]])) };
+  }
+
+  /** {translation}: greedy (one decoder step per token; `onText` sees the translation so far
+   * after each) or, with `beam` k, beam search as translate(text, beam=k) runs it. */
+  async run(text, { onText, beam = null } = {}) {
+    const ids = this.encode(text);
+    const { state, fixed } = await this.encodeSource(ids);
+    if (beam !== null && beam !== undefined && beam !== '' && Number(beam) !== 0) {
+      const translation = this.text(await this.beamSearch(Number(beam), state, fixed));
+      onText?.(translation);
+      return { translation };
+    }
+    const { start, end } = this.step;
     const chosen = [];
+    let current = state;
     let token = start.feed;
     for (let t = 0; t < end.max_steps; t++) {
-      const out = await this.runGraph('decoder', {
-        ...state, ...fixed, [symbols.input]: this.int32([token], [1]),
-      });
-      state = Object.fromEntries(this.step.state.map((s) => [s.input, out[s.output]]));
-      const logits = out[symbols.output].data;
-      token = -1;
-      for (let i = 0; i < symbols.count; i++) {
-        if (!this.never.has(i) && (token < 0 || logits[i] > logits[token])) token = i;
-      }
+      const out = await this.decode([token], current, fixed);
+      current = out.state;
+      token = argmax(out.logits);
       if (token === end.id) break;
       chosen.push(token);
       onText?.(this.text(chosen));
     }
     return { translation: this.text(chosen) };
+  }
+
+  /**
+   * rnnzoo.engines.beam.BeamSampler(width) on one sentence (length penalty 1, early stop,
+   * one hypothesis returned): the `width` beams step together as one batch; each step scores
+   * every beam's 2 * width likeliest tokens by summed float64 log-probability, ranks them
+   * (ties: the lower beam, then the lower token), an end token in the top `width` finishes a
+   * hypothesis (score log_prob / length), the best `width` others are the next beams, whose
+   * state rows follow them. Stops once `width` hypotheses finished, or after max_steps (the
+   * live beams then count too). Returns the best hypothesis' ids.
+   */
+  async beamSearch(width, state, fixed) {
+    const { start, end, symbols } = this.step;
+    const limit = Math.min(symbols.count, 64);  // rnnzoo.limits' max_beam_width
+    if (!Number.isInteger(width) || width < 1 || width > limit) {
+      throw new Error(`beam: expected an integer in [1, ${limit}], got ${width}`);
+    }
+    const tile = (t) => {
+      const data = new t.data.constructor(t.data.length * width);
+      for (let b = 0; b < width; b++) data.set(t.data, b * t.data.length);
+      return new this.ort.Tensor(t.type, data, [width, ...t.dims.slice(1)]);
+    };
+    const tiledFixed = Object.fromEntries(Object.entries(fixed).map(([k, t]) => [k, tile(t)]));
+    let current = Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tile(t)]));
+    let tokens = new Array(width).fill(start.feed);
+    let scores = Array.from({ length: width }, (_, b) => (b === 0 ? 0 : -Infinity));
+    const finished = [];  // {score, prefixStep, slot}, best first, at most `width`
+    const tokHist = [];
+    const parHist = [];
+    let steps = 0;
+    let done = false;
+    for (let t = 0; t < end.max_steps && !done; t++) {
+      const out = await this.decode(tokens, current, tiledFixed);
+      steps += 1;
+      const vocab = out.width;
+      const k = Math.min(2 * width, vocab);
+      const cands = [];
+      for (let b = 0; b < width; b++) {
+        const row = out.logits.subarray(b * vocab, (b + 1) * vocab);
+        const top = [];  // the k largest logits of the row, best first (ties: lower id)
+        for (let i = 0; i < vocab; i++) {
+          if (top.length === k && row[i] <= row[top[k - 1]]) continue;
+          let j = Math.min(top.length, k - 1);
+          while (j > 0 && row[top[j - 1]] < row[i]) j -= 1;
+          top.splice(j, 0, i);
+          if (top.length > k) top.pop();
+        }
+        const logProbs = logSoftmaxAt(row, top);
+        top.forEach((id, j) => cands.push({ score: scores[b] + logProbs[j], flat: b * vocab + id }));
+      }
+      cands.sort((a, c) => (c.score - a.score) || (a.flat - c.flat) || 0);
+      const best = cands.slice(0, 2 * width);
+      for (const c of best.slice(0, width)) {  // finished: end tokens among the top `width`
+        if (c.flat % vocab === end.id && Number.isFinite(c.score)) {
+          finished.push({ score: c.score / (t + 1), prefixStep: t - 1, slot: Math.floor(c.flat / vocab) });
+          finished.sort((a, c2) => c2.score - a.score);  // stable: ties keep their order
+          finished.length = Math.min(finished.length, width);
+        }
+      }
+      const live = [...best.filter((c) => c.flat % vocab !== end.id),
+        ...best.filter((c) => c.flat % vocab === end.id)].slice(0, width);
+      scores = live.map((c) => (c.flat % vocab === end.id ? -Infinity : c.score));
+      const src = live.map((c) => Math.floor(c.flat / vocab));
+      tokens = live.map((c) => c.flat % vocab);
+      tokHist.push(tokens);
+      parHist.push(src);
+      current = Object.fromEntries(Object.entries(out.state).map(([key, s]) => {
+        const n = s.data.length / width;
+        const data = new s.data.constructor(s.data.length);
+        src.forEach((from, b) => data.set(s.data.subarray(from * n, (from + 1) * n), b * n));
+        return [key, new this.ort.Tensor(s.type, data, s.dims)];
+      }));
+      done = !Number.isFinite(Math.max(...scores)) || finished.length >= width;
+    }
+    const pool = [...finished];
+    if (!done) {  // max_steps ran out: the live beams are hypotheses too
+      scores.forEach((s, slot) => {
+        if (Number.isFinite(s)) pool.push({ score: s / steps, prefixStep: steps - 1, slot });
+      });
+    }
+    pool.sort((a, c) => c.score - a.score);
+    if (!pool.length) return [];
+    const ids = [];
+    let { slot } = pool[0];
+    for (let s = pool[0].prefixStep; s >= 0; s--) {
+      ids.push(tokHist[s][slot]);
+      slot = parHist[s][slot];
+    }
+    return ids.reverse();  // the end token (if any) is not part of the text
   }
 }
 
