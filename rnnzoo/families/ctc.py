@@ -28,7 +28,7 @@ from rnnzoo.apps.speech_recognition.data import DataConfig, write_wav
 from rnnzoo.apps.speech_recognition.model import SpeechRecognitionTask
 from rnnzoo.config import rule
 
-__all__ = ["DataConfig", "ModelConfig", "Task"]
+__all__ = ["CTCModels", "DataConfig", "ModelConfig", "Task"]
 
 
 @dataclasses.dataclass
@@ -58,9 +58,14 @@ class ModelConfig:
         return problems
 
 
-class Task(SpeechRecognitionTask):
-    """A CTC recognizer. ``transcribe(["a.wav", "b.wav"])`` returns their transcripts; with
-    ``streaming: true`` also ``stream()`` and ``transcribe(audio, stream=True)``."""
+class CTCModels:
+    """The Keras models of a CTC recognizer over ``num_features``-wide frames, for any CTC task
+    (:class:`rnnzoo.apps._ctc.CTCTask`): speech here, handwriting in
+    :mod:`rnnzoo.families.handwriting`."""
+
+    config: Any
+    name: str
+    num_features: int
 
     def build_model(self) -> Any:
         import keras
@@ -72,7 +77,7 @@ class Task(SpeechRecognitionTask):
         L = keras.layers
         if m.streaming:
             return self._build_streaming()
-        features = keras.Input((None, self.config.data.n_mels), name="features")
+        features = keras.Input((None, self.num_features), name="features")
         mask = keras.Input((None,), name="mask")
         # Padded frames are zeroed, so the convolution sees what a lone row's padding gives.
         x = L.Multiply(name="masked_features")([features, L.Reshape((-1, 1))(mask)])
@@ -111,7 +116,7 @@ class Task(SpeechRecognitionTask):
             "logits": L.Dense(m.num_labels + 1, dtype="float32", name="logits"),
         }
         self.__dict__["_stream_graph"] = None
-        features = keras.Input((None, self.config.data.n_mels), name="features")
+        features = keras.Input((None, self.num_features), name="features")
         mask = keras.Input((None,), name="mask")
         x = L.Multiply(name="masked_features")([features, L.Reshape((-1, 1))(mask)])
         frames = mask
@@ -127,7 +132,7 @@ class Task(SpeechRecognitionTask):
         return keras.Model([features, mask], log_probs, name=self.config.name)
 
     def stream_graph(self) -> tuple[Any, list[str]]:
-        """``(Keras model, output names)`` of the ``stream`` graph: ``features [B, t, n_mels]``
+        """``(Keras model, output names)`` of the ``stream`` graph: ``features [B, t, F]``
         (the next frames, ``t`` a multiple of ``conv_stride`` except at a stream's end),
         ``state_0`` the last ``conv_kernel - 1`` frames before them (with a convolution) and
         the recurrent states -> ``log_probs [B, ceil(t / stride), 1 + K]`` and
@@ -144,7 +149,7 @@ class Task(SpeechRecognitionTask):
             import keras
 
             lay = self.__dict__["stream_layers_"]
-            n = self.config.data.n_mels
+            n = self.num_features
             features = keras.Input((None, n), name="features")
             inputs, new = [features], []
             x = features
@@ -168,6 +173,11 @@ class Task(SpeechRecognitionTask):
             cached = (model, graph, names)
             self.__dict__["_stream_graph"] = cached
         return cached[1], cached[2]
+
+
+class Task(CTCModels, SpeechRecognitionTask):
+    """A CTC recognizer. ``transcribe(["a.wav", "b.wav"])`` returns their transcripts; with
+    ``streaming: true`` also ``stream()`` and ``transcribe(audio, stream=True)``."""
 
 
 # -- test support -------------------------------------------------------------------------------

@@ -19,111 +19,38 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 
-from rnnzoo.apps.handwriting_recognition.data import N_FEATURES, DataConfig, write_inkml
+from rnnzoo.apps.handwriting_recognition.data import DataConfig, write_inkml
 from rnnzoo.apps.handwriting_recognition.model import HandwritingRecognitionTask
 from rnnzoo.config import rule
+from rnnzoo.families import ctc
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
 
 @dataclasses.dataclass
-class ModelConfig:
+class ModelConfig(ctc.ModelConfig):
+    """The speech recognizer's model options, with handwriting's defaults; a streaming
+    recognizer has no convolution front end (a stroke's last points would wait for the
+    next)."""
+
     num_labels: int = rule(80, min=1)  # alphabet size; the output has one more (the blank)
-    conv_filters: int = rule(0, min=0)  # 0: no convolution front end
-    conv_kernel: int = rule(5, min=1)  # odd: centred on the kept points
-    conv_stride: int = rule(1, min=1, max=8)
-    cell: Literal["simple", "lstm", "gru"] = "lstm"
-    units: int = rule(128, min=1)
-    num_layers: int = rule(2, min=1)
-    reset_after: bool = True  # GRU only
     input_dropout: float = rule(0.0, min=0.0, max=1.0, max_exclusive=True)
-    dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
-    # A unidirectional stack without convolution: model.stream() recognises stroke by stroke.
-    streaming: bool = False
 
     def check(self) -> list[str]:
-        problems = []
-        if self.conv_kernel % 2 == 0:
-            problems.append(f"conv_kernel: must be odd (centred on the kept points), found "
-                            f"{self.conv_kernel}")
-        if self.conv_stride > 1 and not self.conv_filters:
-            problems.append("conv_stride: striding needs the convolution front end; set "
-                            "conv_filters > 0 or conv_stride: 1")
+        problems = super().check()
         if self.streaming and self.conv_filters:
             problems.append("conv_filters: a streaming recognizer has no convolution front end "
                             "(it would read points ahead); set conv_filters: 0")
         return problems
 
 
-class Task(HandwritingRecognitionTask):
-    """A handwriting recognizer. ``recognize(["line.inkml"])`` returns its text; with
-    ``streaming: true`` also ``stream()`` (one stroke per ``step``)."""
-
-    def build_model(self) -> Any:
-        import keras
-
-        from rnnzoo.layers import RecurrentStack
-        from rnnzoo.layers.ctc import FrameSubsample, MaskedLogSoftmax
-
-        m = self.config.model
-        L = keras.layers
-        lay = self.__dict__["stream_layers_"] = {
-            "encoder": RecurrentStack.from_model_config(
-                m, bidirectional=not m.streaming, return_sequences=True,
-                return_state=m.streaming, name="encoder"),
-            "logits": L.Dense(m.num_labels + 1, dtype="float32", name="logits"),
-        }
-        self.__dict__["_stream_graph"] = None
-        features = keras.Input((None, N_FEATURES), name="features")
-        mask = keras.Input((None,), name="mask")
-        # Padded points are zeroed, so the convolution sees what a lone row's padding gives.
-        x = L.Multiply(name="masked_features")([features, L.Reshape((-1, 1))(mask)])
-        frames = mask
-        if m.conv_filters:
-            pad = m.conv_kernel // 2
-            x = L.ZeroPadding1D((pad, pad), name="conv_pad")(x)
-            x = L.Conv1D(m.conv_filters, m.conv_kernel, strides=m.conv_stride,
-                         activation="relu", name="conv")(x)
-            frames = FrameSubsample(m.conv_stride, name="frame_mask")(mask)
-        x = L.Dropout(m.input_dropout, name="input_dropout")(x)
-        x = lay["encoder"](x, mask=keras.ops.cast(frames, "bool"))
-        if m.streaming:
-            x = x[0]
-        x = L.Dropout(m.dropout, name="dropout")(x)
-        log_probs = MaskedLogSoftmax(name="log_probs")(lay["logits"](x), frames)
-        return keras.Model([features, mask], log_probs, name=self.config.name)
-
-    def stream_graph(self) -> tuple[Any, list[str]]:
-        """``(Keras model, output names)`` of the ``stream`` graph: ``features [B, t, 5]``
-        (the next points) and the recurrent states ``state_<i>`` -> ``log_probs [B, t, 1 +
-        K]`` and ``new_state_<i>``. Run over a line's points in pieces it gives the ``model``
-        graph's log-probabilities of the whole line."""
-        from rnnzoo.errors import ConfigError
-
-        m = self.config.model
-        if not m.streaming:
-            raise ConfigError(f"{self.name}: the stream graph needs streaming: true")
-        model = self.model
-        cached = self.__dict__.get("_stream_graph")
-        if cached is None or cached[0] is not model:
-            import keras
-
-            lay = self.__dict__["stream_layers_"]
-            features = keras.Input((None, N_FEATURES), name="features")
-            states = [keras.Input((m.units,), name=f"state_{i}")
-                      for i in range(lay["encoder"].states_per_layer * m.num_layers)]
-            x, rnn_states = lay["encoder"](features, initial_state=states)
-            log_probs = keras.ops.log_softmax(lay["logits"](x), axis=-1)
-            outputs = [log_probs, *rnn_states]
-            names = ["log_probs", *[f"new_state_{i}" for i in range(len(rnn_states))]]
-            graph = keras.Model([features, *states], outputs, name=f"{self.config.name}_stream")
-            cached = (model, graph, names)
-            self.__dict__["_stream_graph"] = cached
-        return cached[1], cached[2]
+class Task(ctc.CTCModels, HandwritingRecognitionTask):
+    """A handwriting recognizer (the speech recognizer's models over point features).
+    ``recognize(["line.inkml"])`` returns its text; with ``streaming: true`` also ``stream()``
+    (one stroke per ``step``)."""
 
 
 # -- test support -------------------------------------------------------------------------------
