@@ -7,9 +7,14 @@ inherits them from here instead of writing the same three members again.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
 
 from rnnzoo.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class Splits:
@@ -54,3 +59,15 @@ class HeldOutFractions:
             return [f"test_fraction: dev_fraction + test_fraction must be < 1 (the rest is the "
                     f"training split), found {self.dev_fraction:g} + {self.test_fraction:g}"]
         return []
+
+    def hold_out(self, items: Sequence[T], seed: int) -> tuple[list[T], list[T], list[T]]:
+        """``(train, dev, test)``: seeded random ``test_fraction`` and ``dev_fraction`` of
+        ``items`` (none held out of two or fewer), each part in the items' own order, so a file
+        read twice splits the same way and its parts read like the file."""
+        n = len(items)
+        order = np.random.default_rng(seed).permutation(n)
+        n_test = int(round(n * self.test_fraction)) if n > 2 else 0
+        n_dev = int(round(n * self.dev_fraction)) if n > 2 else 0
+        parts = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
+        test, dev, train = ([items[i] for i in sorted(idx)] for idx in parts)
+        return train, dev, test

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -271,6 +272,30 @@ def check_alphabet(examples: Sequence[Any], alphabet: str, where: str) -> None:
             raise DataError(f"{where}: {ex.source}: transcript {ex.text!r} has character(s) "
                             f"{''.join(bad)!r} outside the alphabet {alphabet!r}; fix the "
                             "transcript or set data.alphabet to include them")
+
+
+def read_transcript_lines(path: Path) -> list[tuple[int, Path, str]]:
+    """``(line number, file, text)`` of a ``transcripts.tsv`` (``file<TAB>text``, files relative
+    to its folder, ``#`` comments): the one format both CTC applications read, checked once."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip():
+            raise DataError(f"{path}, line {n}: expected 'file<TAB>text', found "
+                            f"{short_repr(line, 60)}")
+        file, text = parts[0].strip(), parts[1].strip()
+        if not text:
+            raise DataError(f"{path}, line {n}: empty transcript for {file}")
+        out.append((n, path.parent / file, text))
+    if not out:
+        raise DataError(f"{path}: no transcripts (expected lines 'file<TAB>text')")
+    return out
 
 
 def check_beam_width(beam_width: Any) -> int:

@@ -43,7 +43,7 @@ import numpy as np
 from rnnzoo import limits
 from rnnzoo.config import rule
 from rnnzoo.data.splits import HeldOutFractions, Splits
-from rnnzoo.engines.ctc import check_alphabet, decode_labels, encode_labels
+from rnnzoo.engines.ctc import check_alphabet, decode_labels, encode_labels, read_transcript_lines
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.io import read_json
 
@@ -485,37 +485,16 @@ class HandwritingData(Splits):
 
 
 def _fractions(lines: list[Ink], d: DataConfig, seed: int, what: str) -> HandwritingData:
-    order = np.random.default_rng(seed).permutation(len(lines))
-    n = len(lines)
-    n_test = int(round(n * d.test_fraction)) if n > 2 else 0
-    n_dev = int(round(n * d.dev_fraction)) if n > 2 else 0
-    pick = lambda idx: [lines[i] for i in sorted(idx)]  # noqa: E731 - file order kept
-    test, dev = pick(order[:n_test]), pick(order[n_test:n_test + n_dev])
-    train = pick(order[n_test + n_dev:])
+    train, dev, test = d.hold_out(lines, seed)
     alphabet = d.alphabet or "".join(sorted({c for ink in train for c in ink.text}))
-    return HandwritingData(train, dev, test, f"{what}: {n} lines, split by line (seed {seed})",
-                           alphabet)
+    return HandwritingData(train, dev, test,
+                           f"{what}: {len(lines)} lines, split by line (seed {seed})", alphabet)
 
 
 def read_transcripts(path: Path) -> list[Ink]:
     """The lines of ``transcripts.tsv``: ``file<TAB>text``, ink files relative to its folder."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise DataError(f"{path}, line {n}: expected 'file<TAB>text', found "
-                            f"{short_repr(line, 60)}")
-        ink = read_ink_file(path.parent / parts[0].strip())
-        out.append(dataclasses.replace(ink, text=parts[1].strip()))
-    if not out:
-        raise DataError(f"{path}: no transcripts (expected lines 'file<TAB>text')")
-    return out
+    return [dataclasses.replace(read_ink_file(file), text=text)
+            for _, file, text in read_transcript_lines(path)]
 
 
 def load_handwriting(path: str | os.PathLike, d: DataConfig, seed: int) -> HandwritingData:

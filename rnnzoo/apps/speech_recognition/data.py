@@ -37,7 +37,7 @@ import numpy as np
 from rnnzoo import limits
 from rnnzoo.config import rule
 from rnnzoo.data.splits import HeldOutFractions, Splits
-from rnnzoo.engines.ctc import check_alphabet, decode_labels, encode_labels
+from rnnzoo.engines.ctc import check_alphabet, decode_labels, encode_labels, read_transcript_lines
 from rnnzoo.errors import DataError, short_repr
 from rnnzoo.io import read_json
 from rnnzoo.io.inputs import check_finite, wav_seconds
@@ -483,27 +483,11 @@ def load_fsdd(path: Path, d: DataConfig) -> SpeechData:
 
 def read_transcripts(path: Path) -> list[FileExample]:
     """The lines of ``transcripts.tsv``: ``file<TAB>text``, files relative to its folder."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[0].strip():
-            raise DataError(f"{path}, line {n}: expected 'file<TAB>text', found "
-                            f"{_short(line, 60)}")
-        file, text = parts[0].strip(), parts[1].strip()
-        if not text:
-            raise DataError(f"{path}, line {n}: empty transcript for {file}")
-        audio = (path.parent / file)
+    for n, audio, text in read_transcript_lines(path):
         if not audio.is_file():
             raise DataError(f"{path}, line {n}: no such audio file {audio}")
         out.append(FileExample(audio, text))
-    if not out:
-        raise DataError(f"{path}: no transcripts (expected lines 'file<TAB>text')")
     return out
 
 
@@ -511,13 +495,8 @@ def load_folder(path: Path, d: DataConfig, seed: int) -> SpeechData:
     """A folder with ``transcripts.tsv``, split into seeded dev/test fractions."""
     tsv = path / TRANSCRIPTS if path.is_dir() else path
     examples = read_transcripts(tsv)
-    order = np.random.default_rng(seed).permutation(len(examples))
     n = len(examples)
-    n_test = int(round(n * d.test_fraction)) if n > 2 else 0
-    n_dev = int(round(n * d.dev_fraction)) if n > 2 else 0
-    test = [examples[i] for i in order[:n_test]]
-    dev = [examples[i] for i in order[n_test:n_test + n_dev]]
-    train = [examples[i] for i in order[n_test + n_dev:]]
+    train, dev, test = d.hold_out(examples, seed)
     alphabet = d.alphabet or "".join(sorted({c for ex in train for c in ex.text}))
     check_alphabet(train + dev + test, alphabet, str(tsv))
     return SpeechData(train, dev, test, f"{tsv}: {n} recordings, split by line (seed {seed})",
