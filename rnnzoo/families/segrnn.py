@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from rnnzoo.apps.forecasting.cli import INT8_TOLERANCE as FORECAST_CLI_INT8
 from rnnzoo.apps.forecasting.data import DataConfig
 from rnnzoo.apps.forecasting.inference import no_stream
 from rnnzoo.apps.forecasting.model import ForecastingTask
@@ -32,8 +33,9 @@ from rnnzoo.families.forecaster import synthetic_dataset
 
 __all__ = ["DataConfig", "ModelConfig", "Task", "synthetic_dataset"]
 
-#: int8 ships when it changes the evaluation MSE by at most this fraction (0.5%).
-INT8_MSE_TOLERANCE = 0.005
+#: int8 ships when it raises the evaluation MSE by at most this fraction (0.5%), the
+#: forecasting application's rule (``rnnzoo.apps.forecasting.cli.INT8_TOLERANCE``).
+INT8_MSE_TOLERANCE = FORECAST_CLI_INT8["relative"]
 
 
 @dataclasses.dataclass
