@@ -1,13 +1,14 @@
 """Per-call latency of ``rnnzoo web``'s page in headless Chromium (onnxruntime-web, wasm) against
 the Python runtime (onnxruntime) on the same bundles.
 
-Builds the site of the classifier, the char LM, the tagger, the translator and the forecaster
-(int8 where shipped), serves it on 127.0.0.1 with the cross-origin isolation headers
-(COOP/COEP) that let onnxruntime-web use wasm threads, and times one call of each application,
-as a person's click runs it: the page's ``window.rnnzoo.run`` (tokenising, the graphs, the
-post-processing; timed inside the page with ``performance.now()``) and the Python runtime's user
-call (``predict``, ``generate``, ``tag``, ``translate`` greedy and beam 5, ``forecast``) on the
-site's own copy of each bundle, at 1 and 2 threads each. The sides alternate in blocks of 5
+Builds the site of the classifier, the char LM, the tagger, the translator, the forecaster and
+the two music models (int8 where shipped), serves it on 127.0.0.1 with the cross-origin
+isolation headers (COOP/COEP) that let onnxruntime-web use wasm threads, and times one call of
+each application, as a person's click runs it: the page's ``window.rnnzoo.run`` (tokenising,
+the graphs, the post-processing; timed inside the page with ``performance.now()``) and the
+Python runtime's user call (``predict``, ``generate``, ``tag``, ``translate`` greedy and beam 5,
+``forecast``, music's ``generate``) on the site's own copy of each bundle, at 1 and 2 threads
+each. The sides alternate in blocks of 5
 calls, so load on a shared machine falls on both alike. Prints medians, 90th percentiles and
 minima in ms (the minimum: the cost without contention on a loaded machine).
 
@@ -48,6 +49,10 @@ CALLS = [
      "¿Dónde está la estación de tren?", {"beam": 5}),
     ("forecaster_lstm.etth1", "forecast 24 steps after 96", json.dumps(
         [round(17 + 9 * math.sin(2 * math.pi * t / 24), 3) for t in range(96)]), {}),
+    ("music_lstm.jsb", "generate 64 frames, seeded", "",
+     {"steps": 64, "temperature": 1, "seed": 0}),
+    ("music_lstm_nade.jsb", "generate 64 frames, seeded (NADE)", "",
+     {"steps": 64, "temperature": 1, "seed": 0}),
 ]
 PRESETS = list(dict.fromkeys(name for name, *_ in CALLS))
 BLOCK = 5
@@ -75,6 +80,10 @@ def python_call(model: Any, name: str, text: str, options: dict) -> Any:
         return model.generate(text, **options)
     if name.startswith("translator"):
         return model.translate(text, beam=options.get("beam"))
+    if name.startswith("music"):
+        options = dict(options)
+        return model.generate(options.pop("steps"), primer=json.loads(text) if text else None,
+                              **options)
     if name.startswith("forecaster"):
         return model.forecast(json.loads(text))
     return model.tag(text)

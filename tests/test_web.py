@@ -12,6 +12,8 @@ and Debian's Chromium (as tests/test_serving.py's demo-page test); skips saying 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
 import http.server
 import json
@@ -19,6 +21,7 @@ import math
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,9 +32,12 @@ import rnnzoo
 from rnnzoo.presets import installed_presets
 from rnnzoo.web import JS_DIR, WebBuildError, build_site, find_onnxruntime_web
 
-SST2, CHARLM, TAGGER, SPA, ETT = (
+SST2, CHARLM, TAGGER, SPA, ETT, MUSIC, NADE = (
     "sentiment_bilstm.sst2", "charlm_lstm.shakespeare", "tagger_bilstm_crf.conll03",
-    "translator_gru_attention.spa_eng", "forecaster_lstm.etth1")
+    "translator_gru_attention.spa_eng", "forecaster_lstm.etth1", "music_lstm.jsb",
+    "music_lstm_nade.jsb")
+PRESETS = [SST2, CHARLM, TAGGER, SPA, ETT, MUSIC, NADE]
+PRIMER = "[[60, 64, 67], [62, 65, 69]]"  # a music primer: MIDI pitches per step
 # A forecaster's window: 100 hourly rows (it reads the last 96), a daily cycle and a trend.
 WINDOW = [round(17 + 9 * math.sin(2 * math.pi * t / 24) + 0.05 * t, 3) for t in range(100)]
 TOLERANCE = 1e-4
@@ -65,6 +71,20 @@ CASES = [
     (SPA, "perro gato casa árbol libro mesa silla ventana puerta coche", {"beam": 16}),
     (SPA, "muy " * 20, {"beam": 4}),
     (SPA, "xyzzy qwerty", {"beam": 2}),
+    # Music (int8, as the site ships it): independent keys and NADE (key by key), seeded.
+    (MUSIC, "", {"steps": 64, "temperature": 1, "seed": 0}),
+    (MUSIC, PRIMER, {"steps": 32, "temperature": 0}),
+    (NADE, "", {"steps": 64, "temperature": 1, "seed": 0}),
+    (NADE, PRIMER, {"steps": 64, "temperature": 1, "seed": 5, "top_p": 0.9}),
+]
+# The fp32 music bundles, where the wasm and x86 kernels agree to about 1e-6 (int8: see docs).
+MUSIC_FP32_CASES = [
+    (MUSIC, "", {"steps": 64, "temperature": 1, "seed": 0}),
+    (MUSIC, PRIMER, {"steps": 64, "temperature": 0.8, "seed": 3}),
+    (MUSIC, "[[48], [], [50, 55]]", {"steps": 48, "temperature": 1.3, "seed": 11, "top_p": 0.95}),
+    (NADE, "", {"steps": 64, "temperature": 1, "seed": 0}),
+    (NADE, PRIMER, {"steps": 64, "temperature": 0.7, "seed": 2}),
+    (NADE, PRIMER, {"steps": 16, "temperature": 0}),
 ]
 
 
@@ -78,6 +98,13 @@ def _python_result(models: dict, name: str, text: str, options: dict) -> dict:
         return {"text": model.generate(text, **options)}
     if name == SPA:
         return {"translation": model.translate(text, beam=options.get("beam"))}
+    if name in (MUSIC, NADE):
+        from rnnzoo.apps.music_generation.data import roll_to_pitches
+
+        options = dict(options)
+        roll = model.generate(options.pop("steps"), primer=json.loads(text) if text else None,
+                              **options)
+        return {"pitches": roll_to_pitches(roll), "steps_per_quarter": 1}
     if name == ETT:
         window = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
         return {"forecast": model.forecast(window).tolist(), "targets": ["OT"],
@@ -98,6 +125,12 @@ def _assert_same(got: dict, want: dict, where: str, models: dict, case: tuple) -
         diff = max(abs(a - b) for g, w in zip(got["forecast"], want["forecast"])
                    for a, b in zip(g, w))
         assert len(got["forecast"]) == len(want["forecast"]) and diff <= TOLERANCE, (where, diff)
+    elif "pitches" in want and got != want:
+        got = {k: v for k, v in got.items() if k != "midi_base64"}
+        frames = [t for t, (a, b) in enumerate(zip(got["pitches"], want["pitches"])) if a != b]
+        assert got == want, (f"{where}: {len(frames)} frames differ from Python's, the first "
+                             f"at step {frames[:1]}: {got['pitches'][frames[0]] if frames else ''}"
+                             f" where Python has {want['pitches'][frames[0]] if frames else ''}")
     elif "text" in want and got != want:
         name, prompt, _ = case
         i = next(i for i, (a, b) in enumerate(zip(got["text"], want["text"])) if a != b)
@@ -120,11 +153,11 @@ def site(tmp_path_factory) -> tuple[Path, dict, list, dict]:
         find_onnxruntime_web()
     except WebBuildError as exc:
         pytest.skip(str(exc))
-    missing = [n for n in (SST2, CHARLM, TAGGER, SPA, ETT) if n not in installed_presets()]
+    missing = [n for n in PRESETS if n not in installed_presets()]
     if missing:
         pytest.skip(f"presets not installed: {', '.join(missing)} (pip install ./presets/...)")
     out = tmp_path_factory.mktemp("web") / "site"
-    built = build_site([SST2, CHARLM, TAGGER, SPA, ETT], out)
+    built = build_site(PRESETS, out)
     precision = {m["name"]: m["precision"] for m in built["models"]}
     models = {n: rnnzoo.from_preset(n, backend="onnx", precision=precision[n])
               for n in precision}
@@ -145,24 +178,42 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _serve(directory: Path) -> Iterator[str]:
+    """``directory`` behind a plain static file server (Python's http.server) on loopback."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def served(site):
-    """The site behind a plain static file server (Python's http.server) on loopback."""
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site[0])))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    """The site behind a plain static file server on loopback."""
+    with _serve(site[0]) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def music_fp32(site, tmp_path_factory):
+    """A site of the fp32 music bundles, and the Python runtime's frames for MUSIC_FP32_CASES."""
+    out = tmp_path_factory.mktemp("web-fp32") / "site"
+    build_site([MUSIC, NADE], out, precision="fp32")
+    models = {n: rnnzoo.from_preset(n, backend="onnx", precision="fp32") for n in (MUSIC, NADE)}
+    return out, [_python_result(models, *case) for case in MUSIC_FP32_CASES], models
 
 
 def test_site_layout(site):
     out, built, _, _ = site
     assert {m["name"]: m["precision"] for m in built["models"]} == {
-        SST2: "int8", CHARLM: "int8", TAGGER: "fp32", SPA: "fp32", ETT: "fp32"}  # int8 where
-    # shipped
+        SST2: "int8", CHARLM: "int8", TAGGER: "fp32", SPA: "fp32", ETT: "fp32", MUSIC: "int8",
+        NADE: "int8"}  # int8 where shipped
     for name in ("index.html", "rnnzoo.mjs", "app.mjs", "models.json", "ort/ort.wasm.min.mjs",
-                 "ort/ort-wasm-simd-threaded.wasm"):
+                 "ort/ort-wasm-simd-threaded.wasm", "lib/Midi.js", "lib/Midi.LICENSE.md"):
         assert (out / name).is_file(), name
     from rnnzoo.export.bundle import bundle_digest
     for m in built["models"]:  # the bundles as exported, still verifiable
@@ -170,7 +221,30 @@ def test_site_layout(site):
     assert json.loads((out / "models.json").read_text()) == built
 
 
-def test_node_and_chromium_match_python(site, served):
+def _midi_notes(path: Path) -> list[tuple]:
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(path))
+    return sorted((n.pitch, n.velocity, round(n.start, 6), round(n.end, 6), i.program)
+                  for i in pm.instruments for n in i.notes)
+
+
+def _assert_same_midi(data: str, want: dict, tmp: Path) -> None:
+    """The module's MIDI file (@tonejs/midi) holds the notes rnnzoo's write_midi writes for the
+    same frames (pitch, velocity, start, end, program), at the same tempo, and reads back (with
+    rnnzoo's reader) as those frames."""
+    from rnnzoo.apps.music_generation.data import pitches_to_roll, read_midi, write_midi
+
+    ours, theirs = tmp / "web.mid", tmp / "python.mid"
+    ours.write_bytes(base64.b64decode(data))
+    roll = pitches_to_roll(want["pitches"], "frames")
+    write_midi(roll, theirs, steps_per_quarter=want["steps_per_quarter"])
+    assert _midi_notes(ours) == _midi_notes(theirs) and _midi_notes(ours)
+    back = read_midi(ours, want["steps_per_quarter"]).tolist()
+    assert back == roll[: len(back)].tolist() and not roll[len(back):].any()
+
+
+def test_node_and_chromium_match_python(site, served, tmp_path):
     """The JS module under Node (onnxruntime-web's Node build) and in the page in headless
     Chromium, on the same inputs as the Python runtime."""
     out, _, want, models = site
@@ -186,6 +260,8 @@ def test_node_and_chromium_match_python(site, served):
     for case, line, expected in zip(CASES, lines, want):
         assert "error" not in line, (case, line)
         _assert_same(line["result"], expected, f"node: {case}", models, case)
+        if "pitches" in expected:
+            _assert_same_midi(line["result"]["midi_base64"], expected, tmp_path)
     sampled = want[CASES.index((CHARLM, "JULIET:", {"steps": 60, "temperature": 0.8, "seed": 7}))]
     assert len(sampled["text"]) == 60
     beam = want[CASES.index((SPA, BEAM_PARTS, {"beam": 3}))]["translation"]
@@ -194,6 +270,48 @@ def test_node_and_chromium_match_python(site, served):
         pytest.skip(f"Node matches Python; the page was not checked: {no_browser}")
     for case, got, expected in zip(CASES, page_results, want):
         _assert_same(got, expected, f"chromium: {case}", models, case)
+
+
+def test_music_fp32_frames_match_python(music_fp32, tmp_path):
+    """Seeded music, independent keys and NADE, at several temperatures, top_p and a primer:
+    the same frames as the Python runtime on the fp32 bundles, under Node and in Chromium, and
+    MIDI files with the notes rnnzoo's write_midi writes."""
+    out, want, models = music_fp32
+    node = _node(out, MUSIC_FP32_CASES)
+    no_browser = _no_browser()
+    try:
+        page_results = [] if no_browser else _run_in_page(out, MUSIC_FP32_CASES)
+    finally:
+        stdout, stderr = node.communicate(timeout=180)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert len(lines) == len(MUSIC_FP32_CASES), stderr[-2000:]
+    for case, line, expected in zip(MUSIC_FP32_CASES, lines, want):
+        assert "error" not in line, (case, line)
+        _assert_same(line["result"], expected, f"node: {case}", models, case)
+        _assert_same_midi(line["result"]["midi_base64"], expected, tmp_path)
+    assert len({json.dumps(w) for w in want}) == len(want)  # every case is its own piece
+    if no_browser:
+        pytest.skip(f"Node matches Python; the page was not checked: {no_browser}")
+    for case, got, expected in zip(MUSIC_FP32_CASES, page_results, want):
+        _assert_same(got, expected, f"chromium: {case}", models, case)
+
+
+def _run_in_page(site_dir: Path, cases: list) -> list[dict]:
+    """``window.rnnzoo.run`` on every case in the site's page, in headless Chromium."""
+    from playwright import sync_api
+
+    errors: list[str] = []
+    with _serve(site_dir) as base, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(base)
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+        results = [page.evaluate("([m, i, o]) => window.rnnzoo.run(m, i, o)", list(case))
+                   for case in cases]
+        browser.close()
+    assert not errors, errors
+    return results
 
 
 def test_node_refuses_a_modified_bundle(site, tmp_path):
@@ -244,6 +362,8 @@ def _in_chromium(site_dir: Path, base: str, want: list, models: dict) -> list[di
     """Every case through ``window.rnnzoo.run`` in the page, after the links of the Done-when:
     the classifier's ``?model=&input=``, the char LM streaming, the tagger's highlights."""
     from playwright import sync_api
+
+    from rnnzoo.apps.music_generation.data import note_segments, pitches_to_roll
 
     executable = _chromium()
     errors: list[str] = []
@@ -313,6 +433,29 @@ def _in_chromium(site_dir: Path, base: str, want: list, models: dict) -> list[di
         page.wait_for_function(done, timeout=60_000)
         assert page.inner_text("#translation") == models[SPA].translate(BEAM_PARTS) != beam
 
+        # Music from a link: the piano roll, Play (a live AudioContext; the same notes rendered
+        # offline are not silent and last the piece), the MIDI download.
+        page.goto(f"{base}/?model={MUSIC}&input={quote(PRIMER)}&steps=16&seed=0")
+        page.wait_for_function(done, timeout=60_000)
+        piece = json.loads(page.inner_text("#result"))
+        python = _python_result(models, MUSIC, PRIMER, {"steps": 16, "temperature": 1, "seed": 0})
+        assert piece == python
+        notes = note_segments(pitches_to_roll(piece["pitches"], "piece"))
+        assert page.eval_on_selector_all("#roll rect", "els => els.length") == len(notes) > 0
+        sound = page.evaluate("r => window.rnnzoo.render(r)", piece)
+        assert sound["peak"] > 0.05 and sound["rms"] > 0.01, sound
+        assert abs(sound["seconds"] - (16 * 0.6 + 0.4)) < 0.01, sound
+        page.wait_for_function("document.getElementById('midi').href.startsWith('blob:')")
+        with page.expect_download() as download:
+            page.click("#midi")
+        midi = Path(download.value.path()).read_bytes()
+        assert download.value.suggested_filename == f"{MUSIC}.mid"
+        assert base64.b64encode(midi).decode() == page.evaluate(
+            "r => window.rnnzoo.midiBase64(r)", piece)
+        _assert_same_midi(base64.b64encode(midi).decode(), python, site_dir.parent)
+        page.click("#play")
+        page.wait_for_function("document.getElementById('play').textContent.startsWith('Playing')")
+
         # docs/web.md's embedding example, as written there, in a page of its own.
         (site_dir / "embed.html").write_text(f"<!doctype html><body>{_docs_example()}</body>")
         page.goto(f"{base}/embed.html")
@@ -362,8 +505,8 @@ def test_cli_refuses_what_it_cannot_build(tmp_path, capsys):
     assert main(["web", SST2, "--out", str(tmp_path)]) == 2  # a folder that is not a site
     assert "not an rnnzoo site" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    if "music_lstm.jsb" in installed_presets():
-        assert main(["web", "music_lstm.jsb", "--out", str(tmp_path / "s")]) == 2
+    if "protein_ss_bigru.cb6133" in installed_presets():
+        assert main(["web", "protein_ss_bigru.cb6133", "--out", str(tmp_path / "s")]) == 2
         assert "no web runtime yet" in capsys.readouterr().err
     out = tmp_path / "site"
     assert main(["web", SST2, "--out", str(out), "--precision", "fp32"]) == 0

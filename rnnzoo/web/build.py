@@ -9,9 +9,11 @@ Layout of the site::
     models.json           the models: name, task, precision, path, bundle digest, example
     models/<name>/        each preset's ONNX bundle, verified, as exported (SHA256SUMS kept)
     ort/                  onnxruntime-web's wasm build (from npm, copied at build time)
+    lib/Midi.js           @tonejs/midi (from npm): the page writes generated music as MIDI
 
-onnxruntime-web comes from npm at build time (``npm ci`` in ``rnnzoo/web/js``): it is about
-15 MB of wasm that the wheel does not carry; a build without it fails saying how to install it.
+onnxruntime-web and @tonejs/midi come from npm at build time (``npm ci`` in ``rnnzoo/web/js``):
+about 15 MB of wasm that the wheel does not carry; a build without them fails saying how to
+install them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ STATIC_DIR = HERE / "static"
 STATIC_FILES = ("index.html", "app.mjs", "style.css", "rnnzoo.mjs")
 # The wasm build: the ES module, its loader and the SIMD+threads binary (also run on 1 thread).
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# @tonejs/midi's browser build (UMD: sets globalThis.Midi) and its licence, copied to lib/.
+MIDI_FILES = {"build/Midi.js": "Midi.js", "LICENSE.md": "Midi.LICENSE.md"}
 SITE_FORMAT = "rnnzoo.web_site.v1"
 SITE_MANIFEST = "models.json"
 
@@ -42,6 +46,7 @@ SUPPORTED_TASKS: dict[str, str] = {
     "token-classification": "John Smith flew from London to Paris to meet Airbus executives .",
     "translation": "¿Dónde está la estación de tren?",
     "forecasting": "",  # a window of the model's look-back: _example writes one
+    "music-generation": "[[60, 64, 67], [62, 65, 69]]",  # a primer: pitches per step
 }
 
 
@@ -67,6 +72,18 @@ def find_onnxruntime_web(package_dir: str | os.PathLike | None = None) -> Path:
                             f"{', '.join(missing)}): the site bundles it from npm; install it "
                             f"with: cd {JS_DIR} && npm ci")
     return dist
+
+
+def find_tonejs_midi() -> Path:
+    """@tonejs/midi's package folder, as ``npm ci`` installs it in ``rnnzoo/web/js``;
+    ``WebBuildError`` saying how to install it."""
+    root = JS_DIR / "node_modules" / "@tonejs" / "midi"
+    missing = [f for f in MIDI_FILES if not (root / f).is_file()]
+    if missing:
+        raise WebBuildError(f"@tonejs/midi is not installed ({root} lacks {', '.join(missing)}):"
+                            f" the site bundles it from npm; install it with: cd {JS_DIR} && "
+                            "npm ci")
+    return root
 
 
 def _ort_version(dist: Path) -> str:
@@ -141,6 +158,7 @@ def build_site(presets: Sequence[str], out: str | os.PathLike, *, precision: str
     if not presets:
         raise WebBuildError("no presets given; e.g. rnnzoo web sentiment_bilstm.sst2 --out site")
     dist = find_onnxruntime_web(onnxruntime_web)
+    midi = find_tonejs_midi()
     chosen = [_choose_bundle(str(p), precision) for p in presets]
     names = [c["name"] for c in chosen]
     if len(set(names)) != len(names):
@@ -152,6 +170,9 @@ def build_site(presets: Sequence[str], out: str | os.PathLike, *, precision: str
     (out / "ort").mkdir()
     for name in ORT_FILES:
         shutil.copyfile(dist / name, out / "ort" / name)
+    (out / "lib").mkdir()
+    for name, target in MIDI_FILES.items():
+        shutil.copyfile(midi / name, out / "lib" / target)
     models = []
     for c in chosen:
         shutil.copytree(c["source"], out / "models" / c["name"])

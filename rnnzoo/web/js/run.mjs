@@ -6,13 +6,15 @@
 //   echo '[{"model": "sentiment_bilstm.sst2", "input": "a gorgeous film"}]' | node run.mjs SITE
 //
 // Prints one JSON object per case, in order: {"model", "input", "result", "ms"} (ms: the
-// call's wall time), or {"model", "input", "error"}. Each bundle is checked against its
+// call's wall time; a music result also has midi_base64, written with @tonejs/midi as the page
+// does), or {"model", "input", "error"}. Each bundle is checked against its
 // SHA256SUMS and pinned to the digest the site's models.json records.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-web';
+import tonejs from '@tonejs/midi';
 
 const site = process.argv[2];
 if (!site) {
@@ -20,7 +22,7 @@ if (!site) {
   process.exit(2);
 }
 ort.env.wasm.numThreads = 1;
-const { loadModel } = await import(pathToFileURL(path.resolve(site, 'rnnzoo.mjs')).href);
+const { loadModel, midiFile } = await import(pathToFileURL(path.resolve(site, 'rnnzoo.mjs')).href);
 
 function fileSource(dir) {
   const read = (rel) => readFileSync(path.join(dir, rel));
@@ -44,6 +46,9 @@ for (const { model, input, options = {} } of cases) {
     const start = performance.now();
     const result = await models.get(model).run(input, options);
     const ms = performance.now() - start;
+    if (models.get(model).task === 'music-generation') {
+      result.midi_base64 = Buffer.from(midiFile(tonejs.Midi, result)).toString('base64');
+    }
     process.stdout.write(`${JSON.stringify({ model, input, result, ms })}\n`);
   } catch (error) {
     process.stdout.write(`${JSON.stringify({ model, input, error: String(error?.message ?? error) })}\n`);

@@ -1,11 +1,12 @@
 // The page: pick a model from models.json, run it with rnnzoo.mjs on onnxruntime-web, show the
-// result (class bars, text streaming in, highlighted entities) and its JSON in #result.
+// result (class bars, text streaming in, highlighted entities, a plot, a piano roll to play and
+// download as MIDI) and its JSON in #result.
 // ?model=NAME&input=TEXT runs once on load (also &steps=, &temperature=, &seed= for a
 // generator, &beam= for a translator, &threads= for onnxruntime's wasm threads); window.rnnzoo.run() is the same call
 // for scripts.
 
 import * as ort from './ort/ort.wasm.min.mjs';
-import { loadModel } from './rnnzoo.mjs';
+import { loadModel, midiFile, noteSegments } from './rnnzoo.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -32,7 +33,7 @@ function load(name) {
 
 /** The options the page's controls give a task's run(). */
 function controlOptions(task) {
-  if (task === 'text-generation') {
+  if (task === 'text-generation' || task === 'music-generation') {
     return { steps: Number($('steps').value), temperature: Number($('temperature').value),
       seed: Number($('seed').value) };
   }
@@ -94,7 +95,89 @@ const show = {
       + `after ${past.length} given (orange)`), svg);
   },
   'text-generation'() {},  // drawn as it streams (run below)
+  'music-generation'(result, input, name) {  // a piano roll, Play (WebAudio), MIDI download
+    const notes = noteSegments(result.pitches);
+    const all = notes.map((n) => n[2]);
+    const [lo, hi] = [Math.min(...all, 60) - 2, Math.max(...all, 72) + 2];
+    const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    svg.id = 'roll';
+    svg.setAttribute('viewBox', `0 0 ${result.pitches.length} ${hi - lo}`);
+    svg.setAttribute('preserveAspectRatio', 'none');
+    for (const [start, end, pitch] of notes) {
+      const r = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+      Object.entries({ x: start, y: hi - pitch - 1, width: end - start, height: 1 })
+        .forEach(([k, v]) => r.setAttribute(k, v));
+      svg.append(r);
+    }
+    const play = el('button', { id: 'play', type: 'button' }, 'Play');
+    play.addEventListener('click', () => {
+      const ctx = new AudioContext();
+      const seconds = schedule(ctx, result);
+      play.textContent = `Playing (${seconds.toFixed(1)} s)`;
+      setTimeout(() => { play.textContent = 'Play'; ctx.close(); }, seconds * 1000);
+    });
+    const download = el('a', { id: 'midi', download: `${name}.mid`, textContent: 'Download MIDI' });
+    midiClass().then((Midi) => {
+      download.href = URL.createObjectURL(new Blob([midiFile(Midi, result)], { type: 'audio/midi' }));
+    });
+    $('view').replaceChildren(el('p', {}, `${result.pitches.length} steps, ${notes.length} notes `
+      + `(${result.steps_per_quarter} per quarter note, ${QPM} a minute) `, play, ' ', download), svg);
+  },
 };
+
+const QPM = 100;  // rnnzoo's DEFAULT_QPM
+
+/** @tonejs/midi's Midi class: lib/Midi.js (its browser build) loaded on first use. */
+async function midiClass() {
+  if (!globalThis.Midi) await import('./lib/Midi.js');
+  return globalThis.Midi;
+}
+
+/**
+ * Schedule a piece on a WebAudio context (live or offline) as rnnzoo's synthesize() renders it:
+ * each held note a tone of four harmonics (amplitude 1/k) that decays as exp(-1.2 t), with a
+ * 10 ms attack and an 80 ms release. Returns the length in seconds.
+ */
+function schedule(ctx, { pitches, steps_per_quarter: spq }) {
+  const step = 60 / QPM / spq;
+  const wave = ctx.createPeriodicWave(new Float32Array(5), Float32Array.of(0, 1, 1 / 2, 1 / 3, 1 / 4));
+  const out = ctx.createGain();
+  out.gain.value = 0.8 / Math.max(1, ...pitches.map((f) => f.length));  // the wave peaks at 1
+  out.connect(ctx.destination);
+  const t0 = ctx.currentTime + 0.05;
+  for (const [start, end, pitch] of noteSegments(pitches)) {
+    const [on, held] = [t0 + start * step, (end - start) * step];
+    const osc = ctx.createOscillator();
+    osc.setPeriodicWave(wave);
+    osc.frequency.value = 440 * 2 ** ((pitch - 69) / 12);
+    const env = ctx.createGain();
+    env.gain.setValueAtTime(0, on);
+    env.gain.linearRampToValueAtTime(1, on + 0.01);
+    env.gain.exponentialRampToValueAtTime(Math.exp(-1.2 * held), on + held);
+    env.gain.linearRampToValueAtTime(0, on + held + 0.08);
+    osc.connect(env).connect(out);
+    osc.start(on);
+    osc.stop(on + held + 0.1);
+  }
+  return pitches.length * step + 0.3;
+}
+
+/** {seconds, peak, rms} of a piece rendered offline (what Play sounds like; for tests). */
+async function render(result, sampleRate = 22050) {
+  const seconds = result.pitches.length * (60 / QPM / result.steps_per_quarter) + 0.4;
+  const ctx = new OfflineAudioContext(1, Math.ceil(seconds * sampleRate), sampleRate);
+  schedule(ctx, result);
+  const data = (await ctx.startRendering()).getChannelData(0);
+  let [peak, sum] = [0, 0];
+  for (const v of data) { peak = Math.max(peak, Math.abs(v)); sum += v * v; }
+  return { seconds: data.length / sampleRate, peak, rms: Math.sqrt(sum / data.length) };
+}
+
+/** A piece's MIDI file, base64 (what the Download link holds). */
+async function midiBase64(result) {
+  const bytes = midiFile(await midiClass(), result);
+  return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
+}
 
 /** Run `name` on `input` and show it; resolves to the result written into #result. */
 async function run(name, input, options = {}) {
@@ -130,7 +213,7 @@ async function run(name, input, options = {}) {
         + `(first after ${first?.toFixed(0)} ms)`;
     } else {
       result = await model.run(input, options);
-      show[info.task](result, input);
+      show[info.task](result, input, name);
       $('status').textContent = `ran in ${(performance.now() - t1).toFixed(1)} ms`
         + (t1 - t0 > 5 ? ` (model loaded in ${(t1 - t0).toFixed(0)} ms)` : '');
     }
@@ -151,8 +234,14 @@ function select(name, example = true) {
   $('description').textContent = `${info.task}, ${info.precision}: ${info.description}`;
   if (example) $('input').value = info.example;
   $('input-label').textContent = { 'text-generation': 'Prompt',
-    forecasting: 'Window (numbers, or JSON rows [time][columns])' }[info.task] ?? 'Text';
-  $('generation').hidden = info.task !== 'text-generation';
+    forecasting: 'Window (numbers, or JSON rows [time][columns])',
+    'music-generation': 'Primer (MIDI pitches per step, JSON; empty: none)' }[info.task] ?? 'Text';
+  const music = info.task === 'music-generation';
+  $('generation').hidden = info.task !== 'text-generation' && !music;
+  $('steps-label').firstChild.textContent = music ? 'Steps ' : 'Characters ';
+  if (example && $('generation').hidden === false) {
+    [$('steps').value, $('temperature').value] = music ? ['32', '1'] : ['200', '0.8'];
+  }
   $('decoding').hidden = info.task !== 'translation';
 }
 
@@ -165,7 +254,7 @@ $('run').addEventListener('click', () => {
   const name = $('model').value;
   run(name, $('input').value, controlOptions(byName.get(name).task)).catch(() => {});
 });
-window.rnnzoo = { run, load, site, ort };
+window.rnnzoo = { run, load, site, ort, render, midiBase64 };
 
 const wanted = params.get('model');
 if (wanted !== null && byName.has(wanted)) {
@@ -174,7 +263,10 @@ if (wanted !== null && byName.has(wanted)) {
   for (const key of ['steps', 'temperature', 'seed', 'beam']) {
     if (params.has(key)) $(key).value = params.get(key);
   }
-  if (!params.has('temperature')) $('temperature').value = '0';  // a link is reproducible: greedy
+  // A link is reproducible: a char LM greedy unless it gives a temperature (music: seed 0).
+  if (!params.has('temperature') && byName.get(wanted).task === 'text-generation') {
+    $('temperature').value = '0';
+  }
   $('run').disabled = false;
   $('status').textContent = 'Running…';
   $('run').click();

@@ -764,10 +764,168 @@ class Tagger extends BundleModel {
   }
 }
 
+// -- music generation (apps/music_generation/inference.py, nade.py) --------------------------------
+
+const sigmoid = (z) => 0.5 * (1 + Math.tanh(0.5 * z));  // as rnnzoo's _sigmoid
+
+/** nade.choose_keys for one key: on when u < sigmoid(z / T) (T = 0: z > 0); top_p < 1: a key
+ * whose likelier outcome has at least that probability takes it. */
+function chooseKey(z, u, temperature, topP) {
+  if (temperature === 0) return z > 0;
+  const p = sigmoid(z / temperature);
+  if (topP < 1 && Math.max(p, 1 - p) >= topP) return z > 0;
+  return u < p;
+}
+
+/** (start step, end step, MIDI pitch) of every note, sorted: consecutive frames holding a key
+ * are one held note (rnnzoo's note_segments). */
+export function noteSegments(pitches) {
+  const segments = [];
+  const open = new Map();  // pitch -> start step
+  pitches.forEach((frame, t) => {
+    const now = new Set(frame);
+    for (const [pitch, start] of open) {
+      if (!now.has(pitch)) { segments.push([start, t, pitch]); open.delete(pitch); }
+    }
+    for (const pitch of frame) if (!open.has(pitch)) open.set(pitch, t);
+  });
+  for (const [pitch, start] of open) segments.push([start, pitches.length, pitch]);
+  return segments.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+}
+
+/**
+ * A generated piece as a Standard MIDI File (Uint8Array), written with @tonejs/midi (pass its
+ * `Midi` class): one track, 480 ticks per quarter, `qpm` quarters a minute, a frame lasting
+ * 1/steps_per_quarter of a quarter, velocity 90, program 0, as rnnzoo's write_midi writes it.
+ */
+export function midiFile(Midi, { pitches, steps_per_quarter: spq = 1, qpm = 100 }) {
+  const midi = new Midi();
+  midi.header.setTempo(qpm);
+  const track = midi.addTrack();
+  track.name = 'rnnzoo';
+  const ticks = midi.header.ppq / spq;
+  for (const [start, end, pitch] of noteSegments(pitches)) {
+    track.addNote({ midi: pitch, ticks: start * ticks, durationTicks: (end - start) * ticks,
+      velocity: 90 / 127 });
+  }
+  return midi.toArray();
+}
+
+class MusicGenerator extends BundleModel {
+  async init() {
+    this.step = this.manifest.stream.graphs.decoder;
+    const { keys } = this.step;
+    this.keys = keys.count;
+    this.lowest = keys.lowest_pitch;
+    this.stepsPerQuarter = this.manifest.preprocessing.steps_per_quarter ?? 1;
+    if (keys.activation === 'nade') {  // W, V [88, H] once, from the bundle's nade graph
+      const out = await this.runGraph('nade', {
+        keys: this.int32(Array.from({ length: this.keys }, (_, k) => k), [this.keys]) });
+      this.nade = { W: Float64Array.from(out.W.data), V: Float64Array.from(out.V.data),
+        hidden: out.W.dims[1] };
+    } else if (keys.activation !== 'sigmoid') {
+      throw new Error(`music: key activation ${JSON.stringify(keys.activation)} is not supported`);
+    }
+  }
+
+  /** A primer as Python's pitches_to_roll reads it: pitch lists (or their JSON), MIDI
+   * pitches lowest_pitch.. lowest_pitch + 87; '' or [] for none. */
+  primer(input) {
+    if (typeof input === 'string') input = input.trim() ? JSON.parse(input) : [];
+    if (!Array.isArray(input)) throw new Error('primer: expected a list of time steps (lists of MIDI pitches)');
+    const high = this.lowest + this.keys - 1;
+    return input.map((frame, t) => {
+      if (!Array.isArray(frame)) throw new Error(`primer, step ${t}: expected a list of MIDI pitches`);
+      return frame.map((p) => {
+        if (!Number.isInteger(p) || p < this.lowest || p > high) {
+          throw new Error(`primer, step ${t}: note ${JSON.stringify(p)} is not a MIDI pitch `
+            + `in the piano range ${this.lowest}-${high}`);
+        }
+        return p;
+      });
+    });
+  }
+
+  /** One decoder step on a frame of pitches: the logits and the next state. */
+  async decode(pitches, state) {
+    const frame = new Int32Array(this.keys);
+    for (const p of pitches) frame[p - this.lowest] = 1;
+    const out = await this.runGraph('decoder', { ...state,
+      [this.step.keys.input]: new this.ort.Tensor('int32', frame, [1, this.keys]) });
+    return { logits: out[this.step.keys.output].data,
+      state: Object.fromEntries(this.step.state.map((s) => [s.input, out[s.output]])) };
+  }
+
+  /** The next frame's pitches from the decoder's logits and 88 uniforms: independent keys, or
+   * (NADE) key by key, lowest first, each key's logit given the keys chosen below it. */
+  choose(logits, u, temperature, topP) {
+    const on = [];
+    if (!this.nade) {
+      for (let k = 0; k < this.keys; k++) {
+        if (chooseKey(logits[k], u[k], temperature, topP)) on.push(this.lowest + k);
+      }
+      return on;
+    }
+    const { W, V, hidden } = this.nade;
+    const a = Float64Array.from(logits.subarray(this.keys, this.keys + hidden));  // b_h
+    let h = a.map(sigmoid);
+    for (let k = 0; k < this.keys; k++) {
+      let dot = 0;  // z = b_v[k] + V[k] . h
+      for (let j = 0; j < hidden; j++) dot += V[k * hidden + j] * h[j];
+      if (chooseKey(logits[k] + dot, u[k], temperature, topP)) {
+        on.push(this.lowest + k);
+        for (let j = 0; j < hidden; j++) a[j] += W[k * hidden + j];
+        h = a.map(sigmoid);
+      }
+    }
+    return on;
+  }
+
+  /**
+   * The frames after `primer` (pitch lists), one at a time (an async iterator of pitch lists):
+   * the all-zero start frame and the primer through the decoder, then `steps` frames each
+   * fed back; 88 uniforms per frame from numpy's generator for `seed`, so a seed gives the
+   * Python runtime's frames. temperature 0: the keys with probability > 0.5.
+   */
+  async* generate(primer = [], { steps = 64, temperature = 1, seed = null, top_p: topP = null } = {}) {
+    if (!Number.isInteger(steps) || steps < 1) throw new Error('steps: an integer >= 1');
+    if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error('temperature: a number >= 0');
+    if (topP !== null && !(topP > 0 && topP <= 1)) throw new Error('top_p: a number in (0, 1]');
+    let state = Object.fromEntries(this.step.state.map(({ input, dtype, shape }) => {
+      const dims = shape.map((d) => (d === 'batch' ? 1 : d));
+      return [input, new this.ort.Tensor(dtype, new Float32Array(dims[1]), dims)];
+    }));
+    let out;
+    for (const frame of [[], ...this.primer(primer)]) {
+      out = await this.decode(frame, state);
+      state = out.state;
+    }
+    const rng = new NumpyRandom(seed ?? Math.floor(Math.random() * 2 ** 32));
+    for (let t = 0; t < steps; t++) {
+      const u = Array.from({ length: this.keys }, () => rng.random());
+      const frame = this.choose(out.logits, u, temperature, topP ?? 1);
+      yield frame;
+      if (t + 1 < steps) out = await this.decode(frame, out.state);
+    }
+  }
+
+  /** {pitches: [per frame, the MIDI pitches held], steps_per_quarter}, as rnnzoo serve
+   * answers; `onFrame` sees each frame as it is sampled. midiFile() writes it as MIDI. */
+  async run(primer = '', options = {}) {
+    const pitches = [];
+    for await (const frame of this.generate(primer, options)) {
+      pitches.push(frame);
+      options.onFrame?.(frame, pitches);
+    }
+    return { pitches, steps_per_quarter: this.stepsPerQuarter };
+  }
+}
+
 export const TASKS = {
   'text-classification': TextClassifier,
   'text-generation': CharLanguageModel,
   'token-classification': Tagger,
   translation: Translator,
   forecasting: Forecaster,
+  'music-generation': MusicGenerator,
 };
