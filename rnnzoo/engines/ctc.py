@@ -298,6 +298,36 @@ def read_transcript_lines(path: Path) -> list[tuple[int, Path, str]]:
     return out
 
 
+def configured_beam(model: Any) -> int:
+    """``data.beam_width`` of the model's config: the Keras task's, or the one a bundle's
+    manifest records."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        return int(config.data.beam_width)
+    return int(model.manifest.get("config", {}).get("data", {}).get("beam_width", 0))
+
+
+def decoding_reports(model: Any, data: Any, split: str, options: Mapping[str, Any],
+                     score: Callable[[Sequence[Any], int], dict]) -> tuple[list[dict], list, int]:
+    """``evaluate``'s reports of a CTC application: best path, and prefix beam search of width
+    ``--beam`` (else the config's ``data.beam_width``; 0: best path only) on the first
+    ``options["limit"]`` examples of ``split``, each scored by ``score(examples, width)``.
+    Returns the reports, the examples and the beam width (for an application's extra report)."""
+    beam = options.get("beam")
+    beam = configured_beam(model) if beam is None else beam
+    examples = data.split(split)[:options.get("limit")]
+    if not examples:
+        raise DataError(f"{data.description}: the {split} split is empty")
+    check_alphabet(examples, model.alphabet, data.description)
+    reports = []
+    for width in ([0, beam] if beam else [0]):
+        report = score(examples, width)
+        report.update(split=split, data=data.description,
+                      decoding=f"beam {width}" if width else "greedy")
+        reports.append(report)
+    return reports, examples, beam
+
+
 def check_beam_width(beam_width: Any) -> int:
     """A user's ``beam_width``: 0 (best path) or a prefix beam width, else ConfigError."""
     if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) \

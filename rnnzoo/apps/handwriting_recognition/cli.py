@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.engines.ctc import CharNgramLM, check_alphabet
+from rnnzoo.engines.ctc import CharNgramLM, decoding_reports
 from rnnzoo.errors import DataError
 from rnnzoo.progress import add_progress_argument, model_label, progress_wanted, reporting
 
@@ -119,38 +119,21 @@ def evaluate_lines(model: Any, lines: Sequence[Any], beam_width: int = 0,
 
 def evaluate_reports(model: Any, data: Any, split: str, options: Mapping[str, Any]
                      ) -> list[dict]:
-    """Best path, and prefix beam search of width ``--beam`` (else ``data.beam_width`` of the
-    model's config; 0: best path only), on the first ``options["limit"]`` lines."""
-    limit = options.get("limit")
-    beam = options.get("beam")
-    beam = _configured_beam(model) if beam is None else beam
-    lines = data.split(split)[:limit]
-    if not lines:
-        raise DataError(f"{data.description}: the {split} split is empty")
-    check_alphabet(lines, model.alphabet, data.description)
-    reports = []
-    for width in ([0, beam] if beam else [0]):
-        report = evaluate_lines(model, lines, width, options.get("progress", False))
-        report.update(split=split, data=data.description,
-                      decoding=f"beam {width}" if width else "greedy")
-        reports.append(report)
+    """Best path and prefix beam search (engines/ctc.py ``decoding_reports``), and with
+    ``--lm`` a third report: the beam search with the character language model."""
+    progress = options.get("progress", False)
+    reports, lines, beam = decoding_reports(model, data, split, options, lambda examples, width: (
+        evaluate_lines(model, examples, width, progress)))
     lm = load_lm(options.get("lm"), model.alphabet, options.get("lm_order") or 6)
     if lm is not None:
         width = beam or 8
         weight = options.get("lm_weight", 0.5)
-        report = evaluate_lines(model, lines, width, options.get("progress", False), lm,
+        report = evaluate_lines(model, lines, width, progress, lm,
                                 weight, options.get("lm_bonus", 0.0))
         report.update(split=split, data=data.description, decoding=f"beam {width} lm",
                       lm=f"{options['lm']} (order {lm.order}, weight {weight:g})")
         reports.append(report)
     return reports
-
-
-def _configured_beam(model: Any) -> int:
-    config = getattr(model, "config", None)
-    if config is not None:
-        return int(config.data.beam_width)
-    return int(model.manifest.get("config", {}).get("data", {}).get("beam_width", 0))
 
 
 def format_report(report: dict) -> str:

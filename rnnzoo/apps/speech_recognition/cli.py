@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from rnnzoo.apps.speech_recognition.data import log_mel, read_wav, tone_bursts
-from rnnzoo.engines.ctc import check_alphabet
-from rnnzoo.errors import DataError
+from rnnzoo.engines.ctc import decoding_reports
 from rnnzoo.progress import add_progress_argument, model_label, progress_wanted, reporting
 
 VERB = "transcribe"
@@ -145,33 +144,12 @@ def evaluate_examples(model: Any, examples: Sequence[Any], beam_width: int = 0,
 
 def evaluate_reports(model: Any, data: Any, split: str, options: Mapping[str, Any]
                      ) -> list[dict]:
-    """Best path, and prefix beam search of width ``--beam`` (else ``data.beam_width`` of the
-    model's config; 0: best path only), on the first ``options["limit"]`` examples."""
-    limit = options.get("limit")
-    beam = options.get("beam")
-    beam = _configured_beam(model) if beam is None else beam
-    examples = data.split(split)[:limit]
-    if not examples:
-        raise DataError(f"{data.description}: the {split} split is empty")
-    check_alphabet(examples, model.alphabet, data.description)
-    isolated = data.isolated[:limit] if split == "test" else []
-    reports = []
-    for width in ([0, beam] if beam else [0]):
-        report = evaluate_examples(model, examples, width, isolated,
-                                   options.get("progress", False))
-        report.update(split=split, data=data.description,
-                      decoding=f"beam {width}" if width else "greedy")
-        reports.append(report)
-    return reports
-
-
-def _configured_beam(model: Any) -> int:
-    """``data.beam_width`` of the model's config: the Keras task's, or the one a bundle's
-    manifest records."""
-    config = getattr(model, "config", None)
-    if config is not None:
-        return int(config.data.beam_width)
-    return int(model.manifest.get("config", {}).get("data", {}).get("beam_width", 0))
+    """Best path and prefix beam search (engines/ctc.py ``decoding_reports``), with the
+    isolated-recordings accuracy on the test split."""
+    isolated = data.isolated[:options.get("limit")] if split == "test" else []
+    progress = options.get("progress", False)
+    return decoding_reports(model, data, split, options, lambda examples, width: (
+        evaluate_examples(model, examples, width, isolated, progress)))[0]
 
 
 def format_report(report: dict) -> str:
