@@ -25,6 +25,12 @@ def _copied(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {n: np.array(v, copy=True) for n, v in state.items()}
 
 
+def state_names(cell: str, layers: int) -> list[str]:
+    """``state_<i>``, the names every exported recurrent step gives its carried states: two per
+    layer for an LSTM (``h``, ``c``), one for a GRU or simple RNN."""
+    return [f"state_{i}" for i in range(layers * (2 if cell == "lstm" else 1))]
+
+
 def zero_state(widths: Mapping[str, int], batch: int) -> dict[str, np.ndarray]:
     """Zeros for each state input of a step graph (``state_<i>`` -> width): the state every
     whole-sequence call starts from."""

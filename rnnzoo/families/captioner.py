@@ -31,6 +31,7 @@ import numpy as np
 
 from rnnzoo.apps.image_captioning.model import DataConfig, ImageCaptioningTask
 from rnnzoo.config import rule
+from rnnzoo.engines.stream import state_names as stream_state_names
 from rnnzoo.families._attention_decoder import AttentionDecoderGraphs
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -78,7 +79,7 @@ class ModelConfig:
 
 
 def state_names(cfg: ModelConfig) -> list[str]:
-    return [f"state_{i}" for i in range(2 if cfg.cell == "lstm" else 1)]
+    return stream_state_names(cfg.cell, 1)
 
 
 def _backbone(m: ModelConfig) -> Any:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from rnnzoo.apps.text_generation.data import DataConfig
 from rnnzoo.apps.text_generation.model import TextGenerationTask
 from rnnzoo.config import rule
+from rnnzoo.engines.stream import state_names as stream_state_names
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
@@ -44,8 +45,7 @@ class ModelConfig:
 
 
 def state_names(cfg: ModelConfig) -> list[str]:
-    per_layer = 2 if cfg.cell == "lstm" else 1
-    return [f"state_{i}" for i in range(cfg.num_layers * per_layer)]
+    return stream_state_names(cfg.cell, cfg.num_layers)
 
 
 class Task(TextGenerationTask):

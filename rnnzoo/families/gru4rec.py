@@ -28,6 +28,7 @@ import numpy as np
 from rnnzoo.apps.recommendation.data import DataConfig
 from rnnzoo.apps.recommendation.model import RecommendationTask
 from rnnzoo.config import rule
+from rnnzoo.engines.stream import state_names as stream_state_names
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
@@ -48,8 +49,7 @@ class ModelConfig:
 
 
 def state_names(cfg: ModelConfig) -> list[str]:
-    per_layer = 2 if cfg.cell == "lstm" else 1
-    return [f"state_{i}" for i in range(cfg.num_layers * per_layer)]
+    return stream_state_names(cfg.cell, cfg.num_layers)
 
 
 class Task(RecommendationTask):

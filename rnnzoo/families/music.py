@@ -21,6 +21,7 @@ from typing import Any, Literal
 from rnnzoo.apps.music_generation.data import NUM_KEYS, DataConfig
 from rnnzoo.apps.music_generation.model import MusicGenerationTask
 from rnnzoo.config import rule
+from rnnzoo.engines.stream import state_names as stream_state_names
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
 
@@ -41,8 +42,7 @@ class ModelConfig:
 
 
 def state_names(cfg: ModelConfig) -> list[str]:
-    per_layer = 2 if cfg.cell == "lstm" else 1
-    return [f"state_{i}" for i in range(cfg.num_layers * per_layer)]
+    return stream_state_names(cfg.cell, cfg.num_layers)
 
 
 class Task(MusicGenerationTask):

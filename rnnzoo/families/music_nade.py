@@ -26,6 +26,7 @@ import numpy as np
 from rnnzoo.apps.music_generation.data import NUM_KEYS, DataConfig
 from rnnzoo.apps.music_generation.model import MusicGenerationTask
 from rnnzoo.config import rule
+from rnnzoo.engines.stream import state_names as stream_state_names
 from rnnzoo.families.music import pattern_piece, synthetic_dataset  # noqa: F401 (family API)
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -48,8 +49,7 @@ class ModelConfig:
 
 
 def state_names(cfg: ModelConfig) -> list[str]:
-    per_layer = 2 if cfg.cell == "lstm" else 1
-    return [f"state_{i}" for i in range(cfg.num_layers * per_layer)]
+    return stream_state_names(cfg.cell, cfg.num_layers)
 
 
 _NADE_LAYER: list = []  # the layer class, defined (and registered with Keras) on first use

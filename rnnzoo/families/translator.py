@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from rnnzoo.apps.translation.model import DataConfig, TranslationTask
 from rnnzoo.config import rule
+from rnnzoo.engines.stream import state_names as stream_state_names
 from rnnzoo.families._attention_decoder import AttentionDecoderGraphs
 
 __all__ = ["DataConfig", "ModelConfig", "Task"]
@@ -50,8 +51,7 @@ class ModelConfig:
 
 
 def state_names(cfg: ModelConfig) -> list[str]:
-    per_layer = 2 if cfg.cell == "lstm" else 1
-    return [f"state_{i}" for i in range(cfg.decoder_layers * per_layer)]
+    return stream_state_names(cfg.cell, cfg.decoder_layers)
 
 
 class Task(AttentionDecoderGraphs, TranslationTask):
