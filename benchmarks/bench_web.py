@@ -1,16 +1,17 @@
 """Per-call latency of ``rnnzoo web``'s page in headless Chromium (onnxruntime-web, wasm) against
 the Python runtime (onnxruntime) on the same bundles.
 
-Builds the site of the classifier, the char LM, the tagger, the translator, the forecaster and
-the two music models (int8 where shipped), serves it on 127.0.0.1 with the cross-origin
-isolation headers (COOP/COEP) that let onnxruntime-web use wasm threads, and times one call of
-each application, as a person's click runs it: the page's ``window.rnnzoo.run`` (tokenising,
-the graphs, the post-processing; timed inside the page with ``performance.now()``) and the
-Python runtime's user call (``predict``, ``generate``, ``tag``, ``translate`` greedy and beam 5,
-``forecast``, music's ``generate``) on the site's own copy of each bundle, at 1 and 2 threads
-each. The sides alternate in blocks of 5
-calls, so load on a shared machine falls on both alike. Prints medians, 90th percentiles and
-minima in ms (the minimum: the cost without contention on a loaded machine).
+Builds the site of the classifier, the char LM, the tagger, the translator, the forecaster,
+the two music models and the two speech recognisers (int8 where shipped), serves it on
+127.0.0.1 with the cross-origin isolation headers (COOP/COEP) that let onnxruntime-web use wasm
+threads, and times one call of each application, as a person's click runs it: the page's
+``window.rnnzoo.run`` (tokenising, the graphs, the post-processing; timed inside the page with
+``performance.now()``) and the Python runtime's user call (``predict``, ``generate``, ``tag``,
+``translate`` greedy and beam 5, ``forecast``, music's ``generate``, ``serve_predict`` of a
+base64 WAV file for the speech recognisers) on the site's own copy of each bundle, at 1 and 2
+threads each. The sides alternate in blocks of 5 calls, so load on a shared machine falls on
+both alike. Prints medians, 90th percentiles and minima in ms (the minimum: the cost without
+contention on a loaded machine).
 
     python benchmarks/bench_web.py                       # 20 calls per cell
     python benchmarks/bench_web.py --reps 40 --threads 1 --json out.json
@@ -53,6 +54,9 @@ CALLS = [
      {"steps": 64, "temperature": 1, "seed": 0}),
     ("music_lstm_nade.jsb", "generate 64 frames, seeded (NADE)", "",
      {"steps": 64, "temperature": 1, "seed": 0}),
+    # A WAV file (base64, as rnnzoo serve takes it; written in main): 2 s of tone bursts at 8 kHz.
+    ("ctc_lstm_stream.fsdd", "transcribe 2 s of 8 kHz WAV (streaming)", "", {}),
+    ("ctc_bilstm.fsdd", "transcribe 2 s of 8 kHz WAV", "", {}),
 ]
 PRESETS = list(dict.fromkeys(name for name, *_ in CALLS))
 BLOCK = 5
@@ -73,6 +77,22 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _wav_base64() -> str:
+    """2 s of tone bursts under faint noise as a 16-bit 8 kHz WAV file, base64."""
+    import base64
+    import io
+
+    from scipy.io import wavfile
+
+    from rnnzoo.apps.speech_recognition.data import tone_bursts
+
+    x = tone_bursts([300, 700, 1200, 2500, 400, 900, 1800, 3000], 8000)
+    x = x + np.random.default_rng(0).normal(0, 0.01, len(x)).astype(np.float32)
+    buf = io.BytesIO()
+    wavfile.write(buf, 8000, np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def python_call(model: Any, name: str, text: str, options: dict) -> Any:
     if name.startswith("sentiment"):
         return model.predict([text])
@@ -80,6 +100,8 @@ def python_call(model: Any, name: str, text: str, options: dict) -> Any:
         return model.generate(text, **options)
     if name.startswith("translator"):
         return model.translate(text, beam=options.get("beam"))
+    if name.startswith("ctc"):  # as rnnzoo serve reads a base64 WAV file
+        return model.serve_predict([text], {})
     if name.startswith("music"):
         options = dict(options)
         return model.generate(options.pop("steps"), primer=json.loads(text) if text else None,
@@ -107,6 +129,7 @@ def main() -> None:
 
     from rnnzoo.web import build_site
 
+    wav = _wav_base64()
     tmp = Path(tempfile.mkdtemp(prefix="rnnzoo-web-bench-"))
     try:
         site = build_site(PRESETS, tmp / "site")
@@ -129,6 +152,7 @@ def main() -> None:
                                      f"not {n}")
                 models: dict[str, Any] = {}
                 for name, what, text, options in CALLS:
+                    text = text or (wav if name.startswith("ctc") else text)
                     if name not in models:
                         models[name] = runtime.load(tmp / "site" / "models" / name,
                                                     intra_op_threads=n)

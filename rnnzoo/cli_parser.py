@@ -320,7 +320,7 @@ def _add_web_command(sub: Any, on: Handlers) -> None:
     p.add_argument("presets", nargs="+", metavar="PRESET",
                    help="presets (name, directory, archive or URL) of a task the page runs: "
                    "text-classification, text-generation, token-classification, translation, "
-                   "forecasting")
+                   "forecasting, music-generation, speech-recognition")
     p.add_argument("--out", required=True, metavar="DIR", help="the site folder to write")
     p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
                    help="which bundle of each preset (default auto: int8 where shipped, else "

@@ -25,18 +25,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
-from conftest import run_python, without_packages
+from conftest import SHARED_DATA, run_python, without_packages
 
 import rnnzoo
 from rnnzoo.presets import installed_presets
 from rnnzoo.web import JS_DIR, WebBuildError, build_site, find_onnxruntime_web
 
-SST2, CHARLM, TAGGER, SPA, ETT, MUSIC, NADE = (
+SST2, CHARLM, TAGGER, SPA, ETT, MUSIC, NADE, SPEECH, BISPEECH = (
     "sentiment_bilstm.sst2", "charlm_lstm.shakespeare", "tagger_bilstm_crf.conll03",
     "translator_gru_attention.spa_eng", "forecaster_lstm.etth1", "music_lstm.jsb",
-    "music_lstm_nade.jsb")
-PRESETS = [SST2, CHARLM, TAGGER, SPA, ETT, MUSIC, NADE]
+    "music_lstm_nade.jsb", "ctc_lstm_stream.fsdd", "ctc_bilstm.fsdd")
+PRESETS = [SST2, CHARLM, TAGGER, SPA, ETT, MUSIC, NADE, SPEECH, BISPEECH]
 PRIMER = "[[60, 64, 67], [62, 65, 69]]"  # a music primer: MIDI pitches per step
 # A forecaster's window: 100 hourly rows (it reads the last 96), a daily cycle and a trend.
 WINDOW = [round(17 + 9 * math.sin(2 * math.pi * t / 24) + 0.05 * t, 3) for t in range(100)]
@@ -211,7 +212,7 @@ def test_site_layout(site):
     out, built, _, _ = site
     assert {m["name"]: m["precision"] for m in built["models"]} == {
         SST2: "int8", CHARLM: "int8", TAGGER: "fp32", SPA: "fp32", ETT: "fp32", MUSIC: "int8",
-        NADE: "int8"}  # int8 where shipped
+        NADE: "int8", SPEECH: "int8", BISPEECH: "int8"}  # int8 where shipped
     for name in ("index.html", "rnnzoo.mjs", "app.mjs", "models.json", "ort/ort.wasm.min.mjs",
                  "ort/ort-wasm-simd-threaded.wasm", "lib/Midi.js", "lib/Midi.LICENSE.md"):
         assert (out / name).is_file(), name
@@ -294,6 +295,113 @@ def test_music_fp32_frames_match_python(music_fp32, tmp_path):
         pytest.skip(f"Node matches Python; the page was not checked: {no_browser}")
     for case, got, expected in zip(MUSIC_FP32_CASES, page_results, want):
         _assert_same(got, expected, f"chromium: {case}", models, case)
+
+
+def _wav_files(tmp: Path) -> list[Path]:
+    """WAV files to transcribe, in the formats rnnzoo's reader takes: a synthetic signal (tone
+    bursts under noise) and, where ../shared/data has the Free Spoken Digit Dataset, the digits
+    3, 1, 4 spoken by three speakers; each at the models' 8 kHz (16-bit), at 44.1 kHz in stereo
+    float32 and at 16 kHz in 24-bit PCM (resampled as Python resamples), and 11.025 kHz 8-bit;
+    plus a file shorter than one feature hop (no frame, no text)."""
+    import wave
+
+    from scipy.io import wavfile
+    from scipy.signal import resample_poly
+
+    from rnnzoo.apps.speech_recognition.data import tone_bursts
+
+    rng = np.random.default_rng(0)
+    signals = {"tones": tone_bursts([300, 700, 1200, 2500], 8000)
+               + rng.normal(0, 0.01, 4 * 2000).astype(np.float32)}
+    fsdd = SHARED_DATA / "speech_digits_fsdd" / "recordings"
+    if fsdd.is_dir():
+        parts = [wavfile.read(fsdd / f)[1].astype(np.float32) / 32768
+                 for f in ("3_jackson_1.wav", "1_theo_0.wav", "4_george_2.wav")]
+        gap = np.zeros(1200, np.float32)
+        signals["digits"] = np.concatenate([parts[0], gap, parts[1], gap, parts[2]])
+    out = []
+    for name, x in signals.items():
+        x = np.clip(x, -0.99, 0.99)
+        out.append(tmp / f"{name}.wav")
+        wavfile.write(out[-1], 8000, np.round(x * 32767).astype(np.int16))
+        out.append(tmp / f"{name}-44k-stereo.wav")
+        y = resample_poly(x, 441, 80).astype(np.float32)
+        wavfile.write(out[-1], 44100, np.stack([y, 0.5 * y], axis=1))
+        out.append(tmp / f"{name}-16k-24bit.wav")
+        y = np.round(resample_poly(x, 2, 1) * 0.9 * 2**23).astype("<i4").tobytes()
+        with wave.open(str(out[-1]), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(3)
+            w.setframerate(16000)
+            w.writeframes(b"".join(y[i:i + 3] for i in range(0, len(y), 4)))
+        out.append(tmp / f"{name}-11k-8bit.wav")
+        y = resample_poly(x, 441, 320)
+        wavfile.write(out[-1], 11025, np.round(y * 127 + 128).astype(np.uint8))
+    out.append(tmp / "short.wav")
+    wavfile.write(out[-1], 8000, np.zeros(40, np.int16))
+    return out
+
+
+def test_speech_node_and_chromium_match_python(site, served, tmp_path):
+    """WAV files through the JS module (reading, resampling, log-mel features, the streaming
+    model's stream graph chunk by chunk, the bidirectional one's model graph, best-path CTC):
+    features within 1e-4 of the Python runtime's and the same transcripts, under Node and in
+    Chromium; in the page, a chosen file and a link's &input=URL transcribed."""
+    out, _, _, models = site
+    speech = {n: rnnzoo.from_preset(n, backend="onnx", precision="int8")
+              for n in (SPEECH, BISPEECH)}
+    files = _wav_files(tmp_path)
+    cases = [(m, base64.b64encode(f.read_bytes()).decode(), {"features": True})
+             for m in speech for f in files]
+    want = []
+    for name, _, _ in cases:
+        path = files[len(want) % len(files)]
+        model = speech[name]
+        feats = model.preprocessor.features(model.load_audio(path))
+        want.append((model.transcribe(path)[0], feats))
+    node = _node(out, cases)
+    no_browser = _no_browser()
+    try:
+        page_results = [] if no_browser else _run_in_page(out, cases)
+    finally:
+        stdout, stderr = node.communicate(timeout=180)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert len(lines) == len(cases), stderr[-2000:]
+    results = [("node", line.get("result") or line) for line in lines]
+    results += [("chromium", r) for r in page_results]
+    for i, (where, got) in enumerate(results):
+        text, feats = want[i % len(cases)]
+        what = f"{where}: {cases[i % len(cases)][0]} on {files[i % len(files)].name}"
+        assert "error" not in got, (what, got)
+        assert got["text"] == text, what
+        assert got["frames"] == len(feats) == len(got["features"]), what
+        if len(feats):
+            assert np.shape(got["features"]) == feats.shape, what
+            assert np.abs(np.asarray(got["features"]) - feats).max() <= TOLERANCE, what
+    heard = {f.name: text for f, (text, _) in zip(files, want)}  # the streaming model's
+    assert heard["short.wav"] == ""  # no frame, no text
+    if "digits.wav" in heard:  # the spoken digits are heard, in every format
+        assert {t for n, t in heard.items() if n.startswith("digits")} == {"314"}, heard
+    if no_browser:
+        pytest.skip(f"Node matches Python; the page was not checked: {no_browser}")
+    from playwright import sync_api
+
+    (out / "clip.wav").write_bytes(files[0].read_bytes())
+    done = "['done', 'error'].includes(document.body.dataset.state)"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{served}/?model={SPEECH}&input=clip.wav")
+        page.wait_for_function(done, timeout=60_000)
+        assert page.inner_text("#transcript") == want[0][0], page.inner_text("#error")
+        page.select_option("#model", BISPEECH)
+        page.set_input_files("#audio", str(files[1]))
+        page.evaluate("document.body.dataset.state = ''")
+        page.click("#run")
+        page.wait_for_function(done, timeout=60_000)
+        assert page.inner_text("#transcript") == want[len(files) + 1][0]
+        assert json.loads(page.inner_text("#result"))["text"] == want[len(files) + 1][0]
+        browser.close()
 
 
 def _run_in_page(site_dir: Path, cases: list) -> list[dict]:

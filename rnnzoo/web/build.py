@@ -47,6 +47,7 @@ SUPPORTED_TASKS: dict[str, str] = {
     "translation": "¿Dónde está la estación de tren?",
     "forecasting": "",  # a window of the model's look-back: _example writes one
     "music-generation": "[[60, 64, 67], [62, 65, 69]]",  # a primer: pitches per step
+    "speech-recognition": "",  # the page reads a WAV file the person chooses
 }
 
 

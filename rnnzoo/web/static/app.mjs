@@ -1,9 +1,9 @@
 // The page: pick a model from models.json, run it with rnnzoo.mjs on onnxruntime-web, show the
 // result (class bars, text streaming in, highlighted entities, a plot, a piano roll to play and
-// download as MIDI) and its JSON in #result.
-// ?model=NAME&input=TEXT runs once on load (also &steps=, &temperature=, &seed= for a
-// generator, &beam= for a translator, &threads= for onnxruntime's wasm threads); window.rnnzoo.run() is the same call
-// for scripts.
+// download as MIDI, a transcript growing as a WAV file is read) and its JSON in #result.
+// ?model=NAME&input=TEXT runs once on load (a recogniser's input: the URL of a WAV file; also
+// &steps=, &temperature=, &seed= for a generator, &beam= for a translator, &threads= for
+// onnxruntime's wasm threads); window.rnnzoo.run() is the same call for scripts.
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import { loadModel, midiFile, noteSegments } from './rnnzoo.mjs';
@@ -95,6 +95,11 @@ const show = {
       + `after ${past.length} given (orange)`), svg);
   },
   'text-generation'() {},  // drawn as it streams (run below)
+  'speech-recognition'(result) {
+    $('transcript').textContent = result.text;
+    $('view').append(el('p', {}, `${result.seconds.toFixed(2)} s of audio, ${result.frames} `
+      + `feature frames${result.text ? '' : ': nothing recognised'}`));
+  },
   'music-generation'(result, input, name) {  // a piano roll, Play (WebAudio), MIDI download
     const notes = noteSegments(result.pitches);
     const all = notes.map((n) => n[2]);
@@ -212,6 +217,11 @@ async function run(name, input, options = {}) {
       $('status').textContent = `${generated.length} characters in ${(performance.now() - t1).toFixed(0)} ms `
         + `(first after ${first?.toFixed(0)} ms)`;
     } else {
+      if (info.task === 'speech-recognition') {  // the transcript grows as the audio is read
+        const shown = el('p', { id: 'transcript' });
+        $('view').replaceChildren(shown);
+        options = { ...options, onText: (text) => { shown.textContent = text; } };
+      }
       result = await model.run(input, options);
       show[info.task](result, input, name);
       $('status').textContent = `ran in ${(performance.now() - t1).toFixed(1)} ms`
@@ -237,6 +247,11 @@ function select(name, example = true) {
     forecasting: 'Window (numbers, or JSON rows [time][columns])',
     'music-generation': 'Primer (MIDI pitches per step, JSON; empty: none)' }[info.task] ?? 'Text';
   const music = info.task === 'music-generation';
+  const speech = info.task === 'speech-recognition';
+  $('speech').hidden = !speech;
+  if (example && speech) $('audio').value = '';
+  $('input').hidden = speech;
+  $('input-label').hidden = speech;
   $('generation').hidden = info.task !== 'text-generation' && !music;
   $('steps-label').firstChild.textContent = music ? 'Steps ' : 'Characters ';
   if (example && $('generation').hidden === false) {
@@ -250,9 +265,22 @@ $('about').textContent = `onnxruntime-web ${site.onnxruntime_web}, ${ort.env.was
   + `thread(s); model files ${checked ? 'checked against their sha256' : 'not checked (this '
   + 'page is not in a secure context: serve it over https or from localhost)'}.`;
 $('model').addEventListener('change', () => select($('model').value));
-$('run').addEventListener('click', () => {
+$('run').addEventListener('click', async () => {
   const name = $('model').value;
-  run(name, $('input').value, controlOptions(byName.get(name).task)).catch(() => {});
+  const { task } = byName.get(name);
+  let input = $('input').value;
+  if (task === 'speech-recognition') {  // the chosen WAV file, or a link's &input=URL of one
+    const file = $('audio').files[0];
+    const fetched = !file && input && await fetch(new URL(input, location.href));
+    input = file ? await file.arrayBuffer() : fetched?.ok && await fetched.arrayBuffer();
+    if (!input) {
+      $('error').textContent = fetched ? `${fetched.url}: HTTP ${fetched.status}` : 'choose a WAV file first';
+      $('error').hidden = false;
+      document.body.dataset.state = 'error';
+      return;
+    }
+  }
+  run(name, input, controlOptions(task)).catch(() => {});
 });
 window.rnnzoo = { run, load, site, ort, render, midiBase64 };
 

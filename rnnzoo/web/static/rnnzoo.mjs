@@ -921,6 +921,240 @@ class MusicGenerator extends BundleModel {
   }
 }
 
+// -- speech recognition (apps/speech_recognition/data.py, inference.py; engines/ctc.py) ---------
+
+/** A WAV file's samples as float32 mono in [-1, 1] and its rate, as rnnzoo's read_wav reads
+ * it (scipy's reader, then to_float_audio): 8-bit unsigned, 16/24/32-bit PCM or 32/64-bit
+ * float, any channel count (averaged). */
+export function readWav(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const tag = (at) => String.fromCharCode(...bytes.subarray(at, at + 4));
+  const hint = 'convert it, e.g. ffmpeg -i INPUT -ac 1 -ar 8000 -c:a pcm_s16le OUTPUT.wav';
+  if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') {
+    throw new Error(`not a WAV file (no RIFF/WAVE header); ${hint}`);
+  }
+  let fmt = null;
+  for (let at = 12, size = 0; at + 8 <= bytes.length; at += 8 + size + (size % 2)) {
+    size = view.getUint32(at + 4, true);
+    if (tag(at) === 'fmt ') {
+      let format = view.getUint16(at + 8, true);
+      if (format === 0xfffe) format = view.getUint16(at + 32, true);  // WAVE_FORMAT_EXTENSIBLE
+      fmt = { format, channels: view.getUint16(at + 10, true), rate: view.getUint32(at + 12, true),
+        bits: view.getUint16(at + 22, true) };
+    } else if (tag(at) === 'data' && fmt) {
+      const { format, channels, bits } = fmt;
+      const width = bits / 8;
+      const n = Math.floor(Math.min(size, bytes.length - at - 8) / (width * channels));
+      const read = {
+        '1/8': (o) => (view.getUint8(o) - 128) / 128,
+        '1/16': (o) => view.getInt16(o, true) / 32768,
+        '1/24': (o) => Math.fround(((view.getInt8(o + 2) << 16) | view.getUint16(o, true)) / 2 ** 23),
+        '1/32': (o) => Math.fround(view.getInt32(o, true) / 2 ** 31),
+        '3/32': (o) => view.getFloat32(o, true),
+        '3/64': (o) => Math.fround(view.getFloat64(o, true)),
+      }[`${format}/${bits}`];
+      if (!read) throw new Error(`unsupported WAV sample format ${format}, ${bits} bits; ${hint}`);
+      if (!n) throw new Error('the audio is empty (0 samples)');
+      const samples = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        let sum = 0;
+        for (let c = 0; c < channels; c++) sum = Math.fround(sum + read(at + 8 + (i * channels + c) * width));
+        samples[i] = sum / channels;
+        if (!Number.isFinite(samples[i])) throw new Error(`sample ${i} is not a finite number`);
+      }
+      return { samples, rate: fmt.rate };
+    }
+  }
+  throw new Error(`a WAV file without ${fmt ? 'a data' : 'an fmt'} chunk; ${hint}`);
+}
+
+const bessel0 = (x) => {  // the modified Bessel function I0, by its power series
+  let [sum, term] = [1, 1];
+  for (let k = 1; term > 1e-17 * sum; k++) { term *= (x / (2 * k)) ** 2; sum += term; }
+  return sum;
+};
+const sinc = (x) => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
+
+/** scipy.signal.resample_poly(x, up, down) (its Kaiser(5) low-pass, zero padding) for a
+ * float32 signal, as rnnzoo's resample calls it: x at rate down * r is returned at up * r. */
+export function resamplePoly(x, up, down) {
+  const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+  const g = gcd(up, down);
+  [up, down] = [up / g, down / g];
+  if (up === 1 && down === 1) return Float32Array.from(x);
+  const nOut = Math.ceil((x.length * up) / down);
+  const maxRate = Math.max(up, down);
+  const half = 10 * maxRate;
+  const taps = 2 * half + 1;
+  let h = Array.from({ length: taps }, (_, i) => {  // firwin(taps, 1 / maxRate, ('kaiser', 5))
+    const m = i - half;
+    const r = 2 * i / (taps - 1) - 1;
+    return (sinc(m / maxRate) / maxRate) * (bessel0(5 * Math.sqrt(1 - r * r)) / bessel0(5));
+  });
+  const total = h.reduce((a, b) => a + b, 0);
+  h = h.map((v) => Math.fround(Math.fround(v / total) * up));  // float32, as x
+  const prePad = down - (half % down);
+  const preRemove = Math.floor((half + prePad) / down);
+  const y = new Float32Array(nOut);
+  for (let i = 0; i < nOut; i++) {  // output i is the filtered, upsampled signal at k
+    const k = (preRemove + i) * down - prePad;
+    let acc = 0;
+    for (let j = ((k % up) + up) % up; j < taps && j <= k; j += up) {
+      const n = (k - j) / up;
+      if (n < x.length) acc += h[j] * x[n];
+    }
+    y[i] = acc;
+  }
+  return y;
+}
+
+const linspace = (a, b, n) => Array.from({ length: n }, (_, i) => (i === n - 1 ? b : a + ((b - a) / (n - 1)) * i));
+const hzToMel = (f) => (f >= 1000 ? 15 + Math.log(Math.max(f, 1e-10) / 1000) / (Math.log(6.4) / 27) : f / (200 / 3));
+const melToHz = (m) => (m >= 15 ? 1000 * Math.exp((Math.log(6.4) / 27) * (m - 15)) : m * (200 / 3));
+
+/** rnnzoo's mel_filterbank: [n_mels][1 + n_fft / 2] Slaney triangles of equal area. */
+export function melFilterbank(rate, nFft, nMels, fmin, fmax) {
+  const freqs = linspace(0, rate / 2, 1 + nFft / 2);
+  const edges = linspace(hzToMel(fmin), hzToMel(fmax), nMels + 2).map(melToHz);
+  return Array.from({ length: nMels }, (_, m) => {
+    const [lo, mid, hi] = [edges[m], edges[m + 1], edges[m + 2]];
+    return freqs.map((f) => Math.max(0, Math.min((f - lo) / (mid - lo), (hi - f) / (hi - mid)))
+      * (2 / (hi - lo)));
+  });
+}
+
+/**
+ * Log-mel frames [frames][n_mels] (float32) as rnnzoo's log_mel computes them: a periodic Hann
+ * window of win_length, |rfft(n_fft)|^2, the mel filters, log(x + 1e-6). Causal framing:
+ * floor(n / hop) frames, frame t the window ending at sample (t + 1) * hop (zeros before the
+ * start); centred framing: 1 + floor(n / hop) frames centred every hop, zero padded.
+ */
+export function logMel(audio, p, filters = melFilterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin, p.fmax)) {
+  const { n_fft: nFft, win_length: win, hop_length: hop } = p;
+  const hann = Array.from({ length: win }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / win));
+  const lpad = p.causal ? 0 : Math.floor((nFft - win) / 2);  // the window's place in n_fft
+  const count = p.causal ? Math.floor(audio.length / hop) : 1 + Math.floor(audio.length / hop);
+  const first = (t) => (p.causal ? (t + 1) * hop - win : t * hop - nFft / 2 + lpad);
+  const cos = Array.from({ length: nFft }, (_, i) => Math.cos((2 * Math.PI * i) / nFft));
+  const sin = Array.from({ length: nFft }, (_, i) => Math.sin((2 * Math.PI * i) / nFft));
+  const frame = new Float64Array(win);
+  const power = new Float64Array(1 + nFft / 2);
+  return Array.from({ length: count }, (_, t) => {
+    const at = first(t);
+    for (let i = 0; i < win; i++) {
+      const j = at + i;
+      frame[i] = (j >= 0 && j < audio.length ? audio[j] : 0) * hann[i];
+    }
+    for (let k = 0; k < power.length; k++) {  // the DFT of the window, at offset lpad
+      let [re, im] = [0, 0];
+      for (let i = 0; i < win; i++) {
+        const phase = (k * (i + lpad)) % nFft;
+        re += frame[i] * cos[phase];
+        im -= frame[i] * sin[phase];
+      }
+      power[k] = re * re + im * im;
+    }
+    return Float32Array.from(filters, (w) => {
+      let sum = 0;
+      for (let k = 0; k < power.length; k++) sum += power[k] * w[k];
+      return Math.log(sum + 1e-6);
+    });
+  });
+}
+
+/** CTC best path over [frames][1 + K] log-probabilities from the label before them (`last`):
+ * the labels they add and the last frame's label (rnnzoo's ctc_greedy_continue). */
+function ctcGreedy(logProbs, frames, classes, last = 0, blank = 0) {
+  const labels = [];
+  for (let t = 0; t < frames; t++) {
+    const best = argmax(logProbs.subarray(t * classes, (t + 1) * classes));
+    if (best !== blank && best !== last) labels.push(best);
+    last = best;
+  }
+  return { labels, last };
+}
+
+class SpeechRecognizer extends BundleModel {
+  async init() {
+    const asset = await this.asset('speech');  // alphabet, features (params), mean, std
+    Object.assign(this, { alphabet: asset.alphabet, params: asset.features, mean: asset.mean,
+      std: asset.std });
+    this.filters = melFilterbank(this.params.sample_rate, this.params.n_fft, this.params.n_mels,
+      this.params.fmin, this.params.fmax);
+    this.stride = this.manifest.preprocessing.frame_stride ?? 1;
+    this.streaming = this.manifest.stream?.graphs?.stream ?? null;
+  }
+
+  /** Mono float32 samples at the model's rate from a WAV file (bytes, or base64 as rnnzoo
+   * serve takes it) or {samples, sample_rate}; other rates resampled as Python does. */
+  audio(input) {
+    let samples;
+    let rate;
+    if (typeof input === 'string') {
+      input = Uint8Array.from(atob(input.replace(/^data:[^,]*,/, '')), (c) => c.charCodeAt(0));
+    }
+    if (input instanceof ArrayBuffer) input = new Uint8Array(input);
+    if (input instanceof Uint8Array) ({ samples, rate } = readWav(input));
+    else ({ samples, sample_rate: rate = this.params.sample_rate } = input);
+    samples = Float32Array.from(samples);
+    if (samples.length / rate > 600) {
+      throw new Error(`${(samples.length / rate).toFixed(1)} seconds of audio, more than `
+        + "rnnzoo's max_audio_seconds (600)");
+    }
+    return rate === this.params.sample_rate ? samples
+      : resamplePoly(samples, this.params.sample_rate, rate);
+  }
+
+  /** Normalised log-mel frames [frames][n_mels] (float32), the model's input. */
+  features(audio) {
+    const f = Math.fround;
+    return logMel(audio, this.params, this.filters)
+      .map((row) => row.map((v, m) => f(f(v - this.mean[m]) / this.std[m])));
+  }
+
+  /**
+   * {text, seconds, frames (, features)}: the best-path transcript of a WAV file. A streaming
+   * model runs its `stream` graph on `chunk` feature frames at a time (a multiple of the frame
+   * stride; its state carried as bundle.json's "stream" says), `onText` seeing the transcript
+   * grow; a bidirectional one runs `model` once on the whole utterance.
+   */
+  async run(input, { onText, chunk = 10, features: withFeatures = false } = {}) {
+    const audio = this.audio(input);
+    const feats = this.features(audio);
+    const n = this.params.n_mels;
+    const tensor = (rows) => new this.ort.Tensor('float32', Float32Array.from(rows.flatMap((r) => [...r])), [1, rows.length, n]);
+    const classes = this.alphabet.length + 1;
+    let labels = [];
+    if (!feats.length) {  // shorter than one hop: nothing to read
+    } else if (this.streaming) {
+      const desc = this.streaming;
+      let state = Object.fromEntries(desc.state.map(({ input: name, shape }) => {
+        const dims = shape.map((d) => (d === 'batch' ? 1 : d));
+        return [name, new this.ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b)), dims)];
+      }));
+      const step = Math.max(this.stride, chunk - (chunk % this.stride));
+      let last = 0;
+      for (let at = 0; at < feats.length; at += step) {
+        const out = await this.runGraph('stream', { ...state, [desc.features.input]: tensor(feats.slice(at, at + step)) });
+        state = Object.fromEntries(desc.state.map((s) => [s.input, out[s.output]]));
+        const lp = out[desc.decode.output];
+        const got = ctcGreedy(lp.data, lp.dims[1], classes, last);
+        labels.push(...got.labels);
+        last = got.last;
+        onText?.(labels.map((k) => this.alphabet[k - 1]).join(''));
+      }
+    } else {
+      const out = await this.runGraph('model', { features: tensor(feats),
+        mask: new this.ort.Tensor('float32', new Float32Array(feats.length).fill(1), [1, feats.length]) });
+      labels = ctcGreedy(out.log_probs.data, Math.ceil(feats.length / this.stride), classes).labels;
+    }
+    const result = { text: labels.map((k) => this.alphabet[k - 1]).join(''),
+      seconds: audio.length / this.params.sample_rate, frames: feats.length };
+    if (withFeatures) result.features = feats.map((r) => Array.from(r));
+    return result;
+  }
+}
+
 export const TASKS = {
   'text-classification': TextClassifier,
   'text-generation': CharLanguageModel,
@@ -928,4 +1162,5 @@ export const TASKS = {
   translation: Translator,
   forecasting: Forecaster,
   'music-generation': MusicGenerator,
+  'speech-recognition': SpeechRecognizer,
 };
