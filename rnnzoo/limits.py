@@ -48,6 +48,11 @@ class Limits:
         "doc": "observations of one time-series input"})
     max_history_items: int = dataclasses.field(default=100_000, metadata={
         "doc": "interactions of one user's history (recommend)"})
+    max_skeleton_frames: int = dataclasses.field(default=100_000, metadata={
+        "doc": "frames of one skeleton sequence (classify), counted before it is parsed"})
+    max_video_frames: int = dataclasses.field(default=1_000_000, metadata={
+        "doc": "frames of one frame-sequence input (all its sequences), counted before they "
+        "are converted, and frames one predict_frames call may predict"})
     max_archive_bytes: int = dataclasses.field(default=4 * 1024 ** 3, metadata={
         "doc": "bytes a preset archive may extract, counted while extracting"})
     max_archive_members: int = dataclasses.field(default=10_000, metadata={

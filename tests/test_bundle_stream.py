@@ -200,6 +200,8 @@ def test_every_shipped_bundle_is_described(name):
             assert spec["decoder"]["symbols"]["vocabulary"] == "assets/items.json"
         if name.startswith("esn_"):  # re-exported with its step graph
             assert sorted(spec) == ["step"]
+        if name.startswith("video_"):  # the per-frame ConvLSTM step, states [batch, h, w, c]
+            assert sorted(spec) == ["step"] and len(spec["step"]["state"][0]["shape"]) == 4
 
 
 # -- translator and captioner decoders: the description alone decodes --------------------------

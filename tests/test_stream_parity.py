@@ -22,8 +22,11 @@ from rnnzoo.registry import get_entry, task_from_config
 ATOL = 1e-4
 # Speech recognition streams too; its streaming CTC entry has its own parity tests. So do
 # recommendation (tests/test_recommendation.py: a stream's top-k equals recommend's) and
-# handwriting (tests/test_handwriting.py: stroke-by-stroke log-probs equal the whole line's).
-ELSEWHERE = {"speech-recognition", "recommendation", "handwriting-recognition"}
+# handwriting (tests/test_handwriting.py: stroke-by-stroke log-probs equal the whole line's),
+# and video prediction (tests/test_video_prediction.py: frame-by-frame steps equal the rollout
+# and the training model's closed loop, on Keras and onnxruntime).
+ELSEWHERE = {"speech-recognition", "recommendation", "handwriting-recognition",
+             "video-prediction"}
 
 
 def _streams(name: str) -> bool:

@@ -64,6 +64,8 @@ _CLI_BY_TASK = {
     "long-dependency": "rnnzoo solve {name} --count 5",
     "handwriting-recognition": "rnnzoo recognize {name} line.inkml",
     "recommendation": "rnnzoo recommend {name} --history 2858,1196,260",
+    "action-recognition": "rnnzoo classify {name} a01_s02_e01_skeleton3D.txt",
+    "video-prediction": "rnnzoo predict-frames {name} --input frames.npy --out strip.png",
 }
 
 
