@@ -25,6 +25,7 @@ from rnnzoo.apps.action_recognition.data import (
     read_sequences,
     read_skeleton_text,
     skeleton_features,
+    warp_time,
 )
 from rnnzoo.errors import DataError
 from rnnzoo.families.skeleton import TINY_OVERRIDES, synthetic_sequence
@@ -85,6 +86,18 @@ def test_features_do_not_depend_on_where_the_body_stands_or_its_size():
     turned = augment(seq, rng, 30.0, 0.0)  # a turn about the hip centre keeps the body's size
     np.testing.assert_allclose(np.linalg.norm(turned - turned[:, 6:7], axis=-1),
                                np.linalg.norm(seq - seq[:, 6:7], axis=-1), atol=1e-9)
+    np.testing.assert_array_equal(warp_time(seq, rng, 0.0), seq)
+    for _ in range(20):  # another pace: a part of at least 70% of it, 0.7-1.3x as many frames
+        paced = warp_time(seq, rng, 0.3)
+        assert 2 <= len(paced) <= round(1.3 * len(seq)) + 1
+        assert len(paced) >= int(0.7 * 0.7 * len(seq)) - 1
+        # interpolated between neighbouring frames: never outside the joints' range
+        assert (paced.min(axis=0) >= seq.min(axis=0) - 1e-9).all()
+        assert (paced.max(axis=0) <= seq.max(axis=0) + 1e-9).all()
+    noisy = augment(seq, np.random.default_rng(5), 0.0, 0.0, jitter=0.01)
+    assert noisy.shape == seq.shape and 0.005 < np.std(noisy - seq) < 0.02
+    warped = skeleton_features(seq, 100, True, rng=rng, time_warp=0.3, jitter=0.01)
+    assert warped.shape[1] == 120 and np.isfinite(warped).all()
 
 
 def test_subjects_are_held_out_whole_and_npz_datasets_read(tmp_path):

@@ -77,6 +77,15 @@ class DataConfig:
     # many degrees, and a random per-axis stretch of up to this fraction.
     rotate_degrees: float = rule(0.0, min=0.0, max=180.0)
     stretch: float = rule(0.0, min=0.0, max=0.5)
+    # Training augmentation in time (0: off): the sequence played up to this fraction faster or
+    # slower, from a random stretch of it at least (1 - time_warp) of its length; and Gaussian
+    # noise of this deviation (metres) on every joint of every frame, as a tracker jitters.
+    time_warp: float = rule(0.0, min=0.0, max=0.5)
+    jitter: float = rule(0.0, min=0.0, max=0.1)
+    # Training augmentation of the body's build (0: off): each joint moved by Gaussian noise of
+    # this deviation (metres), the same in every frame, so the model cannot tell the few
+    # training subjects apart by their posture and must read the movement.
+    build: float = rule(0.0, min=0.0, max=0.1)
 
 
 def num_features(velocities: bool) -> int:
@@ -121,16 +130,19 @@ def facing_camera(joints: np.ndarray) -> np.ndarray:
 
 def skeleton_features(joints: np.ndarray, max_frames: int, velocities: bool, smooth: int = 1,
                       align: bool = False, rng: np.random.Generator | None = None,
-                      rotate_degrees: float = 0.0, stretch: float = 0.0) -> np.ndarray:
+                      rotate_degrees: float = 0.0, stretch: float = 0.0, time_warp: float = 0.0,
+                      jitter: float = 0.0, build: float = 0.0) -> np.ndarray:
     """Float32 features ``[T', F]`` of one sequence ``[T, 20, 3]`` (see the module docstring):
     unchanged by translating every joint, or by scaling the whole body (and with ``align``,
     by turning it about the vertical axis). With ``rng``, a training copy: turned and
-    stretched at random after the alignment (``augment``)."""
+    stretched, played faster or slower and jittered at random after the alignment
+    (``augment``)."""
     joints = smooth_frames(resample(np.asarray(joints, np.float64), max_frames), smooth)
     if align:
         joints = facing_camera(joints)
     if rng is not None:
-        joints = augment(joints, rng, rotate_degrees, stretch)
+        joints = resample(augment(joints, rng, rotate_degrees, stretch, time_warp, jitter,
+                                  build), max_frames)
     hip = joints[:, HIP_CENTRE]
     centred = joints - hip[:, None, :]
     torso = np.linalg.norm(centred[:, SHOULDER_CENTRE], axis=-1)
@@ -146,11 +158,31 @@ def skeleton_features(joints: np.ndarray, max_frames: int, velocities: bool, smo
     return feats.astype(np.float32)
 
 
+def warp_time(joints: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """A random part of the sequence (at least ``1 - amount`` of it) read at a random speed
+    (up to ``amount`` faster or slower), frames linearly interpolated: the same action
+    performed at another pace."""
+    n = len(joints)
+    if amount <= 0 or n < 3:
+        return joints
+    keep = rng.uniform(1.0 - amount, 1.0) * (n - 1)
+    start = rng.uniform(0.0, (n - 1) - keep)
+    frames = max(2, int(round(n * keep / (n - 1) * rng.uniform(1.0 - amount, 1.0 + amount))))
+    t = np.linspace(start, start + keep, frames)
+    lo = np.minimum(np.floor(t).astype(np.int64), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (t - lo)[:, None, None]
+    return joints[lo] * (1.0 - w) + joints[hi] * w
+
+
 def augment(joints: np.ndarray, rng: np.random.Generator, rotate_degrees: float,
-            stretch: float) -> np.ndarray:
-    """A randomly turned (about the vertical axis) and stretched (per axis) copy of a
-    sequence, for training: a subject seen from another angle, or of another build."""
-    out = np.asarray(joints, np.float64)
+            stretch: float, time_warp: float = 0.0, jitter: float = 0.0,
+            build: float = 0.0) -> np.ndarray:
+    """A randomly turned (about the vertical axis), stretched (per axis), re-paced,
+    re-built (each joint moved, the same in every frame) and jittered copy of a sequence, for
+    training: a subject seen from another angle, of another build, moving at another pace,
+    tracked with other noise."""
+    out = warp_time(np.asarray(joints, np.float64), rng, time_warp)
     if rotate_degrees:
         a = np.deg2rad(rng.uniform(-rotate_degrees, rotate_degrees))
         c, s = np.cos(a), np.sin(a)
@@ -159,6 +191,10 @@ def augment(joints: np.ndarray, rng: np.random.Generator, rotate_degrees: float,
         out = (out - hip) @ rot.T + hip
     if stretch:
         out = out * rng.uniform(1.0 - stretch, 1.0 + stretch, size=3)
+    if build:
+        out = out + rng.normal(0.0, build, (1, *out.shape[1:]))
+    if jitter:
+        out = out + rng.normal(0.0, jitter, out.shape)
     return out
 
 
@@ -466,9 +502,11 @@ class SkeletonPreprocessor:
         return num_features(self.velocities)
 
     def raw_features(self, joints: np.ndarray, rng: np.random.Generator | None = None,
-                     rotate_degrees: float = 0.0, stretch: float = 0.0) -> np.ndarray:
+                     rotate_degrees: float = 0.0, stretch: float = 0.0, time_warp: float = 0.0,
+                     jitter: float = 0.0, build: float = 0.0) -> np.ndarray:
         return skeleton_features(joints, self.max_frames, self.velocities, self.smooth,
-                                 self.align, rng, rotate_degrees, stretch)
+                                 self.align, rng, rotate_degrees, stretch, time_warp, jitter,
+                                 build)
 
     def fit(self, sequences: Sequence[np.ndarray]) -> None:
         """Mean and deviation of every feature over the frames of ``sequences``."""
@@ -477,10 +515,12 @@ class SkeletonPreprocessor:
         self.std = np.maximum(feats.std(axis=0), 1e-3).astype(np.float32)
 
     def features(self, joints: np.ndarray, rng: np.random.Generator | None = None,
-                 rotate_degrees: float = 0.0, stretch: float = 0.0) -> np.ndarray:
+                 rotate_degrees: float = 0.0, stretch: float = 0.0, time_warp: float = 0.0,
+                 jitter: float = 0.0, build: float = 0.0) -> np.ndarray:
         """Standardised features ``[T', F]`` of one checked sequence ``[T, 20, 3]`` (with
-        ``rng``: of a randomly turned and stretched training copy)."""
-        feats = self.raw_features(joints, rng, rotate_degrees, stretch)
+        ``rng``: of a random training copy, see ``augment``)."""
+        feats = self.raw_features(joints, rng, rotate_degrees, stretch, time_warp, jitter,
+                                  build)
         if self.mean is None or self.std is None:
             return feats
         return ((feats - self.mean) / self.std).astype(np.float32)

@@ -3,8 +3,9 @@
 The model maps skeleton features ``features [B, T, F]`` (``data.skeleton_features``,
 standardised with the training set's mean and deviation) and a 0/1 frame ``mask [B, T]`` to
 ``probs [B, num_classes]``. Training batches are drawn afresh every epoch, so the augmentation
-(a turn about the vertical axis, a per-axis stretch) gives new copies each time; batches hold
-sequences of similar length. TensorFlow is imported inside functions only.
+(a turn about the vertical axis, a per-axis stretch, another pace and build, joint jitter) gives new
+copies each time; batches hold sequences of similar length. TensorFlow is imported inside
+functions only.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ class ActionRecognitionTask(_ActionClassifier, Task):
         def train() -> Any:
             epoch[0] += 1
             rng = np.random.default_rng([seed, epoch[0]])
-            if cfg.rotate_degrees or cfg.stretch:
-                feats = [pre.features(s, rng, cfg.rotate_degrees, cfg.stretch) for s in seqs]
+            if cfg.rotate_degrees or cfg.stretch or cfg.time_warp or cfg.jitter or cfg.build:
+                feats = [pre.features(s, rng, cfg.rotate_degrees, cfg.stretch, cfg.time_warp,
+                                      cfg.jitter, cfg.build) for s in seqs]
             else:
                 feats = plain
             # similar lengths together (ties shuffled), the batches in random order
