@@ -402,6 +402,29 @@ def test_speech_node_and_chromium_match_python(site, served, tmp_path):
         assert page.inner_text("#transcript") == want[len(files) + 1][0]
         assert json.loads(page.inner_text("#result"))["text"] == want[len(files) + 1][0]
         browser.close()
+        # Recording: Chromium's fake microphone (a beep) for about a second, then the
+        # transcript of what was recorded, as Python transcribes those samples at their rate.
+        browser = p.chromium.launch(executable_path=_chromium(), args=[
+            *CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+        page = browser.new_page()
+        page.goto(f"{served}/?model={SPEECH}&input=clip.wav")
+        page.wait_for_function(done, timeout=60_000)
+        page.evaluate("document.body.dataset.state = ''")
+        page.click("#record")
+        page.wait_for_function("document.getElementById('record').textContent.startsWith('Stop')")
+        page.wait_for_timeout(1500)
+        page.click("#record")
+        page.wait_for_function(done, timeout=60_000)
+        assert page.inner_text("#error") == ""
+        recorded = page.evaluate("(({samples, sample_rate}) => [Array.from(samples), sample_rate])"
+                                 "(window.rnnzoo.recorded)")
+        got = json.loads(page.inner_text("#result"))
+        browser.close()
+    samples, rate = np.asarray(recorded[0], np.float32), recorded[1]
+    assert len(samples) / rate > 0.5 and np.abs(samples).max() > 0.01  # a second of a beep
+    model = speech[SPEECH]
+    assert got["text"] == model.transcribe(samples, sample_rate=rate)[0]
+    assert got["frames"] == len(model.preprocessor.features(model.load_audio(samples, rate)))
 
 
 def _run_in_page(site_dir: Path, cases: list) -> list[dict]:

@@ -282,6 +282,36 @@ $('run').addEventListener('click', async () => {
   }
   run(name, input, controlOptions(task)).catch(() => {});
 });
+/** Record from the microphone until the button is clicked again, then transcribe what was
+ * heard ({samples, sample_rate}: resampled to the model's rate as a WAV file is). */
+let recording = null;
+$('record').addEventListener('click', async () => {
+  if (recording) {
+    const { stream, ctx, chunks } = recording;
+    recording = null;
+    stream.getTracks().forEach((t) => t.stop());
+    await ctx.close();
+    $('record').textContent = 'Record';
+    const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+    chunks.reduce((at, c) => { samples.set(c, at); return at + c.length; }, 0);
+    window.rnnzoo.recorded = { samples, sample_rate: ctx.sampleRate };
+    run($('model').value, window.rnnzoo.recorded).catch(() => {});
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const ctx = new AudioContext();
+    const tap = ctx.createScriptProcessor(4096, 1, 1);
+    recording = { stream, ctx, chunks: [] };
+    const { chunks } = recording;
+    tap.onaudioprocess = (e) => chunks.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
+    ctx.createMediaStreamSource(stream).connect(tap).connect(ctx.destination);
+    $('record').textContent = 'Stop and transcribe';
+  } catch (error) {
+    $('error').textContent = `the microphone: ${error?.message ?? error}`;
+    $('error').hidden = false;
+  }
+});
 window.rnnzoo = { run, load, site, ort, render, midiBase64 };
 
 const wanted = params.get('model');

@@ -1023,6 +1023,37 @@ export function melFilterbank(rate, nFft, nMels, fmin, fmax) {
   });
 }
 
+/** An in-place complex FFT of length n (a power of two, as rnnzoo's n_fft is). */
+function radix2(n) {
+  if (n & (n - 1)) throw new Error(`n_fft ${n} is not a power of two`);
+  const cos = Array.from({ length: n / 2 }, (_, i) => Math.cos((2 * Math.PI * i) / n));
+  const sin = Array.from({ length: n / 2 }, (_, i) => Math.sin((2 * Math.PI * i) / n));
+  return (re, im) => {
+    for (let i = 1, j = 0; i < n; i++) {  // bit-reversed order
+      let bit = n >> 1;
+      for (; j & bit; bit >>= 1) j ^= bit;
+      j ^= bit;
+      if (i < j) {
+        let v = re[i]; re[i] = re[j]; re[j] = v;
+        v = im[i]; im[i] = im[j]; im[j] = v;
+      }
+    }
+    for (let size = 2; size <= n; size *= 2) {
+      const step = n / size;
+      for (let start = 0; start < n; start += size) {
+        for (let k = 0, a = start, b = start + size / 2; k < size / 2; k++, a++, b++) {
+          const tr = re[b] * cos[k * step] + im[b] * sin[k * step];
+          const ti = im[b] * cos[k * step] - re[b] * sin[k * step];
+          re[b] = re[a] - tr;
+          im[b] = im[a] - ti;
+          re[a] += tr;
+          im[a] += ti;
+        }
+      }
+    }
+  };
+}
+
 /**
  * Log-mel frames [frames][n_mels] (float32) as rnnzoo's log_mel computes them: a periodic Hann
  * window of win_length, |rfft(n_fft)|^2, the mel filters, log(x + 1e-6). Causal framing:
@@ -1035,25 +1066,19 @@ export function logMel(audio, p, filters = melFilterbank(p.sample_rate, p.n_fft,
   const lpad = p.causal ? 0 : Math.floor((nFft - win) / 2);  // the window's place in n_fft
   const count = p.causal ? Math.floor(audio.length / hop) : 1 + Math.floor(audio.length / hop);
   const first = (t) => (p.causal ? (t + 1) * hop - win : t * hop - nFft / 2 + lpad);
-  const cos = Array.from({ length: nFft }, (_, i) => Math.cos((2 * Math.PI * i) / nFft));
-  const sin = Array.from({ length: nFft }, (_, i) => Math.sin((2 * Math.PI * i) / nFft));
-  const frame = new Float64Array(win);
+  const fft = radix2(nFft);
+  const [re, im] = [new Float64Array(nFft), new Float64Array(nFft)];
   const power = new Float64Array(1 + nFft / 2);
   return Array.from({ length: count }, (_, t) => {
     const at = first(t);
-    for (let i = 0; i < win; i++) {
+    re.fill(0);
+    im.fill(0);
+    for (let i = 0; i < win; i++) {  // the window at offset lpad of n_fft, zeros around it
       const j = at + i;
-      frame[i] = (j >= 0 && j < audio.length ? audio[j] : 0) * hann[i];
+      re[lpad + i] = (j >= 0 && j < audio.length ? audio[j] : 0) * hann[i];
     }
-    for (let k = 0; k < power.length; k++) {  // the DFT of the window, at offset lpad
-      let [re, im] = [0, 0];
-      for (let i = 0; i < win; i++) {
-        const phase = (k * (i + lpad)) % nFft;
-        re += frame[i] * cos[phase];
-        im -= frame[i] * sin[phase];
-      }
-      power[k] = re * re + im * im;
-    }
+    fft(re, im);
+    for (let k = 0; k < power.length; k++) power[k] = re[k] * re[k] + im[k] * im[k];
     return Float32Array.from(filters, (w) => {
       let sum = 0;
       for (let k = 0; k < power.length; k++) sum += power[k] * w[k];
@@ -1090,8 +1115,10 @@ class SpeechRecognizer extends BundleModel {
   audio(input) {
     let samples;
     let rate;
-    if (typeof input === 'string') {
-      input = Uint8Array.from(atob(input.replace(/^data:[^,]*,/, '')), (c) => c.charCodeAt(0));
+    if (typeof input === 'string') {  // base64 (or a data: URL)
+      const text = atob(input.replace(/^data:[^,]*,/, ''));
+      input = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) input[i] = text.charCodeAt(i);
     }
     if (input instanceof ArrayBuffer) input = new Uint8Array(input);
     if (input instanceof Uint8Array) ({ samples, rate } = readWav(input));
