@@ -611,6 +611,24 @@ def test_a_missing_onnxruntime_web_says_how_to_install_it(tmp_path, monkeypatch)
         build_site([SST2], tmp_path / "site")
 
 
+def test_a_missing_midi_library_says_how_to_install_it(tmp_path, monkeypatch):
+    """@tonejs/midi is needed for a music model only, and its absence is named before the
+    output folder is touched."""
+    try:
+        dist = find_onnxruntime_web()
+    except WebBuildError as exc:
+        pytest.skip(str(exc))
+    if MUSIC not in installed_presets():
+        pytest.skip(f"{MUSIC} is not installed (pip install ./presets/music_generation)")
+    monkeypatch.setattr("rnnzoo.web.build.JS_DIR", tmp_path)  # npm ci not run there
+    with pytest.raises(WebBuildError, match=f"@tonejs/midi is not installed.*cd {tmp_path} && "
+                                            "npm ci"):
+        build_site([SST2, MUSIC], tmp_path / "site", onnxruntime_web=dist.parent)
+    assert not (tmp_path / "site").exists()
+    build_site([SST2], tmp_path / "site", onnxruntime_web=dist.parent)
+    assert not (tmp_path / "site" / "lib").exists()
+
+
 def test_the_builder_needs_no_tensorflow(tmp_path):
     try:
         find_onnxruntime_web()

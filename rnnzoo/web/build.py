@@ -9,7 +9,7 @@ Layout of the site::
     models.json           the models: name, task, precision, path, bundle digest, example
     models/<name>/        each preset's ONNX bundle, verified, as exported (SHA256SUMS kept)
     ort/                  onnxruntime-web's wasm build (from npm, copied at build time)
-    lib/Midi.js           @tonejs/midi (from npm): the page writes generated music as MIDI
+    lib/Midi.js           @tonejs/midi (from npm), with a music model: the page writes MIDI
 
 onnxruntime-web and @tonejs/midi come from npm at build time (``npm ci`` in ``rnnzoo/web/js``):
 about 15 MB of wasm that the wheel does not carry; a build without them fails saying how to
@@ -159,8 +159,9 @@ def build_site(presets: Sequence[str], out: str | os.PathLike, *, precision: str
     if not presets:
         raise WebBuildError("no presets given; e.g. rnnzoo web sentiment_bilstm.sst2 --out site")
     dist = find_onnxruntime_web(onnxruntime_web)
-    midi = find_tonejs_midi()
     chosen = [_choose_bundle(str(p), precision) for p in presets]
+    # The page writes MIDI only for music models: the library is needed only with one.
+    midi = find_tonejs_midi() if any(c["task"] == "music-generation" for c in chosen) else None
     names = [c["name"] for c in chosen]
     if len(set(names)) != len(names):
         raise WebBuildError(f"a preset is named twice: {', '.join(names)}")
@@ -171,9 +172,10 @@ def build_site(presets: Sequence[str], out: str | os.PathLike, *, precision: str
     (out / "ort").mkdir()
     for name in ORT_FILES:
         shutil.copyfile(dist / name, out / "ort" / name)
-    (out / "lib").mkdir()
-    for name, target in MIDI_FILES.items():
-        shutil.copyfile(midi / name, out / "lib" / target)
+    if midi is not None:
+        (out / "lib").mkdir()
+        for name, target in MIDI_FILES.items():
+            shutil.copyfile(midi / name, out / "lib" / target)
     models = []
     for c in chosen:
         shutil.copytree(c["source"], out / "models" / c["name"])
