@@ -220,7 +220,15 @@ async function run(name, input, options = {}) {
       if (info.task === 'speech-recognition') {  // the transcript grows as the audio is read
         const shown = el('p', { id: 'transcript' });
         $('view').replaceChildren(shown);
-        options = { ...options, onText: (text) => { shown.textContent = text; } };
+        let painted = performance.now();
+        options = { ...options,
+          onText: async (text) => {  // let the page draw the transcript so far, every 30 ms
+            shown.textContent = text;
+            if (performance.now() - painted > 30) {
+              await new Promise((resolve) => { setTimeout(resolve, 0); });
+              painted = performance.now();
+            }
+          } };
       }
       result = await model.run(input, options);
       show[info.task](result, input, name);

@@ -1143,7 +1143,8 @@ class SpeechRecognizer extends BundleModel {
    * {text, seconds, frames (, features)}: the best-path transcript of a WAV file. A streaming
    * model runs its `stream` graph on `chunk` feature frames at a time (a multiple of the frame
    * stride; its state carried as bundle.json's "stream" says), `onText` seeing the transcript
-   * grow; a bidirectional one runs `model` once on the whole utterance.
+   * grow (awaited: a page can paint); a bidirectional one runs `model` once on the whole
+   * utterance.
    */
   async run(input, { onText, chunk = 10, features: withFeatures = false } = {}) {
     const audio = this.audio(input);
@@ -1168,7 +1169,7 @@ class SpeechRecognizer extends BundleModel {
         const got = ctcGreedy(lp.data, lp.dims[1], classes, last);
         labels.push(...got.labels);
         last = got.last;
-        onText?.(labels.map((k) => this.alphabet[k - 1]).join(''));
+        await onText?.(labels.map((k) => this.alphabet[k - 1]).join(''));  // may yield
       }
     } else {
       const out = await this.runGraph('model', { features: tensor(feats),
