@@ -129,8 +129,12 @@ def evaluate_model(path: str, data_path: str, backend: str) -> dict[str, Any]:
     import rnnzoo
     from rnnzoo.evaluation import evaluate_reports
 
+    run_dir = Path(path).is_dir() and not (Path(path) / "metadata.json").is_file()
+    if run_dir and backend != "keras":
+        raise SystemExit(f"{path}: a run directory is scored on keras only (the onnx backends "
+                         "need a preset: rnnzoo save-preset)")
     if backend == "keras":
-        model = rnnzoo.load(path)
+        model = rnnzoo.load(path) if run_dir else rnnzoo.from_preset(path, backend="keras")
     else:  # "onnx" or "onnx-int8": the preset's bundle through onnxruntime
         precision = "int8" if backend.endswith("int8") else "fp32"
         model = rnnzoo.from_preset(path, backend="onnx", precision=precision)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a trained run or preset forecasting H steps (repeatable)")
     parser.add_argument("--backends", default="keras",
                         help="backends to score --model on, comma-separated: keras, onnx, "
-                        "onnx-int8 (the last two for presets)")
+                        "onnx-int8 (run directories are scored on keras only)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     horizons = [int(h) for h in args.horizons.split(",")]
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             model, ridge, val = fit_linear(shift, sets)
             row[name] = {**score(model.predict(x), y), "ridge": ridge, "val_mse": val}
         for path in models.get(h, []):
-            for backend in args.backends.split(","):
+            run_dir = Path(path).is_dir() and not (Path(path) / "metadata.json").is_file()
+            for backend in ["keras"] if run_dir else args.backends.split(","):
                 row[f"{Path(path).name}[{backend}]"] = evaluate_model(path, args.data, backend)
         row["published"] = {k: {"mse": v[0], "mae": v[1]}
                             for k, v in PUBLISHED_AUTOFORMER.get((dataset, h), {}).items()}
