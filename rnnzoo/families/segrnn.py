@@ -115,7 +115,7 @@ class Task(ForecastingTask):
 # -- test support: the registry-generated tests build every entry with these ---------------------
 TINY_OVERRIDES = {
     "model": {"units": 8, "seg_len": 4, "dropout": 0.0},
-    "data": {"lookback": 16, "horizon": 6, "target": "all", "features": "",
+    "data": {"lookback": 16, "horizon": 6, "target": "OT", "features": "load",
              "protocol": "informer"},
     "training": {"epochs": 1, "batch_size": 32, "warmup_steps": 0, "early_stopping_patience": 0},
 }

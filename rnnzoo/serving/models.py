@@ -41,7 +41,7 @@ def options_of(runtime: Any) -> dict[str, Any] | None:
         return dict(declared)
     if getattr(runtime, "serve_predict", None) is not None:
         return None
-    fn = getattr(runtime, task_verb(runtime))
+    fn = getattr(runtime, task_verb(runtime).replace("-", "_"))
     out: dict[str, Any] = {}
     params = list(inspect.signature(fn).parameters.values())[1:]
     for p in params:
@@ -75,7 +75,7 @@ def demo_of(runtime: Any) -> dict[str, Any]:
 
 def default_predict(runtime: Any, instances: list, options: Mapping[str, Any]) -> list:
     """The user call on the instances, split per instance (:func:`split_predictions`)."""
-    fn = getattr(runtime, task_verb(runtime))
+    fn = getattr(runtime, task_verb(runtime).replace("-", "_"))
     return split_predictions(fn(list(instances), **dict(options)), len(instances))
 
 
