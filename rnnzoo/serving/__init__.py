@@ -93,9 +93,7 @@ from rnnzoo.serving.config import (
     require_serve_extra,
 )
 from rnnzoo.serving.data import dumps, loads, plain, split_predictions
-from rnnzoo.serving.loading import bundled_preset, load_model, load_models
-from rnnzoo.serving.models import (
-    ServedModel,
+from rnnzoo.serving.hooks import (
     check_request_limits,
     client_error,
     default_predict,
@@ -104,6 +102,8 @@ from rnnzoo.serving.models import (
     run_predict,
     task_verb,
 )
+from rnnzoo.serving.loading import bundled_preset, load_model, load_models
+from rnnzoo.serving.models import ServedModel
 from rnnzoo.serving.run import app_from_environment, serve
 from rnnzoo.serving.v2 import main_graph, v2_feeds, v2_metadata, v2_outputs
 

@@ -23,12 +23,12 @@ from rnnzoo.serving.config import (
     require_serve_extra,
 )
 from rnnzoo.serving.data import dumps, loads
+from rnnzoo.serving.hooks import client_error
 from rnnzoo.serving.models import (
     EXPIRED,
     GONE,
     ServedModel,
     StreamEnd,
-    client_error,
     deadline_error,
 )
 from rnnzoo.serving.safety import BrowserGuard

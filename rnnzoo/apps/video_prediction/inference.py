@@ -11,6 +11,7 @@ each prediction back as the next input. Keras runs the same loop over the same s
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,15 +75,17 @@ def _check_steps(steps: Any) -> int:
     return int(steps)
 
 
-class _VideoPredictor:
+class _VideoPredictor(abc.ABC):
     """The user calls over a backend's step: subclasses give ``_step_fn()`` (feeds -> outputs)
     and ``_video_facts()`` (image size, channels, frames in/out, state shapes)."""
 
+    @abc.abstractmethod
     def _step_fn(self) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
-        raise NotImplementedError
+        """The backend's one-frame step (Keras graph or ONNX session)."""
 
+    @abc.abstractmethod
     def _video_facts(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Image size, channels, frames in/out and state shapes, from the config or bundle."""
 
     # -- the loop -------------------------------------------------------------------------------
     def _zero_state(self, batch: int) -> dict[str, np.ndarray]:
