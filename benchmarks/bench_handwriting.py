@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     _threads(args.threads)
-    from rnnzoo.apps.handwriting_recognition.data import read_npz
+    from rnnzoo.apps.handwriting_recognition.ink import read_npz
 
     lines = read_npz(args.data)[: args.lines]
     models, folder = _models(args)

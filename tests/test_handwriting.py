@@ -13,20 +13,22 @@ import pytest
 from rnnzoo.apps.handwriting_recognition.data import (
     DataConfig,
     FeatureParams,
-    Ink,
-    as_strokes,
     ink_features,
     line_height,
     load_handwriting,
+    resample_stroke,
+)
+from rnnzoo.apps.handwriting_recognition.inference import as_lines
+from rnnzoo.apps.handwriting_recognition.ink import (
+    Ink,
+    as_strokes,
     read_iam_xml,
     read_ink_file,
     read_inkml,
     read_npz,
     read_tsv,
-    resample_stroke,
     write_inkml,
 )
-from rnnzoo.apps.handwriting_recognition.inference import as_lines
 from rnnzoo.engines.ctc import CharNgramLM, ctc_prefix_beam_search, score_transcripts
 from rnnzoo.errors import DataError
 from rnnzoo.limits import LimitError

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnzoo.apps.handwriting_recognition.data import DataConfig, write_inkml
+from rnnzoo.apps.handwriting_recognition.data import DataConfig
+from rnnzoo.apps.handwriting_recognition.ink import write_inkml
 from rnnzoo.apps.handwriting_recognition.model import HandwritingRecognitionTask
 from rnnzoo.config import rule
 from rnnzoo.families import ctc

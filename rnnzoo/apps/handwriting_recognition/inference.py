@@ -29,8 +29,10 @@ import numpy as np
 from rnnzoo.apps.handwriting_recognition.data import (
     ASSET_FILE,
     HandwritingPreprocessor,
-    Ink,
     StrokeFeaturizer,
+)
+from rnnzoo.apps.handwriting_recognition.ink import (
+    Ink,
     as_strokes,
     read_ink_file,
     read_npz,
