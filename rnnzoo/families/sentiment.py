@@ -30,9 +30,15 @@ class ModelConfig:
     bidirectional: bool = True
     merge_mode: Literal["concat", "sum", "mul", "ave"] = "concat"
     reset_after: bool = True  # GRU only
-    # "max"/"mean" pool over valid steps of the sequence output; "last" uses the final state(s).
-    pooling: Literal["max", "mean", "last"] = "max"
+    # "max"/"mean" pool over valid steps of the sequence output ("max_mean": both,
+    # concatenated); "last" uses the final state(s).
+    pooling: Literal["max", "mean", "max_mean", "last"] = "max"
     embedding_dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
+    # Training only: the share of words replaced by <unk> (trains the <unk> embedding that
+    # every unseen word maps to; 0: off, the model has no such layer).
+    word_dropout: float = rule(0.0, min=0.0, max=1.0, max_exclusive=True)
+    # Training objective only (the built model is the same): targets smoothed towards uniform.
+    label_smoothing: float = rule(0.0, min=0.0, max=1.0, max_exclusive=True)
     dropout: float = rule(0.3, min=0.0, max=1.0, max_exclusive=True)
     hidden_units: int = rule(0, min=0)  # optional dense layer before the classifier (0: none)
     num_classes: int = rule(2, min=2)
@@ -48,8 +54,14 @@ class Task(TextClassificationTask):
 
         m = self.config.model
         tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+        ids = tokens
+        if m.word_dropout:
+            from rnnzoo.layers.text import WordDropout
+
+            ids = WordDropout(m.word_dropout, seed=self.config.training.seed,
+                              name="word_dropout")(tokens)
         x = keras.layers.Embedding(m.vocab_size, m.embedding_dim, mask_zero=True,
-                                   name="embedding")(tokens)
+                                   name="embedding")(ids)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
         x = RecurrentStack.from_model_config(m, return_sequences=m.pooling != "last",
                                              name="encoder")(x)
@@ -99,11 +111,14 @@ class Task(TextClassificationTask):
             if m.pooling == "last":
                 h = seq  # the top layer's output after the last token
             else:
-                pool = keras.Input((m.units,), dtype="float32", name=f"state_{n_rnn}")
-                count = keras.Input((1,), dtype="float32", name=f"state_{n_rnn + 1}")
-                states += [pool, count]
-                h, new_pool, new_count = _running_pooling(m.pooling)(seq, tokens, pool, count)
-                new += [new_pool, new_count]
+                modes = _pool_modes(m.pooling)
+                pools = [keras.Input((m.units,), dtype="float32", name=f"state_{n_rnn + i}")
+                         for i in range(len(modes))]
+                count = keras.Input((1,), dtype="float32",
+                                    name=f"state_{n_rnn + len(modes)}")
+                states += [*pools, count]
+                h, *carried = _running_pooling(m.pooling)(seq, tokens, pools, count)
+                new += carried
             names = {layer.name for layer in model.layers}
             for name in ("hidden", "probs"):  # dropout is inert at inference
                 if name in names:
@@ -127,26 +142,41 @@ def stateful_twin(stack: Any, return_sequences: bool) -> Any:
     return twin
 
 
+def _pool_modes(pooling: str) -> tuple[str, ...]:
+    """The running states a pooling carries, in order (``max_mean``: the max, then the sum)."""
+    return ("max", "mean") if pooling == "max_mean" else (pooling,)
+
+
 def _running_pooling(mode: str) -> Any:
-    """A layer ``(seq, tokens, pooled, count) -> (pooled output, new pooled, new count)``:
-    ``MaskedGlobalPooling1D(mode)`` over the tokens so far, carried across calls (mean: the
-    running sum; max: the running maximum, read only once ``count > 0``)."""
+    """A layer ``(seq, tokens, [pooled...], count) -> (pooled output, *new pooled, new
+    count)``: ``MaskedGlobalPooling1D(mode)`` over the tokens so far, carried across calls
+    (mean: the running sum; max: the running maximum, read only once ``count > 0``;
+    max_mean: both, concatenated as the pooling layer does)."""
     import keras
 
     ops = keras.ops
+    modes = _pool_modes(mode)
 
     class RunningPooling(keras.layers.Layer):
         # the mask is read from the tokens (0 is padding); none goes on to the head
-        def call(self, seq: Any, tokens: Any, pooled: Any, count: Any, mask: Any = None) -> Any:
+        def call(self, seq: Any, tokens: Any, pooled: list, count: Any,
+                 mask: Any = None) -> Any:
             m = ops.expand_dims(ops.cast(ops.not_equal(tokens, 0), seq.dtype), -1)
             new_count = count + ops.sum(m, axis=1)
-            if mode == "mean":
-                total = pooled + ops.sum(seq * m, axis=1)
-                return total / ops.maximum(new_count, 1.0), total, new_count
-            neg = ops.cast(-1e4, seq.dtype)
-            prev = ops.where(count > 0, pooled, neg)
-            top = ops.maximum(prev, ops.max(ops.where(m > 0, seq, neg), axis=1))
-            return top * ops.cast(new_count > 0, seq.dtype), top, new_count
+            outs, carried = [], []
+            for kind, prev_state in zip(modes, pooled):
+                if kind == "mean":
+                    total = prev_state + ops.sum(seq * m, axis=1)
+                    outs.append(total / ops.maximum(new_count, 1.0))
+                    carried.append(total)
+                    continue
+                neg = ops.cast(-1e4, seq.dtype)
+                prev = ops.where(count > 0, prev_state, neg)
+                top = ops.maximum(prev, ops.max(ops.where(m > 0, seq, neg), axis=1))
+                outs.append(top * ops.cast(new_count > 0, seq.dtype))
+                carried.append(top)
+            out = outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=-1)
+            return (out, *carried, new_count)
 
         def compute_mask(self, *args: Any, **kwargs: Any) -> Any:
             return None

@@ -155,21 +155,32 @@ class RecurrentStack(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
 class MaskedGlobalPooling1D(keras.layers.Layer):
-    """Max or mean over valid time steps only (Keras' GlobalMaxPooling1D ignores the mask)."""
+    """Max or mean over valid time steps only (Keras' GlobalMaxPooling1D ignores the mask);
+    ``max_mean`` concatenates both (the max picks the strongest cue, the mean keeps how much
+    of the text carries it), doubling the width."""
+
+    MODES = ("max", "mean", "max_mean")
 
     def __init__(self, mode: str = "max", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if mode not in ("max", "mean"):
-            raise ValueError(f"mode must be 'max' or 'mean', got {mode!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
         self.supports_masking = True
 
     def call(self, inputs: Any, mask: Any = None) -> Any:
+        if self.mode == "max_mean":
+            return keras.ops.concatenate([self._pool(inputs, mask, "max"),
+                                          self._pool(inputs, mask, "mean")], axis=-1)
+        return self._pool(inputs, mask, self.mode)
+
+    @staticmethod
+    def _pool(inputs: Any, mask: Any, mode: str) -> Any:
         ops = keras.ops
         if mask is None:
-            return ops.max(inputs, axis=1) if self.mode == "max" else ops.mean(inputs, axis=1)
+            return ops.max(inputs, axis=1) if mode == "max" else ops.mean(inputs, axis=1)
         m = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
-        if self.mode == "max":
+        if mode == "max":
             neg = ops.cast(-1e4, inputs.dtype)  # safe in bfloat16 too
             pooled = ops.max(ops.where(m > 0, inputs, neg), axis=1)
             # An all-padding row pools to 0, not to -1e4.
@@ -181,7 +192,10 @@ class MaskedGlobalPooling1D(keras.layers.Layer):
         return None
 
     def compute_output_shape(self, input_shape: Any) -> Any:
-        return (input_shape[0], input_shape[2])
+        width = input_shape[2]
+        if self.mode == "max_mean" and width is not None:
+            width *= 2
+        return (input_shape[0], width)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -106,8 +106,14 @@ class TextClassificationTask(_Classifier, Task):
         return train, dev, count_batches([len(s) for s in train_seqs], **kw)
 
     def loss(self) -> Any:
+        """Sparse cross-entropy; smoothed where the family's config sets ``label_smoothing``."""
         import keras
 
+        smoothing = getattr(self.config.model, "label_smoothing", 0.0)
+        if smoothing:
+            from rnnzoo.layers.losses import SmoothedSparseCrossentropy
+
+            return SmoothedSparseCrossentropy(smoothing)
         return keras.losses.SparseCategoricalCrossentropy()
 
     def metrics(self) -> list:
