@@ -100,6 +100,14 @@ def test_stateful_training_carries_state_and_resets_between_epochs(cell, tmp_pat
     assert task.carried_layer().__dict__["_carry"] is None
 
 
+def test_weight_dropout_option_defaults_off_and_reaches_the_stack():
+    assert rnnzoo.create_model("charlm_lstm").config.model.weight_dropout == 0.0
+    task = _task("lstm", weight_dropout=0.25)
+    assert task.carried_layer().weight_dropout == 0.25
+    with pytest.raises(Exception, match="weight_dropout"):
+        _task("lstm", weight_dropout=1.0)
+
+
 def test_stateless_option_shuffles_segments(tmp_path):
     text = periodic_text(80, seed=1)
     task = _task("gru", text)
@@ -194,11 +202,13 @@ def test_bad_files_get_clear_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny LSTM trained on a periodic text through the real loop."""
+    """A tiny LSTM trained on a periodic text through the real loop, with weight drop on its
+    recurrent matrix (training only: the exported graphs below must not see it)."""
     root = tmp_path_factory.mktemp("charlm")
     data = _write(root / "text.txt", "abcdef\n" * 400)
     result = rnnzoo.train("charlm_lstm", data, out=root / "run", verbose=0,
-                          model={**TINY["model"], "units": 32}, data=TINY["data"],
+                          model={**TINY["model"], "units": 32, "weight_dropout": 0.1},
+                          data=TINY["data"],
                           training={**TINY_OVERRIDES["training"], "epochs": 12,
                                     "learning_rate": 0.02})
     return result.task, root
@@ -225,7 +235,9 @@ def test_runtime_agrees_with_keras(trained):
     from rnnzoo.export import runtime, to_onnx
 
     task, root = trained
-    to_onnx(task, root / "bundle")
+    assert task.config.model.weight_dropout == 0.1
+    # strict: weight drop must leave one fused LSTM op per graph (no ONNX Loop)
+    to_onnx(task, root / "bundle", strict=True)
     rt = runtime.load(root / "bundle")
     assert type(rt).__name__ == "TextGeneratorRuntime"
     for kw in ({"temperature": 0}, {"temperature": 1.3, "seed": 0},

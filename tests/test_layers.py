@@ -68,3 +68,42 @@ def test_masked_pooling_ignores_padding():
     layer = MaskedGlobalPooling1D.from_config(MaskedGlobalPooling1D("mean").get_config())
     assert layer.mode == "mean"
     assert isinstance(layer, keras.layers.Layer)
+
+
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", False), ("gru", True)])
+def test_weight_dropout_drops_recurrent_weights_only_while_training(cell, bidirectional):
+    import tensorflow as tf
+
+    x = np.tile(np.random.default_rng(0).normal(size=(1, 12, 3)).astype("float32"), (4, 1, 1))
+    stack = RecurrentStack(8, cell=cell, bidirectional=bidirectional, weight_dropout=0.5)
+    plain = RecurrentStack(8, cell=cell, bidirectional=bidirectional)
+    stack(x), plain(x)
+    plain.set_weights(stack.get_weights())
+    assert len(stack.weights) == len(plain.weights)  # no extra weights to save or export
+    # Inference (and so the exported graph) is the stack without weight drop.
+    np.testing.assert_array_equal(np.asarray(stack(x, training=False)), np.asarray(plain(x)))
+    a, b = np.asarray(stack(x, training=True)), np.asarray(stack(x, training=True))
+    assert np.abs(a - np.asarray(plain(x))).max() > 1e-3 and np.abs(a - b).max() > 1e-3
+    np.testing.assert_array_equal(a, np.broadcast_to(a[:1], a.shape))  # one mask per batch
+    rnns = [stack.rnns[0].forward_layer, stack.rnns[0].backward_layer] if bidirectional else [
+        stack.rnns[0]]
+    cells = [r.cell for r in rnns]
+    assert all(isinstance(c.recurrent_kernel, keras.Variable) for c in cells)  # put back
+
+    @tf.function(autograph=False)
+    def grads(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(stack(x, training=True) ** 2)
+        return tape.gradient(loss, [v for c in cells for v in (c.kernel, c.recurrent_kernel)])
+
+    for i in range(0, 2 * len(cells), 2):
+        g = [t.numpy() for t in grads(x)]
+        # DropConnect: about half the recurrent entries get no gradient, the input kernel all.
+        assert 0.3 < (g[i + 1] == 0).mean() < 0.7 and (g[i] == 0).mean() == 0
+    config = stack.get_config()
+    assert config["weight_dropout"] == 0.5
+    assert RecurrentStack.from_config(config).weight_dropout == 0.5
+    del config["weight_dropout"]  # a stack saved before the option: none
+    assert RecurrentStack.from_config(config).weight_dropout == 0.0
+    with pytest.raises(ValueError, match="weight_dropout"):
+        RecurrentStack(8, weight_dropout=1.0)

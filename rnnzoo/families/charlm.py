@@ -42,6 +42,9 @@ class ModelConfig:
     # Dropout on the embeddings, between recurrent layers and before the softmax.
     embedding_dropout: float = rule(0.0, min=0.0, max=1.0, max_exclusive=True)
     dropout: float = rule(0.2, min=0.0, max=1.0, max_exclusive=True)
+    # DropConnect on the recurrent matrices while training (AWD-LSTM's weight drop): one mask
+    # per batch, shared across time steps. The exported graphs and the weights are unchanged.
+    weight_dropout: float = rule(0.0, min=0.0, max=1.0, max_exclusive=True)
 
 
 def state_names(cfg: ModelConfig) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -10,7 +12,41 @@ CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": ker
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 # The ModelConfig fields a family may declare for its recurrent stack, read by
 # ``RecurrentStack.from_model_config`` (``units`` is always there).
-STACK_FIELDS = ("cell", "num_layers", "bidirectional", "merge_mode", "dropout", "reset_after")
+STACK_FIELDS = ("cell", "num_layers", "bidirectional", "merge_mode", "dropout", "reset_after",
+                "weight_dropout")
+
+
+def _rnn_layers(rnn: Any) -> list:
+    """The Keras RNN layers inside one stack layer (both directions of a ``Bidirectional``)."""
+    if isinstance(rnn, keras.layers.Bidirectional):
+        return [rnn.forward_layer, rnn.backward_layer]
+    return [rnn]
+
+
+@contextlib.contextmanager
+def dropped_recurrent_kernels(layers: list, rate: float, seed: Any) -> Iterator[None]:
+    """DropConnect on the recurrent matrices (AWD-LSTM's weight drop, Merity et al. 2018).
+
+    While the block runs, each cell's ``recurrent_kernel`` attribute is a dropped (and
+    1/(1-rate)-scaled) copy of the variable: one mask per call, shared by every time step and
+    every row of the batch, so the recurrence is regularised without per-step noise on the
+    state. The variable is put back on exit; the cells stay stock Keras cells, so weights,
+    checkpoints and the fused ONNX export (traced with ``training=False``) are unchanged.
+    """
+    saved = []
+    try:
+        for layer in layers:
+            cell = layer.cell
+            kernel = cell.recurrent_kernel
+            dropped = keras.random.dropout(keras.ops.cast(kernel, cell.compute_dtype), rate,
+                                           seed=seed)
+            # object.__setattr__: a tensor, not a tracked weight (Keras would track it).
+            object.__setattr__(cell, "recurrent_kernel", dropped)
+            saved.append((cell, kernel))
+        yield
+    finally:
+        for cell, kernel in saved:
+            object.__setattr__(cell, "recurrent_kernel", kernel)
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
@@ -18,7 +54,9 @@ class RecurrentStack(keras.layers.Layer):
     """``num_layers`` recurrent layers of one cell type, optionally bidirectional.
 
     Dropout is applied between layers (not inside the cells), so the inference graph of every
-    layer stays on the fused-operator path of the ONNX exporter. Masks from
+    layer stays on the fused-operator path of the ONNX exporter. ``weight_dropout`` drops
+    entries of the recurrent matrices while training (:func:`dropped_recurrent_kernels`), which
+    leaves the inference graph untouched for the same reason. Masks from
     ``Embedding(mask_zero=True)`` flow through every layer; inputs must be post-padded.
 
     With ``return_state=True`` the call returns ``(outputs, states)`` where ``states`` is a flat
@@ -37,6 +75,7 @@ class RecurrentStack(keras.layers.Layer):
         return_sequences: bool = True,
         return_state: bool = False,
         reset_after: bool = True,
+        weight_dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -46,6 +85,8 @@ class RecurrentStack(keras.layers.Layer):
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}")
         self.units = units
         self.cell = cell
         self.num_layers = num_layers
@@ -55,6 +96,10 @@ class RecurrentStack(keras.layers.Layer):
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.reset_after = reset_after
+        self.weight_dropout = weight_dropout
+        # Only with weight drop: a stack without it keeps exactly its former variables.
+        self.weight_seed = (keras.random.SeedGenerator(name="weight_dropout_seed")
+                            if weight_dropout else None)
         self.supports_masking = True
         self.rnns = []
         for i in range(num_layers):
@@ -109,9 +154,15 @@ class RecurrentStack(keras.layers.Layer):
         x = inputs
         states_out: list = []
         k = self.states_per_layer
+        drop = bool(training) and self.weight_dropout > 0
         for i, rnn in enumerate(self.rnns):
             init = None if initial_state is None else list(initial_state[i * k : (i + 1) * k])
-            result = rnn(x, mask=mask, initial_state=init, training=training)
+            if drop:
+                with dropped_recurrent_kernels(_rnn_layers(rnn), self.weight_dropout,
+                                               self.weight_seed):
+                    result = rnn(x, mask=mask, initial_state=init, training=training)
+            else:
+                result = rnn(x, mask=mask, initial_state=init, training=training)
             if self.return_state:
                 x, states = result[0], list(result[1:])
                 states_out.extend(states)
@@ -149,6 +200,7 @@ class RecurrentStack(keras.layers.Layer):
             return_sequences=self.return_sequences,
             return_state=self.return_state,
             reset_after=self.reset_after,
+            weight_dropout=self.weight_dropout,
         )
         return config
 
