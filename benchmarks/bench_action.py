@@ -18,26 +18,13 @@ numbers move with the machine; read the ratios.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 from pathlib import Path
+
+from _speed import BASELINE, load_engines, passes, print_ratio_table
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "video_frames" / "msr_action3d_skeleton" / \
     "train_odd_subjects"
-
-
-def passes(fn, budget: float) -> float:
-    """Median seconds of ``fn()`` after one warm-up, at least 3 runs, within ``budget``."""
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < 50):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -48,23 +35,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budget", type=float, default=10.0)
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+    keras_task, runtimes = load_engines(args.preset, args.threads)
+    import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    import numpy as np
-    from rnnzoo.export import runtime
-
-    import rnnzoo
-    from rnnzoo.presets import installed_presets
-
-    keras_task = rnnzoo.from_preset(args.preset, backend="keras")
-    folder = Path(args.preset) if Path(args.preset).is_dir() else \
-        installed_presets()[args.preset][1]
-    runtimes = {p: runtime.load(folder / "onnx" / p, intra_op_threads=args.threads)
-                for p in ("fp32", "int8") if (folder / "onnx" / p).is_dir()}
     seqs = keras_task.load_data(args.data, seed=0).split(args.split)[0]
     pre = keras_task.preprocessor
     feats = [pre.features(s) for s in seqs]
@@ -76,8 +50,7 @@ def main() -> None:
     for batch in sizes:
         batches = [pre.batch([feats[i] for i in order[k:k + batch]])
                    for k in range(0, len(order), batch)]
-        engines = {"`tf.function` (Keras graph)":
-                   lambda bs=batches: [fn(x, m).numpy() for x, m in bs]}
+        engines = {BASELINE: lambda bs=batches: [fn(x, m).numpy() for x, m in bs]}
         for precision, rt in runtimes.items():
             engines[f"ONNX {precision} bundle (graph)"] = \
                 lambda bs=batches, rt=rt: [rt._probs_of(x, m) for x, m in bs]
@@ -92,12 +65,7 @@ def main() -> None:
     print(f"{args.preset} ({cfg.cell.upper()} {cfg.units} x {cfg.num_layers} layer(s), "
           f"bidirectional={cfg.bidirectional}), {len(seqs)} {args.split} sequences, {frames} "
           f"frames, {args.threads} thread(s) each\n")
-    base = rows["`tf.function` (Keras graph)"]
-    print("| engine | " + " | ".join(f"batch {b} sequences/s" for b in sizes) + " |")
-    print("|---|" + "---|" * len(sizes))
-    for name, row in rows.items():
-        cells = [f"{row[b]:,.0f} ({row[b] / base[b]:.2f}x)" for b in sizes]
-        print(f"| {name} | {' | '.join(cells)} |")
+    print_ratio_table(rows, sizes, "sequences")
 
 
 if __name__ == "__main__":

@@ -17,24 +17,11 @@ residues/s. Absolute numbers move with the machine; read the ratios.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 from pathlib import Path
 
+from _speed import BASELINE, load_engines, passes, print_ratio_table
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def passes(fn, budget: float) -> float:
-    """Median seconds of ``fn()`` after one warm-up, at least 3 runs, within ``budget``."""
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < 50):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -45,23 +32,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budget", type=float, default=20.0)
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+    keras_task, runtimes = load_engines(args.preset, args.threads)
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from rnnzoo.export import runtime
-
-    import rnnzoo
     from rnnzoo.data.batching import length_sorted_batches
-    from rnnzoo.presets import installed_presets
 
-    keras_task = rnnzoo.from_preset(args.preset, backend="keras")
-    folder = Path(args.preset) if Path(args.preset).is_dir() else \
-        installed_presets()[args.preset][1]
-    runtimes = {p: runtime.load(folder / "onnx" / p, intra_op_threads=args.threads)
-                for p in ("fp32", "int8") if (folder / "onnx" / p).is_dir()}
     seqs = keras_task.load_data(args.data, seed=0).split("dev")[0][: args.chains]
     residues = sum(len(s) for s in seqs)
     ids = [keras_task.preprocessor.encode(s) for s in seqs]
@@ -70,8 +45,7 @@ def main() -> None:
     rows: dict[str, dict[int, float]] = {}
     for batch in (1, 32):
         batches = [b for _, b in length_sorted_batches(ids, batch)]
-        engines = {"`tf.function` (Keras graph)": lambda bs=batches: [fn(b).numpy()
-                                                                     for b in bs]}
+        engines = {BASELINE: lambda bs=batches: [fn(b).numpy() for b in bs]}
         for precision, rt in runtimes.items():
             engines[f"ONNX {precision} bundle (graph)"] = \
                 lambda bs=batches, rt=rt: [rt._scores_of(b) for b in bs]
@@ -86,12 +60,7 @@ def main() -> None:
     print(f"{args.preset} ({cfg.cell.upper()} {cfg.units} x {cfg.num_layers} layers, "
           f"bidirectional; convolutions {cfg.conv_kernels} x {cfg.conv_filters}), "
           f"{len(seqs)} dev chains, {residues} residues, {args.threads} thread(s) each\n")
-    base = rows["`tf.function` (Keras graph)"]
-    print("| engine | batch 1 residues/s | batch 32 residues/s |")
-    print("|---|---|---|")
-    for name, row in rows.items():
-        cells = [f"{row[b]:,.0f} ({row[b] / base[b]:.2f}x)" for b in (1, 32)]
-        print(f"| {name} | {' | '.join(cells)} |")
+    print_ratio_table(rows, (1, 32), "residues")
 
 
 if __name__ == "__main__":

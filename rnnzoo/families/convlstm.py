@@ -85,7 +85,7 @@ class Task(VideoPredictionTask):
         self._graphs: dict[str, Any] = {}
         size = d.image_size
         frames = keras.Input((d.frames, size, size, d.channels), name="frames")
-        zero = keras.ops.zeros_like(self._to_patches(frames[:, 0]))[..., :1]
+        zero = keras.ops.zeros_like(self._patches(frames[:, 0]))[..., :1]
         states = [keras.ops.tile(zero, [1, 1, 1, m.filters])
                   for _ in range(2 * m.num_layers)]
         preds = []
@@ -97,28 +97,19 @@ class Task(VideoPredictionTask):
         return keras.Model(frames, out, name=self.config.name)
 
     # -- the cell -----------------------------------------------------------------------------
-    def _to_patches(self, x: Any) -> Any:
-        """``[B, H, W, C]`` -> ``[B, H/p, W/p, p*p*C]``."""
+    def _patches(self, x: Any, inverse: bool = False) -> Any:
+        """``[B, H, W, C]`` <-> ``[B, H/p, W/p, p*p*C]`` (PredRNN's patch reshaping: the same
+        swap of the two middle axes both ways)."""
         import keras
 
         p, d = self.config.model.patch_size, self.config.data
         if p == 1:
             return x
-        g = d.image_size // p
-        x = keras.ops.reshape(x, (-1, g, p, g, p, d.channels))
+        g, c = d.image_size // p, d.channels
+        x = keras.ops.reshape(x, (-1, g, g, p, p, c) if inverse else (-1, g, p, g, p, c))
         x = keras.ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return keras.ops.reshape(x, (-1, g, g, p * p * d.channels))
-
-    def _from_patches(self, x: Any) -> Any:
-        import keras
-
-        p, d = self.config.model.patch_size, self.config.data
-        if p == 1:
-            return x
-        g = d.image_size // p
-        x = keras.ops.reshape(x, (-1, g, g, p, p, d.channels))
-        x = keras.ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return keras.ops.reshape(x, (-1, d.image_size, d.image_size, d.channels))
+        out = (-1, d.image_size, d.image_size, c) if inverse else (-1, g, g, p * p * c)
+        return keras.ops.reshape(x, out)
 
     def _step(self, frame: Any, states: list) -> tuple[Any, list]:
         """One frame ``[B, H, W, C]`` and the states -> the predicted next frame and the new
@@ -126,7 +117,7 @@ class Task(VideoPredictionTask):
         import keras
 
         ops = keras.ops
-        inp = self._to_patches(frame)
+        inp = self._patches(frame)
         new = []
         for i in range(self.config.model.num_layers):
             h, c = states[2 * i], states[2 * i + 1]
@@ -137,7 +128,7 @@ class Task(VideoPredictionTask):
             new += [h, c]
             inp = h
         frame_out = ops.sigmoid(self.layers_["frame_out"](inp))
-        return self._from_patches(frame_out), new
+        return self._patches(frame_out, inverse=True), new
 
     def step_graph(self) -> tuple[Any, list[str]]:
         model = self.model
