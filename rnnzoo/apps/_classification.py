@@ -1,7 +1,9 @@
-"""What text and token classification share: reading the verb's inputs, one evaluation report
-per split through the model's public ``evaluate``, and the int8 comparison and acceptance rule.
+"""What the classifying applications share (text, token, skeleton-action and protein-state
+classification): reading the verb's inputs, gold labels as class indices, one evaluation report
+per split through the model's public ``evaluate``, a head named by class names, and the int8
+comparison and acceptance rule.
 
-Both applications score a label per input (a text, a token) against gold labels; their reports,
+Each scores a label per input (a text, a token, a sequence) against gold labels; their reports,
 int8 gates and verbs had the same code written twice, which is how two copies drift. TF-free.
 """
 
@@ -14,7 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnzoo.errors import ConfigError, DataError
+import numpy as np
+
+from rnnzoo.errors import ConfigError, DataError, short_repr
 from rnnzoo.progress import add_progress_argument
 
 # An int8 bundle ships when it loses at most this much of the task's metric on evaluation data
@@ -57,6 +61,70 @@ def verb_inputs(args: argparse.Namespace, nothing: str) -> list[str]:
     if not texts:
         raise ConfigError(nothing)
     return texts
+
+
+# -- gold labels -----------------------------------------------------------------------------
+def gold_class_ids(inputs: Sequence[Any], labels: Any, label_names: Sequence[str],
+                   unit: str) -> list[int]:
+    """The class index of each gold label of ``evaluate(inputs, labels)``: a class name of
+    the model, or an index into ``label_names``; one label per input (``unit`` names an input
+    in the errors). A name the model does not know is refused, never renumbered: the position
+    of a class in a file says nothing about the model's class with that number."""
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)):
+        raise DataError(f"evaluate: labels must be a list (one per {unit}), found "
+                        f"{type(labels).__name__}")
+    if len(inputs) != len(labels):
+        raise DataError(f"evaluate: got {len(inputs)} {unit}s but {len(labels)} labels; pass "
+                        f"one label per {unit}")
+    index = {n: i for i, n in enumerate(label_names)}
+    ids = []
+    for y in labels:
+        if isinstance(y, str):
+            if y not in index:
+                shown = ", ".join(label_names[:6]) + (", ..." if len(label_names) > 6 else "")
+                raise DataError(f"label {short_repr(y)} is not a class of this model "
+                                f"(classes: {shown}); labels are matched by name: relabel the "
+                                "data, or fine-tune the model on its classes")
+            ids.append(index[y])
+        elif (isinstance(y, (int, np.integer)) and not isinstance(y, bool)
+              and 0 <= int(y) < len(index)):
+            ids.append(int(y))
+        else:
+            raise DataError(f"label {short_repr(y)}: expected a class name or an index in "
+                            f"[0, {len(index)})")
+    return ids
+
+
+# -- a head named by class names (Keras side) -------------------------------------------------
+class NamedClassesHead:
+    """``Task`` hooks of a classifier whose head outputs are its ``label_names``: data with
+    other classes gets a fresh head (never a silent remap), and a copy's class names are the
+    given ones, else this model's when the head keeps them, else placeholders."""
+
+    label_names: list[str]
+
+    def head_overrides(self, data: Any) -> dict[str, Any]:
+        """Other classes than the model's: a fresh classifier for them."""
+        if list(data.label_names) == list(self.label_names):
+            return {}
+        return {"labels": list(data.label_names)}
+
+    def head_labels(self) -> list[str]:
+        return list(self.label_names)
+
+    def head_class_names(self, count: int, labels: list[str] | None,
+                         fresh: bool) -> list[str]:
+        """The class names of a ``with_new_head`` copy with ``count`` classes: ``labels``,
+        else this model's when the head keeps them, else ``class_0``, ``class_1``, ...
+        (training on data replaces them)."""
+        from rnnzoo.task import placeholder_labels
+
+        if labels is None:
+            labels = placeholder_labels(count) if fresh or count != len(self.label_names) \
+                else self.label_names
+        if len(labels) != count:
+            raise ConfigError(f"labels: {len(labels)} names for num_classes={count}")
+        return list(labels)
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -113,6 +181,28 @@ def compare_on_data(task: Any, reference: Any, candidate: Any, eval_data: Any,
     key = next(k for k in keys if k in ref)
     return {"key": key, "fp32": ref[key], "int8": new[key], "description": data.description,
             "examples": len(inputs)}
+
+
+def accuracy_comparison(task: Any, reference: Any, candidate: Any, eval_data: Any,
+                        unit: str) -> tuple[dict[str, Any], str]:
+    """The accuracy part of a classifier's int8 comparison: both runtimes' accuracy on the
+    dev split of ``eval_data`` (the keys a preset's metadata records) and the summary's
+    phrase for it (``unit`` names the examples)."""
+    found = compare_on_data(task, reference, candidate, eval_data, ["accuracy"])
+    ref, new, n = found["fp32"], found["int8"], found["examples"]
+    return ({"eval_data": found["description"], "eval_examples": n, "accuracy_fp32": ref,
+             "accuracy_int8": new, "accuracy_difference": new - ref},
+            f"; accuracy fp32 {ref:.4f} -> int8 {new:.4f} ({new - ref:+.4f}) on {n} {unit}")
+
+
+def accuracy_int8_rule(comparison: Mapping[str, Any], min_agreement: float) -> str | None:
+    """A classifier's int8 rule: at most ``INT8_MAX_LOSS`` of accuracy lost on evaluation
+    data, or, without data, argmax agreement with fp32 on at least ``min_agreement`` of the
+    random inputs."""
+    return int8_rule(comparison, "accuracy_difference",
+                     "int8 loses more than 0.5 points of accuracy", "argmax_agreement",
+                     min_agreement, f"int8 agrees with fp32 on fewer than {min_agreement:.0%} "
+                     "of random inputs")
 
 
 def int8_rule(comparison: Mapping[str, Any], difference: str, loss_reason: str,

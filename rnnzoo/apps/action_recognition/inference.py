@@ -18,13 +18,14 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from rnnzoo.apps._classification import gold_class_ids
 from rnnzoo.apps.action_recognition.data import (
     ASSET_FILE,
     SkeletonPreprocessor,
     as_sequences,
     check_sequence,
 )
-from rnnzoo.errors import DataError, short_repr
+from rnnzoo.errors import DataError
 from rnnzoo.export.bundle import BundleRuntime, check_count
 from rnnzoo.io.inputs import check_batch_size
 from rnnzoo.metrics import classification_report
@@ -88,24 +89,7 @@ class _ActionClassifier(abc.ABC):
         (action names, or indices 0-19), one per sequence. ``progress=True``: a progress line
         on stderr."""
         seqs = as_sequences(sequences, "evaluate")
-        if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)):
-            raise DataError(f"evaluate: labels must be a list (one per sequence), found "
-                            f"{type(labels).__name__}")
-        if len(seqs) != len(labels):
-            raise DataError(f"evaluate: got {len(seqs)} sequences but {len(labels)} labels; "
-                            "pass one label per sequence")
-        index = {n: i for i, n in enumerate(self.label_names)}
-        ids = []
-        for y in labels:
-            if isinstance(y, str) and y in index:
-                ids.append(index[y])
-            elif isinstance(y, (int, np.integer)) and not isinstance(y, bool) \
-                    and 0 <= int(y) < len(index):
-                ids.append(int(y))
-            else:
-                raise DataError(f"label {short_repr(y)} is not a class of this model: expected "
-                                f"one of {', '.join(self.label_names[:3])}, ... or an index in "
-                                f"[0, {len(index)})")
+        ids = gold_class_ids(seqs, labels, self.label_names, "sequence")
         with reporting(progress, model_label(self, "evaluate"), len(seqs), UNIT) as bar:
             probs = self.probs_of_sequences(seqs, batch_size, progress=bar)
         return classification_report(ids, probs.argmax(axis=1).tolist(), self.label_names)

@@ -17,7 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.apps._classification import compare_on_data, int8_rule
+from rnnzoo.apps._classification import (
+    NamedClassesHead,
+    accuracy_comparison,
+    accuracy_int8_rule,
+)
 from rnnzoo.apps.action_recognition.data import (
     ACTIONS,
     ASSET_FILE,
@@ -27,7 +31,7 @@ from rnnzoo.apps.action_recognition.data import (
 )
 from rnnzoo.apps.action_recognition.inference import _ActionClassifier
 from rnnzoo.config import EntryConfig
-from rnnzoo.errors import ConfigError, DataError, RunDirError
+from rnnzoo.errors import DataError, RunDirError
 from rnnzoo.export.bundle import MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec, random_lengths
 from rnnzoo.io import atomic_write_text
@@ -50,7 +54,7 @@ def _dataset(make: Any, count: int, features: int) -> Any:
     return ds.prefetch(2).with_options(options)
 
 
-class ActionRecognitionTask(_ActionClassifier, Task):
+class ActionRecognitionTask(NamedClassesHead, _ActionClassifier, Task):
     """Keras side of a skeleton action classifier; a family adds ``build_model`` (inputs
     ``features`` and ``mask``, output ``probs``)."""
 
@@ -156,28 +160,12 @@ class ActionRecognitionTask(_ActionClassifier, Task):
         self.require_fitted()
         return self.keras_graphs().run("model", {"features": features, "mask": mask})["probs"]
 
-    def head_overrides(self, data: ActionData) -> dict[str, Any]:
-        """Other classes than the model's: a fresh classifier for them (never a silent
-        remap)."""
-        if list(data.label_names) == list(self.label_names):
-            return {}
-        return {"labels": list(data.label_names)}
-
-    def head_labels(self) -> list[str]:
-        return list(self.label_names)
-
     def _preprocessor_for_head(self, config: EntryConfig, labels: list[str] | None,
                                fresh: bool) -> SkeletonPreprocessor:
-        """The same features and statistics; the given class names, else this model's when
-        the head keeps them, else placeholders (training on data replaces them)."""
-        n = config.model.num_classes
-        if labels is None:
-            labels = placeholder_labels(n) if fresh or n != len(self.label_names) \
-                else self.label_names
-        if len(labels) != n:
-            raise ConfigError(f"labels: {len(labels)} names for num_classes={n}")
+        """The same features and statistics, under the copy's class names."""
+        names = self.head_class_names(config.model.num_classes, labels, fresh)
         pre = self.preprocessor
-        return SkeletonPreprocessor(labels, pre.max_frames, pre.velocities, pre.mean, pre.std,
+        return SkeletonPreprocessor(names, pre.max_frames, pre.velocities, pre.mean, pre.std,
                                     pre.smooth, pre.align)
 
     # -- export ---------------------------------------------------------------------------------
@@ -206,22 +194,17 @@ class ActionRecognitionTask(_ActionClassifier, Task):
                                "max_prob_drift": drift}
         summary = f"argmax agreement {agree:.1%}, max prob drift {drift:.3f}"
         if eval_data is not None:
-            found = compare_on_data(self, reference, candidate, eval_data, ["accuracy"])
-            acc_ref, acc_new, n = found["fp32"], found["int8"], found["examples"]
-            out.update({"eval_data": found["description"], "eval_examples": n,
-                        "accuracy_fp32": acc_ref, "accuracy_int8": acc_new,
-                        "accuracy_difference": acc_new - acc_ref})
-            summary += (f"; accuracy fp32 {acc_ref:.4f} -> int8 {acc_new:.4f} "
-                        f"({acc_new - acc_ref:+.4f}) on {n} sequences")
+            found, phrase = accuracy_comparison(self, reference, candidate, eval_data,
+                                                "sequences")
+            out.update(found)
+            summary += phrase
         out["summary"] = summary
         return out
 
     def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when it loses at most half a point of accuracy on the evaluation data
         (or, without data, agrees with fp32 on every random sequence)."""
-        return int8_rule(comparison, "accuracy_difference",
-                         "int8 loses more than 0.5 points of accuracy", "argmax_agreement", 1.0,
-                         "int8 disagrees with fp32 on random sequences")
+        return accuracy_int8_rule(comparison, 1.0)
 
 
 TASK_CLASS = ActionRecognitionTask

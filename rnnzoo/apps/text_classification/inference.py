@@ -10,6 +10,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from rnnzoo.apps._classification import gold_class_ids
 from rnnzoo.apps.text_classification.data import TextClassifierPreprocessor
 from rnnzoo.data.batching import cost_grouped_batches, length_sorted_batches
 from rnnzoo.data.tokenizer import WordTokenizer
@@ -84,28 +85,7 @@ class _Classifier(abc.ABC):
         """Accuracy, macro-F1 and the confusion matrix; labels are names or indices.
         ``progress=True``: a progress line on stderr."""
         texts = as_texts(texts, "evaluate")
-        if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, np.ndarray)):
-            raise DataError(f"evaluate: labels must be a list (one per text), found "
-                            f"{type(labels).__name__}")
-        if len(texts) != len(labels):
-            raise DataError(f"evaluate: got {len(texts)} texts but {len(labels)} labels; pass "
-                            "one label per text")
-        index = {n: i for i, n in enumerate(self.label_names)}
-        ids = []
-        for y in labels:
-            if isinstance(y, str):
-                if y not in index:
-                    raise DataError(f"label {y!r} is not a class of this model (classes: "
-                                    f"{', '.join(self.label_names)}); labels are matched by "
-                                    "name: relabel the data, or fine-tune the model on its "
-                                    "classes")
-                ids.append(index[y])
-            elif (isinstance(y, (int, np.integer)) and not isinstance(y, bool)
-                  and 0 <= int(y) < len(index)):
-                ids.append(int(y))
-            else:
-                raise DataError(f"label {y!r}: expected a class name or an index in "
-                                f"[0, {len(index)})")
+        ids = gold_class_ids(texts, labels, self.label_names, "text")
         with reporting(progress, model_label(self, "evaluate"), len(texts), "texts") as bar:
             probs = self.predict_proba(texts, batch_size=batch_size, progress=bar)
         return classification_report(ids, probs.argmax(axis=1).tolist(), self.label_names)

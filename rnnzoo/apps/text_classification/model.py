@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from rnnzoo.apps._classification import compare_on_data, int8_rule
+from rnnzoo.apps._classification import (
+    NamedClassesHead,
+    accuracy_comparison,
+    accuracy_int8_rule,
+)
 from rnnzoo.apps.text_classification.data import (
     TextClassificationData,
     TextClassifierPreprocessor,
@@ -27,14 +31,14 @@ from rnnzoo.apps.text_classification.inference import (
 from rnnzoo.config import EntryConfig
 from rnnzoo.data.tokenizer import WordTokenizer
 from rnnzoo.engines.ctc import NotStreamableError
-from rnnzoo.errors import ConfigError, DataError, RunDirError
+from rnnzoo.errors import DataError, RunDirError
 from rnnzoo.export.bundle import MODEL_FILE
 from rnnzoo.export.specs import GraphSpec, InputSpec, token_batches
 from rnnzoo.io import atomic_write_text
-from rnnzoo.task import Task, placeholder_labels
+from rnnzoo.task import Task
 
 
-class TextClassificationTask(_Classifier, Task):
+class TextClassificationTask(NamedClassesHead, _Classifier, Task):
     """Keras side of a text classifier; a family adds ``build_model``."""
 
     task_type = "text-classification"
@@ -124,26 +128,11 @@ class TextClassificationTask(_Classifier, Task):
         self.require_fitted()
         return self.keras_graphs().run("model", {"tokens": tokens})["probs"]
 
-    def head_overrides(self, data: TextClassificationData) -> dict[str, Any]:
-        """Other labels than the model's: a fresh classifier for them (never a silent remap)."""
-        if list(data.label_names) == list(self.label_names):
-            return {}
-        return {"labels": list(data.label_names)}
-
-    def head_labels(self) -> list[str]:
-        return list(self.label_names)
-
     def _preprocessor_for_head(self, config: EntryConfig, labels: list[str] | None,
                                fresh: bool) -> TextClassifierPreprocessor:
-        """The same tokenizer; the given class names, else this model's when the head keeps
-        them, else ``class_0``, ``class_1``, ... (training on data replaces them)."""
-        n = config.model.num_classes
-        if labels is None:
-            labels = placeholder_labels(n) if fresh or n != len(self.label_names) \
-                else self.label_names
-        if len(labels) != n:
-            raise ConfigError(f"labels: {len(labels)} names for num_classes={n}")
-        return TextClassifierPreprocessor(self.preprocessor.tokenizer, labels,
+        """The same tokenizer, under the copy's class names."""
+        names = self.head_class_names(config.model.num_classes, labels, fresh)
+        return TextClassifierPreprocessor(self.preprocessor.tokenizer, names,
                                           config.data.max_length)
 
     # -- streaming ------------------------------------------------------------------------------
@@ -202,22 +191,17 @@ class TextClassificationTask(_Classifier, Task):
                                "max_prob_drift": drift}
         summary = f"argmax agreement {agree / total:.1%}, max prob drift {drift:.3f}"
         if eval_data is not None:
-            found = compare_on_data(self, reference, candidate, eval_data, ["accuracy"])
-            acc_ref, acc_new, n = found["fp32"], found["int8"], found["examples"]
-            out.update({"eval_data": found["description"], "eval_examples": n,
-                        "accuracy_fp32": acc_ref, "accuracy_int8": acc_new,
-                        "accuracy_difference": acc_new - acc_ref})
-            summary += (f"; accuracy fp32 {acc_ref:.4f} -> int8 {acc_new:.4f} "
-                        f"({acc_new - acc_ref:+.4f}) on {n} examples")
+            found, phrase = accuracy_comparison(self, reference, candidate, eval_data,
+                                                "examples")
+            out.update(found)
+            summary += phrase
         out["summary"] = summary
         return out
 
     def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when it loses at most half a point of accuracy on the evaluation data
         (or, without data, agrees with fp32 on at least 99% of random inputs)."""
-        return int8_rule(comparison, "accuracy_difference",
-                         "int8 loses more than 0.5 points of accuracy", "argmax_agreement", 0.99,
-                         "int8 disagrees with fp32 on more than 1% of random inputs")
+        return accuracy_int8_rule(comparison, 0.99)
 
 
 TASK_CLASS = TextClassificationTask
