@@ -183,16 +183,25 @@ def compare_on_data(task: Any, reference: Any, candidate: Any, eval_data: Any,
             "examples": len(inputs)}
 
 
-def accuracy_comparison(task: Any, reference: Any, candidate: Any, eval_data: Any,
-                        unit: str) -> tuple[dict[str, Any], str]:
-    """The accuracy part of a classifier's int8 comparison: both runtimes' accuracy on the
-    dev split of ``eval_data`` (the keys a preset's metadata records) and the summary's
-    phrase for it (``unit`` names the examples)."""
-    found = compare_on_data(task, reference, candidate, eval_data, ["accuracy"])
-    ref, new, n = found["fp32"], found["int8"], found["examples"]
-    return ({"eval_data": found["description"], "eval_examples": n, "accuracy_fp32": ref,
-             "accuracy_int8": new, "accuracy_difference": new - ref},
-            f"; accuracy fp32 {ref:.4f} -> int8 {new:.4f} ({new - ref:+.4f}) on {n} {unit}")
+def classifier_comparison(task: Any, reference: Any, candidate: Any, fp32: np.ndarray,
+                          int8: np.ndarray, eval_data: Any, unit: str) -> dict[str, Any]:
+    """A classifier's int8 comparison (the dict a preset's metadata records): argmax agreement
+    and the largest probability drift between the two runtimes' probabilities ``fp32`` and
+    ``int8`` ``[n, classes]`` on the same random inputs, and, with ``eval_data``, both
+    runtimes' accuracy on its dev split (``unit`` names its examples in the summary)."""
+    agree = float((fp32.argmax(1) == int8.argmax(1)).mean())
+    drift = float(np.abs(fp32 - int8).max())
+    out: dict[str, Any] = {"random_inputs": len(fp32), "argmax_agreement": agree,
+                           "max_prob_drift": drift}
+    summary = f"argmax agreement {agree:.1%}, max prob drift {drift:.3f}"
+    if eval_data is not None:
+        found = compare_on_data(task, reference, candidate, eval_data, ["accuracy"])
+        ref, new, n = found["fp32"], found["int8"], found["examples"]
+        out.update({"eval_data": found["description"], "eval_examples": n,
+                    "accuracy_fp32": ref, "accuracy_int8": new, "accuracy_difference": new - ref})
+        summary += f"; accuracy fp32 {ref:.4f} -> int8 {new:.4f} ({new - ref:+.4f}) on {n} {unit}"
+    out["summary"] = summary
+    return out
 
 
 def accuracy_int8_rule(comparison: Mapping[str, Any], min_agreement: float) -> str | None:

@@ -19,8 +19,8 @@ import numpy as np
 
 from rnnzoo.apps._classification import (
     NamedClassesHead,
-    accuracy_comparison,
     accuracy_int8_rule,
+    classifier_comparison,
 )
 from rnnzoo.apps.action_recognition.data import (
     ACTIONS,
@@ -187,19 +187,9 @@ class ActionRecognitionTask(NamedClassesHead, _ActionClassifier, Task):
         base = rng.normal(0, 0.3, (20, 3)) + [0.0, 0.0, 2.7]
         seqs = [base + np.cumsum(rng.normal(0, 0.02, (n, 20, 3)), axis=0)
                 for n in rng.integers(5, 60, size=32)]
-        a, b = reference.probs_of_sequences(seqs), candidate.probs_of_sequences(seqs)
-        agree = float((a.argmax(1) == b.argmax(1)).mean())
-        drift = float(np.abs(a - b).max())
-        out: dict[str, Any] = {"random_inputs": len(seqs), "argmax_agreement": agree,
-                               "max_prob_drift": drift}
-        summary = f"argmax agreement {agree:.1%}, max prob drift {drift:.3f}"
-        if eval_data is not None:
-            found, phrase = accuracy_comparison(self, reference, candidate, eval_data,
-                                                "sequences")
-            out.update(found)
-            summary += phrase
-        out["summary"] = summary
-        return out
+        return classifier_comparison(self, reference, candidate,
+                                     reference.probs_of_sequences(seqs),
+                                     candidate.probs_of_sequences(seqs), eval_data, "sequences")
 
     def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when it loses at most half a point of accuracy on the evaluation data

@@ -14,8 +14,8 @@ import numpy as np
 
 from rnnzoo.apps._classification import (
     NamedClassesHead,
-    accuracy_comparison,
     accuracy_int8_rule,
+    classifier_comparison,
 )
 from rnnzoo.apps.text_classification.data import (
     TextClassificationData,
@@ -180,23 +180,11 @@ class TextClassificationTask(NamedClassesHead, _Classifier, Task):
         """How much int8 changes predictions: argmax agreement and max probability drift on
         random inputs, plus accuracy on ``eval_data``'s dev split when given."""
         vocab = self.config.model.vocab_size
-        agree, total, drift = 0, 0, 0.0
-        for seed in (1, 2):
-            for tokens in token_batches(vocab, seed=seed):
-                a, b = reference.predict_tokens(tokens), candidate.predict_tokens(tokens)
-                agree += int((a.argmax(1) == b.argmax(1)).sum())
-                total += len(a)
-                drift = max(drift, float(np.abs(a - b).max()))
-        out: dict[str, Any] = {"random_inputs": total, "argmax_agreement": agree / total,
-                               "max_prob_drift": drift}
-        summary = f"argmax agreement {agree / total:.1%}, max prob drift {drift:.3f}"
-        if eval_data is not None:
-            found, phrase = accuracy_comparison(self, reference, candidate, eval_data,
-                                                "examples")
-            out.update(found)
-            summary += phrase
-        out["summary"] = summary
-        return out
+        batches = [tokens for seed in (1, 2) for tokens in token_batches(vocab, seed=seed)]
+        return classifier_comparison(
+            self, reference, candidate,
+            np.concatenate([reference.predict_tokens(t) for t in batches]),
+            np.concatenate([candidate.predict_tokens(t) for t in batches]), eval_data, "examples")
 
     def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """int8 ships when it loses at most half a point of accuracy on the evaluation data
