@@ -316,3 +316,90 @@ def test_cli_evaluate_is_the_python_call_on_both_backends(capsys):
         report = json.loads(capsys.readouterr().out)
         assert report["sentences"] == n
         assert report["f1"] == pytest.approx(want["f1"], abs=1e-9), backend
+
+
+# -- regularisation and features of the CoNLL recipe (issue 37) ---------------------------------
+
+
+def test_case_features_give_each_word_its_case_pattern():
+    from rnnzoo.apps.token_classification.data import TaggerPreprocessor
+    from rnnzoo.data.tokenizer import WordTokenizer
+    from rnnzoo.layers.tagging import CASE_PATTERNS, CaseFeatures, char_classes
+
+    words = ["john", "John", "JOHN", "iPhone", "1996", "F16", ",", "U.S.", "McDonald", "3-0",
+             "é", "É"]
+    pre = TaggerPreprocessor(WordTokenizer(), WordTokenizer(lowercase=False), ["O", "X"],
+                             None, 20)
+    pre.fit([words], 100, 100, 1)
+    w, c = pre.batch([words, ["a"]])
+    layer = CaseFeatures(100, 3, char_classes(pre.chars.vocab))
+    assert tuple(layer(c).shape) == (2, len(words), 3)
+    found = [CASE_PATTERNS[i] for i in np.asarray(layer.patterns(c))[0]]
+    assert found == ["lower", "title", "upper", "mixed", "numeric", "has_digit", "other",
+                     "upper", "title", "numeric", "lower", "upper"]
+    assert np.asarray(layer.patterns(c))[1].tolist() == [1] + [0] * (len(words) - 1)
+    # Characters outside the vocabulary (<unk>) count as "other", not as letters.
+    _, unseen = pre.batch([["Zz"]])
+    assert np.asarray(layer.patterns(unseen)).tolist() == [[7]]
+
+
+def test_word_dropout_replaces_words_in_training_batches_only(tmp_path):
+    data_dir = synthetic_dataset(tmp_path / "data", n=200, seed=0)
+    task = rnnzoo.create_model("tagger_bilstm_crf", **TINY_OVERRIDES["model"],
+                               **TINY_OVERRIDES["data"], word_dropout=0.3)
+    data = task.load_data(data_dir, seed=0)
+    task.adapt(data)
+    train, dev, _ = task.datasets(data, 16, seed=0, bucketing=False, fixed_length=False)
+    plain, _, _ = task.datasets(data, 16, seed=None, bucketing=False, fixed_length=False)
+    dropped = np.concatenate([w.numpy().ravel() for (w, _), _ in train])
+    kept = np.concatenate([w.numpy().ravel() for (w, _), _ in plain])
+    real = kept[kept > 0]
+    # Same words (shuffled): about 30% of them became <unk> (id 1); padding stays 0.
+    assert (dropped > 0).sum() == real.size
+    share = ((dropped == 1).sum() - (real == 1).sum()) / real.size
+    assert 0.25 < share < 0.35, share
+    # The dev split and evaluation batches are the ids themselves.
+    tokens, _ = data.split("dev")
+    dev_ids = np.concatenate([w.numpy().ravel() for (w, _), _ in dev])
+    want = np.concatenate([task.preprocessor.batch(tokens[i: i + 16])[0].ravel()
+                           for i in range(0, len(tokens), 16)])
+    np.testing.assert_array_equal(dev_ids, want)
+
+
+def test_locked_dropout_shares_one_mask_across_time():
+    task = rnnzoo.create_model("tagger_bilstm_crf", **TINY_OVERRIDES["model"],
+                               locked_dropout=True)
+    layer = task.model.get_layer("embedding_dropout")
+    x = np.ones((3, 7, 10), "float32")
+    out = np.asarray(layer(x, training=True))
+    assert (out == out[:, :1]).all() and (out == 0).any()
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_case_features_and_locked_dropout_train_and_export(tmp_path):
+    """The recipe's options train, save as a preset and export to ONNX with parity (the case
+    table is a weight: the bundle needs no new input)."""
+    from rnnzoo.presets import save_preset
+
+    data = synthetic_dataset(tmp_path / "data", n=200, seed=3)
+    result = rnnzoo.train("tagger_bilstm_crf", data, out=tmp_path / "run", verbose=0,
+                          model={**TINY_OVERRIDES["model"], "case_embedding_dim": 4,
+                                 "locked_dropout": True},
+                          data={**TINY_OVERRIDES["data"], "word_dropout": 0.1},
+                          training={**TINY_OVERRIDES["training"], "epochs": 2})
+    task = result.task
+    table = np.asarray(task.model.get_layer("case_features").classes)
+    upper = task.preprocessor.chars.index["P"]
+    assert table[upper].tolist() == [0, 1, 0, 0] and table[0].tolist() == [0, 0, 0, 0]
+    preset = save_preset(task, tmp_path / "preset", {
+        "name": "tagger_bilstm_crf.case", "dataset": "synthetic", "split": "dev",
+        "metrics": {"f1": float(result.metrics["f1"])}, "metrics_command": "test",
+        "training_command": "test", "training_wall_time_s": 0.0, "data_license": "generated"},
+        storage="float32", onnx=True, int8=False)
+    bundle = json.loads((preset / "metadata.json").read_text())["onnx"]["fp32"]
+    assert "identical to Keras" in bundle["keras_parity"]
+    assert bundle["graphs"]["model"]["max_abs_diff_vs_keras"]["emissions"] <= 1e-4
+    sents = [["Peter", "met", "Anna", "in", "PARIS"], ["in", "London"]]
+    onnx = rnnzoo.from_preset(preset, backend="onnx")
+    keras_tags = [t.tags for t in rnnzoo.from_preset(preset, backend="keras").tag(sents)]
+    assert [t.tags for t in onnx.tag(sents)] == keras_tags

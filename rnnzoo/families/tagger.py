@@ -34,6 +34,13 @@ class ModelConfig:
     reset_after: bool = True  # GRU only
     embedding_dropout: float = rule(0.5, min=0.0, max=1.0, max_exclusive=True)
     dropout: float = rule(0.5, min=0.0, max=1.0, max_exclusive=True)
+    # Dropout masks shared by all time steps of a sentence (variational / "locked" dropout,
+    # Gal & Ghahramani 2016) for embedding_dropout and dropout, instead of one mask per token.
+    locked_dropout: bool = False
+    # > 0: an embedding of each word's case pattern (lower / UPPER / Title / mixed / digits...,
+    # read from the character ids) joins the word and character features; word ids are
+    # lowercased, so the word embedding alone cannot see the case. 0: none (older presets).
+    case_embedding_dim: int = rule(0, min=0)
     output: Literal["crf", "softmax"] = "crf"
     num_tags: int = rule(17, min=2)  # CoNLL-2003 NER in BIOES: O + 4 types x B/I/E/S
 
@@ -45,7 +52,7 @@ class Task(TokenClassificationTask):
         import keras
 
         from rnnzoo.layers import RecurrentStack
-        from rnnzoo.layers.tagging import ChainCRF, CharCNN, DropMask
+        from rnnzoo.layers.tagging import CaseFeatures, ChainCRF, CharCNN, DropMask, char_classes
 
         m = self.config.model
         words = keras.Input(shape=(None,), dtype="int32", name="words")
@@ -54,11 +61,20 @@ class Task(TokenClassificationTask):
                                    name="word_embedding")(words)
         c = CharCNN(m.char_vocab_size, m.char_embedding_dim, m.char_filters,
                     m.char_kernel_size, name="char_cnn")(chars)
-        x = keras.layers.Concatenate(name="features")([w, c])
-        x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
+        features = [w, c]
+        if m.case_embedding_dim:
+            pre = self.preprocessor
+            table = char_classes(pre.chars.vocab) if pre.is_fitted else None
+            features.append(CaseFeatures(m.char_vocab_size, m.case_embedding_dim, table,
+                                         name="case_features")(chars))
+        x = keras.layers.Concatenate(name="features")(features)
+        # (None, 1, None): one mask per sentence and feature, the same at every step.
+        shared = (None, 1, None) if m.locked_dropout else None
+        x = keras.layers.Dropout(m.embedding_dropout, noise_shape=shared,
+                                 name="embedding_dropout")(x)
         x = RecurrentStack.from_model_config(m, bidirectional=True, return_sequences=True,
                                              name="encoder")(x)
-        x = keras.layers.Dropout(m.dropout, name="dropout")(x)
+        x = keras.layers.Dropout(m.dropout, noise_shape=shared, name="dropout")(x)
         scores = keras.layers.Dense(m.num_tags, dtype="float32", name="emissions")(x)
         if m.output == "crf":
             out = ChainCRF(m.num_tags, dtype="float32", name="crf")(scores)

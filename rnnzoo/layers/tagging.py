@@ -250,3 +250,93 @@ class TagAccuracy(keras.metrics.Mean):
         hit = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), tags),
                        "float32")
         return super().update_state(hit, sample_weight=mask)
+
+
+# Word shapes of CaseFeatures (index = pattern id; 0 is a padded word).
+CASE_PATTERNS = ("pad", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
+
+
+def char_classes(symbols: Any) -> list[list[float]]:
+    """Rows of CaseFeatures' table for a character vocabulary (``symbols[i]`` is id i, ids 0
+    and 1 are <pad> and <unk>): one-hot lower / upper / digit / other; <pad> is all zero."""
+    rows = []
+    for i, s in enumerate(symbols):
+        if i == 0:
+            rows.append([0.0, 0.0, 0.0, 0.0])
+        elif i > 1 and len(s) == 1 and s.isalpha() and s.lower() != s:
+            rows.append([0.0, 1.0, 0.0, 0.0])
+        elif i > 1 and len(s) == 1 and s.isalpha():
+            rows.append([1.0, 0.0, 0.0, 0.0])
+        elif i > 1 and len(s) == 1 and s.isdigit():
+            rows.append([0.0, 0.0, 1.0, 0.0])
+        else:
+            rows.append([0.0, 0.0, 0.0, 1.0])
+    return rows
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class CaseFeatures(keras.layers.Layer):
+    """The case pattern of each word (Chiu & Nichols 2016), embedded: word ids are lowercased,
+    so this gives the recurrent layer "Title", "UPPER", "mixedCase", "1996", "F16" as one of
+    :data:`CASE_PATTERNS`. It reads the character ids (which keep the case) through a fixed
+    per-character table (lower / upper / digit / other, a non-trainable weight set from the
+    character vocabulary), so the exported graph and the runtime need no new input.
+    Input [batch, time, chars] int32 -> [batch, time, embedding_dim]."""
+
+    def __init__(self, char_vocab_size: int, embedding_dim: int,
+                 classes: list[list[float]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.char_vocab_size = char_vocab_size
+        self.embedding_dim = embedding_dim
+        self._initial = classes
+        self.embedding = keras.layers.Embedding(len(CASE_PATTERNS), embedding_dim,
+                                                name="case_embedding")
+
+    def build(self, input_shape: Any) -> None:
+        rows = list(self._initial or [])[: self.char_vocab_size]
+        rows += [[0.0, 0.0, 0.0, 1.0]] * (self.char_vocab_size - len(rows))
+        rows[0] = [0.0, 0.0, 0.0, 0.0]
+        self.classes = self.add_weight(name="char_classes", shape=(self.char_vocab_size, 4),
+                                       initializer=keras.initializers.Constant(rows),
+                                       trainable=False, dtype="float32")
+        self.embedding.build((None, None))
+
+    def patterns(self, chars: Any) -> Any:
+        """Pattern ids [batch, time] (int32) of character ids [batch, time, chars]."""
+        chars = ops.cast(chars, "int32")
+        per_char = ops.take(self.classes, chars, axis=0)  # [b, t, c, 4]
+        counts = ops.sum(per_char, axis=2)
+        n_lower, n_upper, n_digit = counts[..., 0], counts[..., 1], counts[..., 2]
+        first_upper = per_char[:, :, 0, 1] > 0.5
+        letters = (n_lower + n_upper) > 0.5
+        digits = n_digit > 0.5
+        has_lower, has_upper = n_lower > 0.5, n_upper > 0.5
+        no_digit = ops.logical_not(digits)
+        cases = [
+            (ops.logical_and(ops.logical_and(has_lower, ops.logical_not(has_upper)), no_digit), 1),
+            (ops.logical_and(ops.logical_and(has_upper, ops.logical_not(has_lower)), no_digit), 2),
+            (ops.logical_and(ops.logical_and(first_upper, has_lower), no_digit), 3),
+            (ops.logical_and(ops.logical_and(ops.logical_not(first_upper),
+                                             ops.logical_and(has_lower, has_upper)), no_digit), 4),
+            (ops.logical_and(digits, ops.logical_not(letters)), 5),
+            (ops.logical_and(digits, letters), 6),
+        ]
+        out = ops.zeros_like(chars[:, :, 0])
+        for cond, value in cases:
+            out = out + ops.cast(cond, "int32") * value
+        other = ops.logical_and(ops.equal(out, 0), ops.greater(chars[:, :, 0], 0))
+        return out + ops.cast(other, "int32") * 7
+
+    def call(self, chars: Any) -> Any:
+        return self.embedding(self.patterns(chars))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return ops.greater(inputs[:, :, 0], 0)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], input_shape[1], self.embedding_dim)
+
+    def get_config(self) -> dict:
+        # The table is a weight (restored with the others), not config.
+        return {**super().get_config(), "char_vocab_size": self.char_vocab_size,
+                "embedding_dim": self.embedding_dim}

@@ -40,6 +40,10 @@ class DataConfig:
     # Training only: a word seen once in training becomes <unk> with this probability, so the
     # <unk> embedding is trained on real contexts (Lample et al. 2016 use 0.5).
     singleton_unk: float = rule(0.0, min=0.0, max=1.0)
+    # Training only: every word becomes <unk> with this probability (word dropout), so the
+    # model learns to tag from context and characters, as it must for unseen words. The
+    # dev split, evaluation and export never see it.
+    word_dropout: float = rule(0.0, min=0.0, max=1.0, max_exclusive=True)
     # Held out when a dataset has a training file only; 0 trains on everything.
     dev_fraction: float = rule(0.1, min=0.0, max=1.0, max_exclusive=True)
 

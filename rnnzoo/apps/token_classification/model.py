@@ -145,14 +145,17 @@ class TokenClassificationTask(_Tagger, Task):
             counts = Counter(i for s in train_tok for i in pre.word_ids(s))
             singles = np.zeros(pre.words.vocab_size, bool)
             singles[[i for i, c in counts.items() if c == 1 and i > 1]] = True
-        train = self._dataset(train_tok, train_y, batch_size, seed, bucketing, (rate, singles))
+        train = self._dataset(train_tok, train_y, batch_size, seed, bucketing, (rate, singles),
+                              self.config.data.word_dropout)
         return train, dev, -(-len(train_tok) // batch_size)
 
     def _dataset(self, tokens: list, targets: list, batch_size: int, seed: int | None,
-                 bucketing: bool, unk: tuple[float, Any] = (0.0, None)) -> Any:
-        """Batches of ``((words, chars), targets)``; with a seed, reshuffled every epoch with
-        sentences of similar length batched together (a fixed number of batches), and
-        singleton words replaced by <unk> at rate ``unk[0]`` (``unk[1]``: singleton ids)."""
+                 bucketing: bool, unk: tuple[float, Any] = (0.0, None),
+                 word_dropout: float = 0.0) -> Any:
+        """Batches of ``((words, chars), targets)``; with a seed (training), reshuffled every
+        epoch with sentences of similar length batched together (a fixed number of batches),
+        singleton words replaced by <unk> at rate ``unk[0]`` (``unk[1]``: singleton ids) and
+        any word at rate ``word_dropout`` (its characters are kept)."""
         import tensorflow as tf
 
         pre = self.preprocessor
@@ -178,6 +181,8 @@ class TokenClassificationTask(_Tagger, Task):
                 words, chars = pre.batch([tokens[i] for i in idx])
                 if seed is not None and unk[0] > 0:
                     words[unk[1][words] & (rng.random(words.shape) < unk[0])] = 1
+                if seed is not None and word_dropout > 0:
+                    words[(words > 0) & (rng.random(words.shape) < word_dropout)] = 1
                 yield (words, chars), pad_rows([targets[i] for i in idx])
 
         spec = ((tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None, None],
