@@ -83,6 +83,12 @@ def test_features_do_not_depend_on_where_the_body_stands_or_its_size():
     np.testing.assert_allclose(scaled, base, atol=1e-5)
     assert base.shape == (len(seq), 120)
     assert skeleton_features(np.repeat(seq, 10, axis=0), 30, False).shape == (30, 60)
+    # the part-based arm features (from the shoulder centre) are as invariant
+    arms = skeleton_features(seq, 100, True, arms=True)
+    assert arms.shape == (len(seq), 174)
+    np.testing.assert_allclose(arms[:, :60], base[:, :60], atol=1e-6)
+    np.testing.assert_allclose(skeleton_features(1.3 * seq + 0.5, 100, True, arms=True), arms,
+                               atol=1e-5)
     turned = augment(seq, rng, 30.0, 0.0)  # a turn about the hip centre keeps the body's size
     np.testing.assert_allclose(np.linalg.norm(turned - turned[:, 6:7], axis=-1),
                                np.linalg.norm(seq - seq[:, 6:7], axis=-1), atol=1e-9)

@@ -20,7 +20,9 @@ naming the file (and line) and what to fix.
 Features (``skeleton_features``): per frame, the 19 other joints relative to the hip centre,
 and the hip centre's path since the first frame, divided by the sequence's torso length
 (median hip-centre-to-shoulder-centre distance), so a translated or uniformly scaled body
-gives the same features; with ``velocities``, their frame-to-frame differences too. A sequence
+gives the same features; with ``arms``, the arm joints and the head relative to the shoulder
+centre as well (a part-based reading: the trunk's bend and lean do not move them); with
+``velocities``, the frame-to-frame differences of all of these too. A sequence
 longer than ``max_frames`` is read at ``max_frames`` evenly spaced frames.
 """
 
@@ -46,6 +48,8 @@ NUM_JOINTS = 20
 #: hands, 13/14 knees, 15/16 ankles, 17/18 feet, 19 head (y up, z away from the camera, metres).
 HIP_CENTRE = 6
 SHOULDER_CENTRE = 2
+#: The joints ``arms`` reads from the shoulder centre: shoulders, elbows, wrists, hands, head.
+ARM_JOINTS = (0, 1, 7, 8, 9, 10, 11, 12, 19)
 #: The 20 actions of MSR Action3D (Li, Zhang & Liu 2010), a01 ... a20.
 ACTIONS = ("high_arm_wave", "horizontal_arm_wave", "hammer", "hand_catch", "forward_punch",
            "high_throw", "draw_x", "draw_tick", "draw_circle", "hand_clap", "two_hand_wave",
@@ -67,6 +71,9 @@ class DataConfig:
     # Frames the model reads: a longer sequence is read at this many evenly spaced frames.
     max_frames: int = rule(100, min=2)
     velocities: bool = True  # frame-to-frame differences beside the positions
+    # The arm joints and the head relative to the shoulder centre as well (27 more positions,
+    # and their velocities): arm actions read without the trunk's bend and lean.
+    arms: bool = False
     # A moving average over this many frames before the features (1: off): the tracker's
     # joints jitter from frame to frame, which the velocities would amplify.
     smooth: int = rule(1, min=1, max=15)
@@ -88,10 +95,10 @@ class DataConfig:
     build: float = rule(0.0, min=0.0, max=0.1)
 
 
-def num_features(velocities: bool) -> int:
-    """Features per frame: 19 joints and the hip centre's path (x, y, z), doubled with
-    velocities."""
-    return 3 * NUM_JOINTS * (2 if velocities else 1)
+def num_features(velocities: bool, arms: bool = False) -> int:
+    """Features per frame: 19 joints and the hip centre's path (x, y, z), with ``arms`` 9
+    joints from the shoulder centre, doubled with velocities."""
+    return 3 * (NUM_JOINTS + (len(ARM_JOINTS) if arms else 0)) * (2 if velocities else 1)
 
 
 # -- features ------------------------------------------------------------------------------------
@@ -131,7 +138,7 @@ def facing_camera(joints: np.ndarray) -> np.ndarray:
 def skeleton_features(joints: np.ndarray, max_frames: int, velocities: bool, smooth: int = 1,
                       align: bool = False, rng: np.random.Generator | None = None,
                       rotate_degrees: float = 0.0, stretch: float = 0.0, time_warp: float = 0.0,
-                      jitter: float = 0.0, build: float = 0.0) -> np.ndarray:
+                      jitter: float = 0.0, build: float = 0.0, arms: bool = False) -> np.ndarray:
     """Float32 features ``[T', F]`` of one sequence ``[T, 20, 3]`` (see the module docstring):
     unchanged by translating every joint, or by scaling the whole body (and with ``align``,
     by turning it about the vertical axis). With ``rng``, a training copy: turned and
@@ -151,7 +158,11 @@ def skeleton_features(joints: np.ndarray, max_frames: int, velocities: bool, smo
         scale = 1.0
     pos = np.delete(centred, HIP_CENTRE, axis=1).reshape(len(joints), -1)
     path = hip - hip[:1]
-    feats = np.concatenate([pos, path], axis=1) / scale
+    parts = [pos, path]
+    if arms:
+        arm = joints[:, ARM_JOINTS] - joints[:, SHOULDER_CENTRE][:, None, :]
+        parts.append(arm.reshape(len(joints), -1))
+    feats = np.concatenate(parts, axis=1) / scale
     if velocities:
         vel = np.diff(feats, axis=0, prepend=feats[:1]) * VELOCITY_SCALE
         feats = np.concatenate([feats, vel], axis=1)
@@ -484,12 +495,13 @@ class SkeletonPreprocessor:
 
     def __init__(self, label_names: Sequence[str], max_frames: int, velocities: bool,
                  mean: Any = None, std: Any = None, smooth: int = 1,
-                 align: bool = False) -> None:
+                 align: bool = False, arms: bool = False) -> None:
         self.label_names = list(label_names)
         self.max_frames = int(max_frames)
         self.velocities = bool(velocities)
         self.smooth = int(smooth)
         self.align = bool(align)
+        self.arms = bool(arms)
         self.mean = None if mean is None else np.asarray(mean, np.float32)
         self.std = None if std is None else np.asarray(std, np.float32)
 
@@ -499,14 +511,14 @@ class SkeletonPreprocessor:
 
     @property
     def num_features(self) -> int:
-        return num_features(self.velocities)
+        return num_features(self.velocities, self.arms)
 
     def raw_features(self, joints: np.ndarray, rng: np.random.Generator | None = None,
                      rotate_degrees: float = 0.0, stretch: float = 0.0, time_warp: float = 0.0,
                      jitter: float = 0.0, build: float = 0.0) -> np.ndarray:
         return skeleton_features(joints, self.max_frames, self.velocities, self.smooth,
                                  self.align, rng, rotate_degrees, stretch, time_warp, jitter,
-                                 build)
+                                 build, self.arms)
 
     def fit(self, sequences: Sequence[np.ndarray]) -> None:
         """Mean and deviation of every feature over the frames of ``sequences``."""
@@ -541,7 +553,7 @@ class SkeletonPreprocessor:
             "std": [round(float(v), 7) for v in self.std]}
         return json.dumps({"labels": self.label_names, "max_frames": self.max_frames,
                            "velocities": self.velocities, "smooth": self.smooth,
-                           "align": self.align, "joints": NUM_JOINTS,
+                           "align": self.align, "arms": self.arms, "joints": NUM_JOINTS,
                            "hip_centre": HIP_CENTRE, "shoulder_centre": SHOULDER_CENTRE,
                            "velocity_scale": VELOCITY_SCALE, **stats})
 
@@ -558,7 +570,10 @@ class SkeletonPreprocessor:
         if not ok or info.get("joints") != NUM_JOINTS or info.get("hip_centre") != HIP_CENTRE:
             raise error(f"{path}: expected labels, max_frames, velocities and the joint layout "
                         f"of {NUM_JOINTS} joints, found {short_repr(info)}")
-        width = num_features(info["velocities"])
+        arms = info.get("arms", False)  # bundles before the option read no arms
+        if not isinstance(arms, bool):
+            raise error(f"{path}: arms must be true or false, found {short_repr(arms)}")
+        width = num_features(info["velocities"], arms)
         stats = [info.get("mean"), info.get("std")]
         if stats != [None, None] and not all(isinstance(v, list) and len(v) == width
                                              for v in stats):
@@ -567,4 +582,4 @@ class SkeletonPreprocessor:
         if not isinstance(smooth, int) or smooth < 1 or not isinstance(align, bool):
             raise error(f"{path}: smooth must be an integer >= 1 and align true or false")
         return cls(info["labels"], info["max_frames"], info["velocities"], *stats,
-                   smooth=smooth, align=align)
+                   smooth=smooth, align=align, arms=arms)

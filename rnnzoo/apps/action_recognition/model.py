@@ -10,6 +10,7 @@ functions only.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,7 +69,7 @@ class ActionRecognitionTask(NamedClassesHead, _ActionClassifier, Task):
         names = list(ACTIONS) if n == len(ACTIONS) else placeholder_labels(n)
         d = self.config.data
         return SkeletonPreprocessor(names, d.max_frames, d.velocities, smooth=d.smooth,
-                                    align=d.align)
+                                    align=d.align, arms=d.arms)
 
     def save_assets(self, directory: Path) -> None:
         atomic_write_text(directory / ASSET_FILE, self.preprocessor.to_json() + "\n")
@@ -163,10 +164,9 @@ class ActionRecognitionTask(NamedClassesHead, _ActionClassifier, Task):
     def _preprocessor_for_head(self, config: EntryConfig, labels: list[str] | None,
                                fresh: bool) -> SkeletonPreprocessor:
         """The same features and statistics, under the copy's class names."""
-        names = self.head_class_names(config.model.num_classes, labels, fresh)
-        pre = self.preprocessor
-        return SkeletonPreprocessor(names, pre.max_frames, pre.velocities, pre.mean, pre.std,
-                                    pre.smooth, pre.align)
+        pre = copy.copy(self.preprocessor)
+        pre.label_names = self.head_class_names(config.model.num_classes, labels, fresh)
+        return pre
 
     # -- export ---------------------------------------------------------------------------------
     def _graph_specs(self) -> list[GraphSpec]:
