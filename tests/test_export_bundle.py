@@ -18,9 +18,12 @@ from rnnzoo.errors import DataError
 from rnnzoo.registry import get_entry
 
 
-def _tiny_trained(name):
-    """A tiny text classifier with a fitted vocabulary and random (not trained) weights."""
-    task = rnnzoo.create_model(name, **tiny_overrides(get_entry(name).family))
+def _tiny_trained(name: str, **model: object):
+    """A tiny text classifier with a fitted vocabulary and random (not trained) weights;
+    ``model`` overrides its model config."""
+    tiny = {k: dict(v) for k, v in tiny_overrides(get_entry(name).family).items()}
+    tiny["model"].update(model)
+    task = rnnzoo.create_model(name, **tiny)
     words = "the a movie film good bad plot actors was really".split()
     task.preprocessor.tokenizer.fit([" ".join(words)], max_size=task.config.model.vocab_size)
     task.preprocessor.label_names = ["neg", "pos"]

@@ -7,25 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import tiny_overrides
+from test_export_bundle import _tiny_trained
 from test_stream_parity import _classification
 
 import rnnzoo
 from rnnzoo.families.sentiment import ModelConfig
 
 RECIPE = {"pooling": "max_mean", "word_dropout": 0.3, "label_smoothing": 0.1}
-
-
-def _tiny(name: str, **model: object) -> rnnzoo.Task:
-    tiny = {k: dict(v) for k, v in tiny_overrides("sentiment").items()}
-    tiny["model"].update(model)
-    task = rnnzoo.create_model(name, **tiny)
-    words = "the a movie film good bad plot actors was really".split()
-    task.preprocessor.tokenizer.fit([" ".join(words)], max_size=task.config.model.vocab_size)
-    task.preprocessor.label_names = ["neg", "pos"]
-    rng = np.random.default_rng(0)
-    task.model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
-                            for w in task.model.get_weights()])
-    return task
 
 
 def test_options_are_off_by_default():
@@ -60,8 +48,8 @@ def test_word_dropout_replaces_words_by_unk_in_training_only():
 def test_word_dropout_adds_no_weights_and_changes_no_prediction():
     """A checkpoint of a model without the layer loads into one with it (and back): the
     layer has no weights and is inert at inference."""
-    plain = _tiny("sentiment_bilstm")
-    dropped = _tiny("sentiment_bilstm", word_dropout=0.4)
+    plain = _tiny_trained("sentiment_bilstm")
+    dropped = _tiny_trained("sentiment_bilstm", word_dropout=0.4)
     assert "word_dropout" in {layer.name for layer in dropped.model.layers}
     dropped.model.set_weights(plain.model.get_weights())
     texts = ["good movie", "the plot was really bad", "a film"]
@@ -82,7 +70,7 @@ def test_max_mean_pooling_concatenates_max_and_mean_over_valid_steps():
         np.testing.assert_allclose(got[i, :4], valid.max(0), atol=1e-6)
         np.testing.assert_allclose(got[i, 4:], valid.mean(0), atol=1e-6)
     assert MaskedGlobalPooling1D("max_mean").compute_output_shape((None, None, 4)) == (None, 8)
-    task = _tiny("sentiment_bilstm", pooling="max_mean")
+    task = _tiny_trained("sentiment_bilstm", pooling="max_mean")
     # the head reads 2 x (2 directions x units)
     assert task.model.get_layer("probs").kernel.shape[0] == 4 * task.config.model.units
 
@@ -101,7 +89,7 @@ def test_label_smoothing_loss():
     plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probs))
     assert float(SmoothedSparseCrossentropy(0.0)(labels, probs)) == pytest.approx(plain, 1e-5)
     assert want != pytest.approx(plain, rel=1e-3)
-    loss = _tiny("sentiment_bilstm", label_smoothing=0.2).loss()
+    loss = _tiny_trained("sentiment_bilstm", label_smoothing=0.2).loss()
     assert isinstance(loss, SmoothedSparseCrossentropy) and loss.label_smoothing == 0.2
 
 
@@ -118,7 +106,7 @@ def test_training_with_the_recipe_runs(tmp_path, sentiment_csv):
 def test_recipe_model_exports_fp32_and_int8(tmp_path):
     from rnnzoo.export import runtime, to_onnx
 
-    task = _tiny("sentiment_bilstm", **RECIPE)
+    task = _tiny_trained("sentiment_bilstm", **RECIPE)
     report = to_onnx(task, tmp_path / "b", quantize="int8")
     texts = ["good movie", "the plot was really bad", "a film"]
     want = task.predict_proba(texts)
@@ -133,7 +121,7 @@ def test_unidirectional_max_mean_streams_exactly(tmp_path):
     Keras and on the exported bundle."""
     from rnnzoo.export import runtime, to_onnx
 
-    task = _tiny("sentiment_gru", pooling="max_mean", num_layers=2)
+    task = _tiny_trained("sentiment_gru", pooling="max_mean", num_layers=2)
     assert task.streams
     _classification(task, task, np.random.default_rng(1))
     to_onnx(task, tmp_path / "g")
