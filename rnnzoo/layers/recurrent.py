@@ -157,11 +157,10 @@ class RecurrentStack(keras.layers.Layer):
         drop = bool(training) and self.weight_dropout > 0
         for i, rnn in enumerate(self.rnns):
             init = None if initial_state is None else list(initial_state[i * k : (i + 1) * k])
-            if drop:
-                with dropped_recurrent_kernels(_rnn_layers(rnn), self.weight_dropout,
-                                               self.weight_seed):
-                    result = rnn(x, mask=mask, initial_state=init, training=training)
-            else:
+            weights = (dropped_recurrent_kernels(_rnn_layers(rnn), self.weight_dropout,
+                                                 self.weight_seed)
+                       if drop else contextlib.nullcontext())
+            with weights:
                 result = rnn(x, mask=mask, initial_state=init, training=training)
             if self.return_state:
                 x, states = result[0], list(result[1:])
