@@ -250,8 +250,10 @@ def test_sigterm_drains_stops_runaway_work_and_exits_0():
     """SIGTERM with a request running and a long one queued behind it: the running one
     finishes (drained), the long one, still running when the graceful timeout ends, is stopped
     and answered 503, and the process exits 0 soon after (not killed by the signal, not left
-    computing)."""
-    proc, port = _start(JSB, "--graceful-timeout", "4", "--request-timeout", "120")
+    computing). The running one is eight 1,024-step pieces (about 2 s on an idle core, 0.2 s
+    each), so it is still running when SIGTERM comes on a loaded machine and done well within the
+    10 s graceful window; the queued one (200 pieces, about 50 s) cannot finish in it."""
+    proc, port = _start(JSB, "--graceful-timeout", "10", "--request-timeout", "120")
     base = f"http://127.0.0.1:{port}"
 
     def arrived(n: int) -> None:
@@ -263,7 +265,8 @@ def test_sigterm_drains_stops_runaway_work_and_exits_0():
     try:
         url = f"{base}/v1/models/{JSB}:predict"
         out: dict = {}
-        short = _post_async(url, {"instances": [{"steps": 512, "seed": 0}]}, out, "short")
+        short = _post_async(url, {"instances": [{"steps": 1024, "seed": i} for i in range(8)]},
+                            out, "short")
         arrived(1)
         long = _post_async(url, {"instances": [{"steps": 1024, "seed": i}
                                                for i in range(200)]}, out, "long")
@@ -274,8 +277,9 @@ def test_sigterm_drains_stops_runaway_work_and_exits_0():
         short.join(30)
         long.join(30)
         assert proc.wait(timeout=30) == 0
-        assert time.monotonic() - t0 < 10
-        assert out["short"][0] == 200 and len(out["short"][1]["predictions"][0]["pitches"]) == 512
+        assert time.monotonic() - t0 < 20
+        assert out["short"][0] == 200, out["short"]
+        assert [len(p["pitches"]) for p in out["short"][1]["predictions"]] == [1024] * 8
         assert out["long"][0] == 503 and out["long"][1]["code"] == "shutting_down", out["long"]
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{base}/v2/health/ready", timeout=2)
