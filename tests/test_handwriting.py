@@ -1,6 +1,7 @@
 """Handwriting recognition's own behaviour: the ink readers (InkML with difference encodings,
 IAM-OnDB XML, the npz/tsv form) round-trip and refuse malformed files with one typed error,
 the features (equidistant resampling, height and position invariance, pen flags), the
+training augmentation (seeded, shape-preserving, identity when off, never at evaluation), the
 character language model and word error rate, and a streamed line equals the whole line.
 Training, export and runtime parity of the entries are tests/test_lifecycle.py's; the shipped
 preset's metric is tests/test_shipped_presets.py's."""
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from rnnzoo.apps.handwriting_recognition.data import (
+    Augmentation,
     DataConfig,
     FeatureParams,
+    augment_ink,
     ink_features,
     line_height,
     load_handwriting,
@@ -29,7 +32,12 @@ from rnnzoo.apps.handwriting_recognition.ink import (
     read_tsv,
     write_inkml,
 )
-from rnnzoo.engines.ctc import CharNgramLM, ctc_prefix_beam_search, score_transcripts
+from rnnzoo.engines.ctc import (
+    CharNgramLM,
+    ctc_prefix_beam_search,
+    ctc_training_batches,
+    score_transcripts,
+)
 from rnnzoo.errors import DataError
 from rnnzoo.limits import LimitError
 
@@ -150,6 +158,87 @@ def test_features_resample_equidistant_and_invariant():
                       height=10.0)
     assert up[1, 1] == pytest.approx(1.0) and up[1, 4] == pytest.approx(1.0)
     assert line_height([np.array([[0.0, 3.0], [10.0, 3.0]])]) == pytest.approx(2.5)
+
+
+def test_augment_ink_seeded_identity_and_shapes():
+    rng = np.random.default_rng(3)
+    strokes = [np.cumsum(rng.normal(0, 3, (n, 2)), axis=0) + [25 * k, 0]
+               for k, n in enumerate((30, 1, 12))]
+    off = Augmentation()
+    assert not off.active and not Augmentation.from_config(DataConfig()).active
+    draws = np.random.default_rng(0)
+    same = augment_ink(strokes, draws, off)
+    assert all(a is b for a, b in zip(same, strokes))
+    assert draws.integers(1 << 30) == np.random.default_rng(0).integers(1 << 30)  # no draw
+    aug = Augmentation(stretch=0.2, shear=0.3, rotate=5.0, scale=0.1, jitter=0.02)
+    a = augment_ink(strokes, np.random.default_rng(7), aug)
+    b = augment_ink(strokes, np.random.default_rng(7), aug)
+    c = augment_ink(strokes, np.random.default_rng(8), aug)
+    assert [s.shape for s in a] == [s.shape for s in strokes]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.allclose(x, y) for x, y in zip(a, c))
+    # Alone, a shear keeps every y and a rotation every distance between points.
+    sheared = augment_ink(strokes, np.random.default_rng(1), Augmentation(shear=0.5))
+    assert all(np.allclose(x[:, 1], y[:, 1]) for x, y in zip(sheared, strokes))
+    assert not all(np.allclose(x, y) for x, y in zip(sheared, strokes))
+    turned = augment_ink(strokes, np.random.default_rng(1), Augmentation(rotate=10.0))
+    d = lambda s: np.linalg.norm(np.diff(s, axis=0), axis=1)  # noqa: E731
+    assert all(np.allclose(d(x), d(y)) for x, y in zip(turned, strokes))
+    params = FeatureParams(0.1, "line", 4.0)
+    assert ink_features(a, params).shape[1] == ink_features(strokes, params).shape[1]
+    # A whole-line scale is invisible to height: line features (the line's height the unit).
+    scaled = augment_ink(strokes, np.random.default_rng(1), Augmentation(scale=0.3))
+    np.testing.assert_allclose(ink_features(scaled, params), ink_features(strokes, params),
+                               atol=1e-9)
+
+
+def test_augmentation_only_in_training_batches(monkeypatch):
+    from rnnzoo.apps.handwriting_recognition import model as hw_model
+    from rnnzoo.registry import create_model
+
+    rng = np.random.default_rng(2)
+    lines = [Ink(as_strokes([np.cumsum(rng.normal(0, 5, (int(rng.integers(5, 40)), 2)), axis=0)
+                             + [40 * k, 0] for k in range(3)]), "ab c"[: 1 + i % 4])
+             for i in range(10)]
+    task = create_model("handwriting_bilstm_ctc", units=8, num_layers=1, conv_filters=8,
+                        num_labels=4, alphabet="abc ", augment_shear=0.4,
+                        augment_stretch=0.2, augment_jitter=0.02)
+    plain = create_model("handwriting_bilstm_ctc", units=8, num_layers=1, conv_filters=8,
+                         num_labels=4, alphabet="abc ")
+    assert task.augments and not plain.augments
+    for t in (task, plain):
+        t.preprocessor.alphabet = "abc "
+        t.preprocessor.fit(lines)
+    feats = task.features_of(lines)
+    labels = [task.preprocessor.encode(ln.text) for ln in lines]
+    aug = lambda i, r: task._augmented(lines[i], r)  # noqa: E731
+
+    def epochs(augment, n=2):
+        make = ctc_training_batches(feats, labels, 4, False, 5, augment)  # fixed order
+        return [[x for (x, _), _ in make()] for _ in range(n)]
+
+    same = lambda a, b: all(x.shape == y.shape and np.array_equal(x, y)  # noqa: E731
+                            for x, y in zip(a, b))
+    first, again, off = epochs(aug), epochs(aug), epochs(None)
+    # Seeded: the same seed gives the same copies; each epoch draws new ones; off: the
+    # stored features.
+    assert same(first[0], again[0]) and same(first[1], again[1])
+    assert same(off[0], off[1]) and not same(first[0], first[1])
+    assert not any(same([x], [y]) for x, y in zip(first[0], off[0]))
+    batches = list(ctc_training_batches(feats, labels, 4, False, 5, aug)())
+    for ((x, m), y), ((xo, _), yo) in zip(batches, ctc_training_batches(feats, labels, 4, False,
+                                                                         5)()):
+        assert x.shape[0] == xo.shape[0] and x.shape[2] == xo.shape[2] == 5
+        np.testing.assert_array_equal(y, yo)  # the labels are the same lines'
+        assert np.all(x[m == 0] == 0) and np.all(m.sum(axis=1) > 0)
+    # Never at evaluation: recognizing and the dev features never call the augmentation.
+    monkeypatch.setattr(hw_model, "augment_ink", lambda *a: pytest.fail("augmented"))
+    assert task.recognize([ln.strokes for ln in lines[:3]]) == \
+        task.recognize([ln.strokes for ln in lines[:3]])
+    np.testing.assert_array_equal(task.features_of(lines[:2])[1],
+                                  task.preprocessor.features(lines[1].strokes))
+    with pytest.raises(pytest.fail.Exception):
+        epochs(aug, 1)
 
 
 def test_char_lm_and_word_error_rate():

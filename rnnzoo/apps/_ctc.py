@@ -60,6 +60,16 @@ class CTCTask(Task):
         """The int8 metric (``int8_metric[0]``) of a backend on examples."""
         raise NotImplementedError
 
+    @property
+    def augments(self) -> bool:
+        """Whether training draws random copies of its examples (``_augmented``)."""
+        return False
+
+    def _augmented(self, example: Any, rng: np.random.Generator) -> np.ndarray:
+        """The normalised features of a random training copy of ``example`` (an application
+        that augments; never called at evaluation or export)."""
+        raise NotImplementedError
+
     def stream_graph(self) -> tuple[Any, list[str]]:
         """``(Keras model, output names)`` of the ``stream`` graph (streaming families)."""
         raise NotImplementedError(f"{type(self).__name__} builds no stream graph")
@@ -128,9 +138,11 @@ class CTCTask(Task):
         from rnnzoo.layers.ctc import ctc_dataset
 
         pre = self.preprocessor
-        train, steps = ctc_dataset(self.features_of(data.train),
-                                   [pre.encode(ex.text) for ex in data.train], batch_size,
-                                   shuffle=True, seed=seed)
+        examples = data.train
+        augment = (lambda i, rng: self._augmented(examples[i], rng)) if self.augments else None
+        train, steps = ctc_dataset(self.features_of(examples),
+                                   [pre.encode(ex.text) for ex in examples], batch_size,
+                                   shuffle=True, seed=seed, augment=augment)
         dev = None
         self._dev_examples = data.dev
         if data.dev:

@@ -369,17 +369,22 @@ Batch = tuple[tuple[np.ndarray, np.ndarray], np.ndarray]
 
 
 def ctc_training_batches(feats: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-                         batch_size: int, shuffle: bool, seed: int
+                         batch_size: int, shuffle: bool, seed: int,
+                         augment: Callable[[int, np.random.Generator], np.ndarray] | None = None
                          ) -> Callable[[], Iterator[Batch]]:
     """A generator function over one epoch of ``((features [B, T, F], mask [B, T]), labels
     [B, L] padded with -1)``: inputs of similar length batched together, sorted with a fresh
-    jitter and batch order every epoch (call) when ``shuffle``."""
+    jitter and batch order every epoch (call) when ``shuffle``. ``augment(i, rng)``: the
+    features of a random copy of input ``i`` (training augmentation), made batch by batch so
+    the work overlaps training; ``feats``' lengths still group the batches, and the draws are
+    seeded by ``seed`` and the epoch."""
     lengths = np.array([len(f) for f in feats], dtype=np.float64)
     n_features = feats[0].shape[1]
     epoch = [0]
 
     def batches() -> Iterator[Batch]:
         rng = np.random.default_rng(seed + epoch[0])
+        draws = np.random.default_rng([abs(seed), epoch[0], 1])  # the augmentation's own
         epoch[0] += 1
         key = lengths * (rng.uniform(0.9, 1.1, len(lengths)) if shuffle else 1.0)
         order = np.argsort(key, kind="stable")
@@ -387,13 +392,14 @@ def ctc_training_batches(feats: Sequence[np.ndarray], labels: Sequence[np.ndarra
         if shuffle:
             rng.shuffle(groups)
         for idx in groups:
-            width = int(lengths[idx].max())
+            rows = [feats[i] if augment is None else augment(int(i), draws) for i in idx]
+            width = max(len(r) for r in rows)
             x = np.zeros((len(idx), width, n_features), np.float32)
             m = np.zeros((len(idx), width), np.float32)
             y = np.full((len(idx), max(len(labels[i]) for i in idx)), -1, np.int32)
-            for row, i in enumerate(idx):
-                x[row, : len(feats[i])] = feats[i]
-                m[row, : len(feats[i])] = 1.0
+            for row, (i, f) in enumerate(zip(idx, rows)):
+                x[row, : len(f)] = f
+                m[row, : len(f)] = 1.0
                 y[row, : len(labels[i])] = labels[i]
             yield (x, m), y
 

@@ -8,7 +8,7 @@ output itself and Keras and ONNX agree on every position of a padded batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -78,18 +78,20 @@ class CTCLoss(keras.losses.Loss):
 
 
 def ctc_dataset(feats: Sequence[np.ndarray], labels: Sequence[np.ndarray], batch_size: int,
-                shuffle: bool, seed: int) -> tuple[Any, int]:
+                shuffle: bool, seed: int,
+                augment: Callable[[int, np.random.Generator], np.ndarray] | None = None
+                ) -> tuple[Any, int]:
     """``(tf.data of ((features [B, T, F], mask [B, T]), labels [B, L] padded with -1),
     batches per epoch)`` over :func:`rnnzoo.engines.ctc.ctc_training_batches`: inputs of
     similar length batched together (a fresh jitter and batch order every epoch when
-    ``shuffle``)."""
+    ``shuffle``; ``augment``: random copies of the inputs, see there)."""
     import tensorflow as tf
 
     n_batches = -(-len(feats) // batch_size)
     n_features = feats[0].shape[1]
     sig = ((tf.TensorSpec([None, None, n_features], tf.float32),
             tf.TensorSpec([None, None], tf.float32)), tf.TensorSpec([None, None], tf.int32))
-    batches = ctc_training_batches(feats, labels, batch_size, shuffle, seed)
+    batches = ctc_training_batches(feats, labels, batch_size, shuffle, seed, augment)
     ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
     ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
     return ds.prefetch(2), n_batches

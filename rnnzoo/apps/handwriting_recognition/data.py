@@ -66,6 +66,19 @@ class DataConfig(HeldOutFractions):
     test_fraction: float = rule(0.1, min=0.0, max=1.0, max_exclusive=True)
     # Decoding used by evaluate (0: best path only; N: also prefix beam search of width N).
     beam_width: int = rule(8, min=0)
+    # Training augmentation (0: off), drawn afresh for every training line every epoch and
+    # applied to its raw points before the features; never at evaluation, export or
+    # recognize. Writers differ in slant, width and baseline angle, which the features keep:
+    # x stretched by a factor in [1 - a, 1 + a] (``augment_stretch``); slanted by
+    # x += t * (y above the line's middle), t in [-s, s] (``augment_shear``); turned about the
+    # line's centre by up to this many degrees (``augment_rotate``); scaled as a whole (only
+    # ``height: fixed`` sees it; ``line`` measures in the line's height); every point moved by
+    # Gaussian noise of this many line heights (``augment_jitter``).
+    augment_stretch: float = rule(0.0, min=0.0, max=0.5)
+    augment_shear: float = rule(0.0, min=0.0, max=1.0)
+    augment_rotate: float = rule(0.0, min=0.0, max=30.0)
+    augment_scale: float = rule(0.0, min=0.0, max=0.5)
+    augment_jitter: float = rule(0.0, min=0.0, max=0.2)
 
     def check(self) -> list[str]:
         problems = HeldOutFractions.check(self)
@@ -82,6 +95,56 @@ class FeatureParams(NamedTuple):
     @classmethod
     def from_config(cls, d: DataConfig) -> FeatureParams:
         return cls(float(d.spacing), str(d.height), float(d.max_jump))
+
+
+class Augmentation(NamedTuple):
+    """How much training copies of a line are distorted (``DataConfig``'s ``augment_*``)."""
+
+    stretch: float = 0.0
+    shear: float = 0.0
+    rotate: float = 0.0
+    scale: float = 0.0
+    jitter: float = 0.0
+
+    @classmethod
+    def from_config(cls, d: DataConfig) -> Augmentation:
+        return cls(float(d.augment_stretch), float(d.augment_shear), float(d.augment_rotate),
+                   float(d.augment_scale), float(d.augment_jitter))
+
+    @property
+    def active(self) -> bool:
+        return any(v > 0 for v in self)
+
+
+def augment_ink(strokes: Sequence[np.ndarray], rng: np.random.Generator, aug: Augmentation
+                ) -> tuple:
+    """A random training copy of a line's strokes (``[n, 2]`` each, y down; same shapes): x
+    stretched, slanted about the line's middle, turned about its centre, scaled and jittered
+    as ``aug`` allows, so the model meets other writers' slant, width and baseline angle.
+    With every amount 0 the strokes come back unchanged and ``rng`` is not drawn from."""
+    if not aug.active:
+        return tuple(strokes)
+    pts = np.concatenate(strokes).astype(np.float64)
+    centre = np.median(pts, axis=0)
+    h = line_height(strokes)
+    m = np.eye(2)
+    if aug.stretch:
+        m = np.diag([rng.uniform(1.0 - aug.stretch, 1.0 + aug.stretch), 1.0]) @ m
+    if aug.shear:
+        # y grows downward: a positive t leans the letters' tops to the right.
+        m = np.array([[1.0, -rng.uniform(-aug.shear, aug.shear)], [0.0, 1.0]]) @ m
+    if aug.rotate:
+        a = np.deg2rad(rng.uniform(-aug.rotate, aug.rotate))
+        m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) @ m
+    if aug.scale:
+        m = m * rng.uniform(1.0 - aug.scale, 1.0 + aug.scale)
+    out = []
+    for s in strokes:
+        p = (np.asarray(s, np.float64) - centre) @ m.T + centre
+        if aug.jitter:
+            p = p + rng.normal(0.0, aug.jitter * h, p.shape)
+        out.append(p)
+    return tuple(out)
 
 
 # -- features ------------------------------------------------------------------------------------

@@ -23,9 +23,11 @@ from rnnzoo.apps.handwriting_recognition import cli
 from rnnzoo.apps.handwriting_recognition.data import (
     ASSET_FILE,
     N_FEATURES,
+    Augmentation,
     FeatureParams,
     HandwritingData,
     HandwritingPreprocessor,
+    augment_ink,
     load_handwriting,
 )
 from rnnzoo.apps.handwriting_recognition.inference import _Recognizer
@@ -63,6 +65,15 @@ class HandwritingRecognitionTask(CTCTask, _Recognizer):
 
     def _features(self, line: Any) -> np.ndarray:
         return self.preprocessor.features(line.strokes)
+
+    @property
+    def augments(self) -> bool:
+        return Augmentation.from_config(self.config.data).active
+
+    def _augmented(self, line: Any, rng: np.random.Generator) -> np.ndarray:
+        """Features of a random copy of a training line (``augment_*``, :func:`augment_ink`)."""
+        aug = Augmentation.from_config(self.config.data)
+        return self.preprocessor.features(augment_ink(line.strokes, rng, aug))
 
     def fit(self, train: Any, dev: Any, epochs: int, callbacks: list, verbose: Any) -> Any:
         """Keras ``fit`` with the dev lines' best-path character error rate put into each
