@@ -205,13 +205,13 @@ def test_augmentation_only_in_training_batches(monkeypatch):
                         augment_stretch=0.2, augment_jitter=0.02)
     plain = create_model("handwriting_bilstm_ctc", units=8, num_layers=1, conv_filters=8,
                          num_labels=4, alphabet="abc ")
-    assert task.augments and not plain.augments
+    assert plain.augmenter(lines) is None
     for t in (task, plain):
         t.preprocessor.alphabet = "abc "
         t.preprocessor.fit(lines)
     feats = task.features_of(lines)
     labels = [task.preprocessor.encode(ln.text) for ln in lines]
-    aug = lambda i, r: task._augmented(lines[i], r)  # noqa: E731
+    aug = task.augmenter(lines)
 
     def epochs(augment, n=2):
         make = ctc_training_batches(feats, labels, 4, False, 5, augment)  # fixed order

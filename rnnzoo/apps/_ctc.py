@@ -60,15 +60,12 @@ class CTCTask(Task):
         """The int8 metric (``int8_metric[0]``) of a backend on examples."""
         raise NotImplementedError
 
-    @property
-    def augments(self) -> bool:
-        """Whether training draws random copies of its examples (``_augmented``)."""
-        return False
-
-    def _augmented(self, example: Any, rng: np.random.Generator) -> np.ndarray:
-        """The normalised features of a random training copy of ``example`` (an application
-        that augments; never called at evaluation or export)."""
-        raise NotImplementedError
+    def augmenter(self, examples: Sequence[Any]
+                  ) -> Callable[[int, np.random.Generator], np.ndarray] | None:
+        """``f(i, rng)``: the normalised features of a random training copy of
+        ``examples[i]``, or None (the default) where the application does not augment; used
+        by training batches only, never at evaluation or export."""
+        return None
 
     def stream_graph(self) -> tuple[Any, list[str]]:
         """``(Keras model, output names)`` of the ``stream`` graph (streaming families)."""
@@ -139,10 +136,9 @@ class CTCTask(Task):
 
         pre = self.preprocessor
         examples = data.train
-        augment = (lambda i, rng: self._augmented(examples[i], rng)) if self.augments else None
         train, steps = ctc_dataset(self.features_of(examples),
                                    [pre.encode(ex.text) for ex in examples], batch_size,
-                                   shuffle=True, seed=seed, augment=augment)
+                                   shuffle=True, seed=seed, augment=self.augmenter(examples))
         dev = None
         self._dev_examples = data.dev
         if data.dev:

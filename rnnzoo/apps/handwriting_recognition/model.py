@@ -13,7 +13,7 @@ TensorFlow is imported inside functions only.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,14 +66,15 @@ class HandwritingRecognitionTask(CTCTask, _Recognizer):
     def _features(self, line: Any) -> np.ndarray:
         return self.preprocessor.features(line.strokes)
 
-    @property
-    def augments(self) -> bool:
-        return Augmentation.from_config(self.config.data).active
-
-    def _augmented(self, line: Any, rng: np.random.Generator) -> np.ndarray:
-        """Features of a random copy of a training line (``augment_*``, :func:`augment_ink`)."""
+    def augmenter(self, examples: Sequence[Any]
+                  ) -> Callable[[int, np.random.Generator], np.ndarray] | None:
+        """Features of random copies of training lines (``augment_*``, :func:`augment_ink`);
+        None when every amount is 0."""
         aug = Augmentation.from_config(self.config.data)
-        return self.preprocessor.features(augment_ink(line.strokes, rng, aug))
+        if not aug.active:
+            return None
+        return lambda i, rng: self.preprocessor.features(
+            augment_ink(examples[i].strokes, rng, aug))
 
     def fit(self, train: Any, dev: Any, epochs: int, callbacks: list, verbose: Any) -> Any:
         """Keras ``fit`` with the dev lines' best-path character error rate put into each
