@@ -270,9 +270,11 @@ def to_onnx(
 
     ``quantize="int8"`` also writes ``<out_dir>-int8`` (onnxruntime dynamic quantization: fused
     LSTMs become ``DynamicQuantizeLSTM``; GRU and SimpleRNN recurrences stay fp32 because no
-    quantized operator exists) and re-validates it against the fp32 bundle on the task's own
-    comparison (``Task._compare_runtimes``), on ``eval_data`` when given. ``tolerance`` is the
-    largest |Keras - ONNX| accepted (default: each graph spec's, 1e-4).
+    quantized operator exists; a task that calibrates, the video predictor, gets static int8
+    convolutions instead, see ``Task._calibration_run``) and re-validates it against the fp32
+    bundle on the task's own comparison (``Task._compare_runtimes``), on ``eval_data`` when
+    given. ``tolerance`` is the largest |Keras - ONNX| accepted (default: each graph spec's,
+    1e-4).
     Validation failures raise :class:`ExportValidationError`; nothing is written then: with
     ``quantize``, both bundles appear together or neither does. ``overwrite`` replaces only
     bundle directories (checked before any tracing), never another folder. ``progress=True``
@@ -359,6 +361,62 @@ def _export(task: Any, targets: list[Path], opset: int, quantize: str | None, va
     return report
 
 
+#: Operators quantized statically in a calibrated graph: onnxruntime runs them as QLinearConv,
+#: integer kernels that beat float32; as ConvInteger (dynamic) they are slower than float32.
+STATIC_INT8_OPS = ("Conv",)
+
+
+def _calibration_feeds(task: Any, fp32_dir: Path, eval_data: Any,
+                       stage: Callable[[str], None]) -> dict[str, list[dict]]:
+    """The inputs each graph of the fp32 bundle is fed while the task runs it on
+    representative data (``Task._calibration_run``), by graph name; empty: dynamic int8."""
+    import numpy as np
+
+    from rnnzoo.task import Task
+
+    from .runtime import load as load_runtime
+
+    if eval_data is None or type(task)._calibration_run is Task._calibration_run:
+        return {}  # the default hook calibrates nothing: no bundle to open
+    runtime = load_runtime(fp32_dir)
+    run = runtime.run_unchecked
+    seen: dict[str, list[dict]] = {}
+
+    def recording(graph: str, feeds: Any) -> Any:
+        seen.setdefault(graph, []).append({k: np.array(v) for k, v in feeds.items()})
+        return run(graph, feeds)
+
+    stage("calibrating int8 on the fp32 bundle")
+    runtime.run_unchecked = recording  # every run of a bundle runtime goes through it
+    if not task._calibration_run(runtime, eval_data):
+        return {}
+    return seen
+
+
+def _quantize_static(src: Path, dst: Path, feeds: list[dict], work: Path) -> None:
+    """Static int8 of ``STATIC_INT8_OPS`` in one graph, calibrated on ``feeds``."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    pre = work / f"pre_{src.name}"
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QOperator,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, op_types_to_quantize=list(STATIC_INT8_OPS))
+
+
 def _quantize_bundle(
     task: Any,
     fp32_dir: Path,
@@ -370,9 +428,10 @@ def _quantize_bundle(
     fp32_name: str,
     bar: Progress | None = None,
 ) -> dict:
-    """Dynamic int8 quantization of every graph, compared with the fp32 bundle in ``fp32_dir``
-    before the int8 directory is renamed into place (its manifest holds the comparison);
-    each step named on ``bar``."""
+    """int8 quantization of every graph, compared with the fp32 bundle in ``fp32_dir`` before
+    the int8 directory is renamed into place (its manifest holds the comparison); each step
+    named on ``bar``. Dynamic, unless the task calibrates a graph (``Task._calibration_run``):
+    then its convolutions are static int8 on the ranges of the inputs it was fed."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -387,6 +446,7 @@ def _quantize_bundle(
 
     def fill(tmp: Path) -> None:
         quantized = {}
+        calibration = _calibration_feeds(task, fp32_dir, eval_data, stage)
         with tempfile.TemporaryDirectory() as work:
             for spec in specs:
                 stage(f"quantizing {spec.file} to int8")
@@ -402,7 +462,10 @@ def _quantize_bundle(
                 level = root.level
                 root.setLevel(logging.ERROR)
                 try:
-                    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+                    if spec.name in calibration:
+                        _quantize_static(src, dst, calibration[spec.name], Path(work))
+                    else:
+                        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
                 finally:
                     root.setLevel(level)
                 quantized[spec.name] = (spec, onnx.load_model(str(dst)))
@@ -413,6 +476,15 @@ def _quantize_bundle(
                 "weight_type": "QInt8",
                 "fp32_bundle": fp32_name,
             }
+            if calibration:
+                m["quantization"]["static"] = {
+                    "method": "onnxruntime.quantization.quantize_static",
+                    "graphs": sorted(calibration),
+                    "ops": list(STATIC_INT8_OPS),
+                    "format": "QOperator, weights QInt8 per channel, activations QUInt8 "
+                              "(MinMax)",
+                    "calibration_feeds": {k: len(v) for k, v in sorted(calibration.items())},
+                }
             for name, (_, model) in quantized.items():
                 counts = op_counts(model)
                 m["graphs"][name]["op_counts"] = {

@@ -236,8 +236,11 @@ def _add_export_command(sub: Any, on: Handlers) -> None:
     p = _command(sub, on, "export")
     add_trained_model_args(p)
     p.add_argument("--out", required=True, help="bundle directory to write")
-    p.add_argument("--quantize", choices=["int8"], help="also write OUT-int8 (dynamic int8)")
-    p.add_argument("--data", help="labelled data to compare int8 accuracy against fp32")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="also write OUT-int8 (dynamic int8; a video predictor's convolutions "
+                        "are static int8, calibrated on --data)")
+    p.add_argument("--data", help="labelled data to compare int8 accuracy against fp32 (and "
+                                  "to calibrate static int8)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--strict", action="store_true",
                    help="fail if a recurrent layer cannot be fused (instead of a Loop + warning)")

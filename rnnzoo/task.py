@@ -178,6 +178,13 @@ class Task(abc.ABC):
         """How much a candidate bundle (int8) changes results against a reference (fp32), on
         the task's metric when ``eval_data`` is given; has a ``summary`` line."""
 
+    def _calibration_run(self, runtime: Any, eval_data: Any = None) -> bool:
+        """Run ``runtime`` (the fp32 bundle) on representative inputs so that the exporter can
+        quantize the graphs it feeds statically (int8 activations with ranges calibrated on
+        those feeds; onnxruntime's integer convolutions only pay off that way). False, the
+        default: dynamic int8, which needs no data."""
+        return False
+
     def _int8_rejection(self, comparison: Mapping[str, Any]) -> str | None:
         """Why an int8 bundle, compared with ``_compare_runtimes``, is not good enough to ship
         inside a preset (None: ship it). The default ships fp32 only: a task type opts in

@@ -242,6 +242,30 @@ def test_step_graph_equals_keras_and_predict_frames_agrees(tiny):
     assert ea["ssim"] == pytest.approx(eb["ssim"], abs=1e-5)
 
 
+def test_int8_step_is_static_and_calibrated_on_eval_data(tmp_path):
+    """With eval data the step's convolutions are static int8 (QLinearConv: faster than fp32 on
+    onnxruntime, where dynamic ConvInteger is slower), calibrated on the fp32 step's own
+    inputs, and the comparison with fp32 is recorded; without, dynamic int8 as elsewhere."""
+    import onnx
+    from rnnzoo.export import runtime, to_onnx
+
+    task = rnnzoo.create_model("video_convlstm", **TINY_OVERRIDES)
+    np.save(tmp_path / "seqs.npy", _seqs(12, 5))
+    report = to_onnx(task, tmp_path / "b", quantize="int8", eval_data=tmp_path / "seqs.npy")
+    int8 = runtime.load(tmp_path / "b-int8")
+    static = int8.manifest["quantization"]["static"]
+    assert static["graphs"] == ["step"] and static["calibration_feeds"]["step"] > 0
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "b-int8" / "step_model.onnx")).graph.node}
+    assert "QLinearConv" in ops and "ConvInteger" not in ops
+    a, b = report.int8["mse_per_frame_fp32"], report.int8["mse_per_frame_int8"]
+    assert b == pytest.approx(a, rel=0.05)
+    fp32 = runtime.load(tmp_path / "b")
+    np.testing.assert_allclose(int8.predict_frames(_seqs(2, 4), steps=2),
+                               fp32.predict_frames(_seqs(2, 4), steps=2), atol=0.05)
+    to_onnx(task, tmp_path / "d", quantize="int8")  # no data: dynamic, nothing to calibrate on
+    assert "static" not in runtime.load(tmp_path / "d-int8").manifest["quantization"]
+
+
 def test_stream_steps_equal_the_rollout(tiny):
     task, rt = tiny
     frames = _seqs(2, 3)[..., None].astype(np.float32) / 255
