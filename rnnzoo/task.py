@@ -305,14 +305,17 @@ class Task(abc.ABC):
                                                        for w in old.get_weights()]:
                 layer.set_weights(old.get_weights())
             elif shapes:
-                fresh.append(layer.name)
+                kept = _keep_matching_variables(old, layer) if keep and old is not None else 0
+                fresh.append(layer.name if not kept else
+                             f"{layer.name} (except {kept} of its {len(shapes)} weights)")
         if freeze_backbone:
             if not fresh:
                 raise ConfigError("freeze_backbone: no new layer to train (the config change "
                                   "keeps every layer's shape); give e.g. num_classes=")
+            trained = {name.split(" (")[0] for name in fresh}
             new.frozen_layers = frozenset(
                 layer.name for layer in new.model.layers
-                if layer.name not in fresh and layer.get_weights())
+                if layer.name not in trained and layer.get_weights())
         new.new_head_layers = fresh
         return new
 
@@ -336,6 +339,23 @@ class Task(abc.ABC):
 
         return atomic_directory(Path(directory), fill, overwrite, RunDirError,
                                 removable=check_removable_model_dir)
+
+
+def _keep_matching_variables(old: Any, layer: Any) -> int:
+    """Copy into ``layer`` the variables of ``old`` with the same path (below the layer) and
+    shape, and count them: a recurrent stack grown from 2 to 3 layers (``num_layers=3``) keeps
+    its trained first two and only the third starts fresh."""
+    def below(variable: Any) -> str:
+        return variable.path.split("/", 1)[-1]
+
+    olds = {below(v): v for v in old.weights}
+    kept = 0
+    for v in layer.weights:
+        match = olds.get(below(v))
+        if match is not None and tuple(match.shape) == tuple(v.shape):
+            v.assign(match.numpy())
+            kept += 1
+    return kept
 
 
 def placeholder_labels(count: int, prefix: str = "class") -> list[str]:

@@ -70,6 +70,23 @@ def test_new_labels_get_a_new_head_and_transfer_beats_scratch(source_preset, tmp
     np.testing.assert_array_equal(tuned.predict_proba(texts), run.predict_proba(texts))
 
 
+def test_a_grown_stack_keeps_its_trained_layers(source_preset):
+    """num_layers 1 -> 2: the first recurrent layer keeps the source's weights, only the new
+    one starts fresh (the note names how many of the encoder's weights were kept)."""
+    task = rnnzoo.from_preset(source_preset)
+    grown = task.with_new_head(num_layers=2)
+    assert grown.config.model.num_layers == 2
+    old, new = task.model.get_layer("encoder"), grown.model.get_layer("encoder")
+    n_old = len(old.get_weights())
+    assert len(new.get_weights()) == 2 * n_old
+    for a, b in zip(old.get_weights(), new.get_weights()[:n_old]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(new.get_weights()[n_old + 1], old.get_weights()[1])
+    assert grown.new_head_layers == [f"encoder (except {n_old} of its {2 * n_old} weights)"]
+    frozen = task.with_new_head(freeze_backbone=True, num_layers=2)
+    assert "encoder" not in frozen.frozen_layers and "embedding" in frozen.frozen_layers
+
+
 def test_freeze_backbone_trains_only_the_head(source_preset):
     task = rnnzoo.from_preset(source_preset)
     head = task.with_new_head(freeze_backbone=True, reset_head=True, num_classes=3)
