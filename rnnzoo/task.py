@@ -295,7 +295,7 @@ class Task(abc.ABC):
                                                            self.label_count_key)
         new = task_from_config(config, self._preprocessor_for_head(
             config, labels, reset_head or resized))
-        fresh = []
+        fresh, partly = [], {}
         old_layers = {layer.name: layer for layer in self.model.layers}
         for layer in new.model.layers:
             old = old_layers.get(layer.name)
@@ -305,18 +305,19 @@ class Task(abc.ABC):
                                                        for w in old.get_weights()]:
                 layer.set_weights(old.get_weights())
             elif shapes:
+                fresh.append(layer.name)
                 kept = _keep_matching_variables(old, layer) if keep and old is not None else 0
-                fresh.append(layer.name if not kept else
-                             f"{layer.name} (except {kept} of its {len(shapes)} weights)")
+                if kept:
+                    partly[layer.name] = (kept, len(shapes))
         if freeze_backbone:
             if not fresh:
                 raise ConfigError("freeze_backbone: no new layer to train (the config change "
                                   "keeps every layer's shape); give e.g. num_classes=")
-            trained = {name.split(" (")[0] for name in fresh}
             new.frozen_layers = frozenset(
                 layer.name for layer in new.model.layers
-                if layer.name not in trained and layer.get_weights())
+                if layer.name not in fresh and layer.get_weights())
         new.new_head_layers = fresh
+        new.kept_weights = partly  # layer -> (weights kept, weights), for the fine-tuning note
         return new
 
     def write_artifacts(self, directory: Path, weights: bool = True) -> None:

@@ -325,7 +325,10 @@ def new_head_note(source_name: str, source: Task, head: dict[str, Any], new: Tas
         why = "the config changes their shapes"
     keep = (f" (to keep the source's head, name the data's labels {before})"
             if after is not None and before is not None and len(before) == len(after) else "")
-    return (f"fine-tuning {source_name}: {why}; new layer(s) {', '.join(new.new_head_layers)} "
+    partly = getattr(new, "kept_weights", {})
+    layers = [f"{n} (except {partly[n][0]} of its {partly[n][1]} weights)" if n in partly else n
+              for n in new.new_head_layers]
+    return (f"fine-tuning {source_name}: {why}; new layer(s) {', '.join(layers)} "
             f"start from scratch, the rest keeps the source's weights{keep}")
 
 

@@ -17,6 +17,7 @@ import rnnzoo
 from rnnzoo.cli import main
 from rnnzoo.families.sentiment import synthetic_dataset
 from rnnzoo.presets import finetune, save_preset
+from rnnzoo.training import new_head_note
 
 TINY = {"vocab_size": 64, "embedding_dim": 16, "units": 16, "max_length": 16, "batch_size": 16,
         "warmup_steps": 0, "early_stopping_patience": 0, "learning_rate": 0.01}
@@ -82,7 +83,10 @@ def test_a_grown_stack_keeps_its_trained_layers(source_preset):
     for a, b in zip(old.get_weights(), new.get_weights()[:n_old]):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(new.get_weights()[n_old + 1], old.get_weights()[1])
-    assert grown.new_head_layers == [f"encoder (except {n_old} of its {2 * n_old} weights)"]
+    assert grown.new_head_layers == ["encoder"]
+    assert grown.kept_weights == {"encoder": (n_old, 2 * n_old)}
+    assert f"encoder (except {n_old} of its {2 * n_old} weights)" in new_head_note(
+        "src", task, {}, grown)
     frozen = task.with_new_head(freeze_backbone=True, num_layers=2)
     assert "encoder" not in frozen.frozen_layers and "embedding" in frozen.frozen_layers
 
